@@ -1,0 +1,18 @@
+"""bf-jupyter: fractional, network-attached GPUs (Bitfusion) for Jupyter on Kubernetes.
+
+Importing the package stays cheap: TensorFlow, Kubernetes and gRPC are imported lazily by the
+modules that need them. ``%load_ext bf_jupyter`` loads the ``%bitfusion`` magic.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext bf_jupyter``: register the ``%bitfusion`` magics."""
+    from bf_jupyter.notebook.magic import load_ipython_extension as load
+
+    load(ipython)

@@ -1,0 +1,58 @@
+"""The ``bf-jupyter`` command: one entry point, one module per subcommand.
+
+Each subcommand module exposes ``HELP`` (one line), ``add_arguments(parser)`` and
+``run(args) -> int`` and keeps its heavy imports inside ``run``, so ``bf-jupyter --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from typing import Protocol, cast
+
+from bf_jupyter import __version__
+
+# subcommand → module implementing it (see the module docstring for the protocol).
+COMMANDS: dict[str, str] = {}
+
+
+class Subcommand(Protocol):
+    HELP: str
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
+
+    def run(self, args: argparse.Namespace) -> int: ...
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bf-jupyter",
+        description="Fractional Bitfusion GPUs for Jupyter: JupyterLab, the embedded pool, and the cluster-side daemons.",
+        epilog="Run 'bf-jupyter COMMAND --help' for the options of one command.",
+    )
+    parser.add_argument("--version", action="version", version=f"bf-jupyter {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module_name in COMMANDS.items():
+        module = cast("Subcommand", importlib.import_module(module_name))
+        sub = commands.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(sub)
+        sub.set_defaults(handler=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

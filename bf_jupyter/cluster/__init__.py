@@ -1,0 +1,1 @@
+"""Cluster-side daemons (admission webhooks, device plugin). Never imports Jupyter."""

@@ -1,0 +1,83 @@
+"""The project's stable names: resource keys, quota resource, pod annotations and kernel-pod labels.
+
+Users, manifests and every layer rely on these strings; they are defined here once. Pure, no I/O.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+
+__all__ = [
+    "ANNOTATION_CLIENT_OS",
+    "ANNOTATION_CLIENT_VERSION",
+    "ANNOTATION_FILTER",
+    "ANNOTATION_MANAGEMENT",
+    "ANNOTATION_STATUS",
+    "LABEL_COMPONENT",
+    "LABEL_KERNEL_ID",
+    "LABEL_NAME",
+    "LABEL_USER",
+    "QUOTA_RESOURCE",
+    "RESOURCE_AMOUNT",
+    "RESOURCE_MEMORY",
+    "RESOURCE_PERCENT",
+    "SLICE_RESOURCE_KEYS",
+    "STATUS_INJECTED",
+    "UNITS_PER_GPU",
+    "ManagementMode",
+    "slice_annotation_key",
+    "units_to_gpus",
+]
+
+# Container resource keys a user writes (upstream-compatible).
+RESOURCE_AMOUNT = "bitfusion.io/gpu-amount"
+RESOURCE_PERCENT = "bitfusion.io/gpu-percent"
+RESOURCE_MEMORY = "bitfusion.io/gpu-memory"
+SLICE_RESOURCE_KEYS = (RESOURCE_AMOUNT, RESOURCE_PERCENT, RESOURCE_MEMORY)
+
+# The quota resource the webhook writes: 1 unit = 1 % of one GPU.
+QUOTA_RESOURCE = "bitfusion.io/gpu"
+UNITS_PER_GPU = 100
+
+# Pod annotations.
+ANNOTATION_MANAGEMENT = "auto-management/bitfusion"
+ANNOTATION_STATUS = "auto-management/status"
+STATUS_INJECTED = "injected"
+ANNOTATION_CLIENT_OS = "bitfusion-client/os"
+ANNOTATION_CLIENT_VERSION = "bitfusion-client/version"
+ANNOTATION_FILTER = "bitfusion-client/filter"
+_SLICE_ANNOTATION_PREFIX = "slice.bitfusion.io/"
+
+# Kernel pods: app.kubernetes.io/name=bf-jupyter, app.kubernetes.io/component=kernel, plus these two.
+LABEL_NAME = "app.kubernetes.io/name"
+LABEL_COMPONENT = "app.kubernetes.io/component"
+LABEL_KERNEL_ID = "bf-jupyter/kernel-id"
+LABEL_USER = "bf-jupyter/user"
+
+
+class ManagementMode(enum.Enum):
+    """What the mutating webhook does with a pod, from its ``auto-management/bitfusion`` annotation."""
+
+    ALL = "all"  # inject the client and wrap GPU containers' commands
+    INJECTION = "injection"  # inject the client only
+    NONE = "none"
+
+    @classmethod
+    def from_annotations(cls, annotations: Mapping[str, str] | None) -> ManagementMode:
+        value = str((annotations or {}).get(ANNOTATION_MANAGEMENT, "")).strip().lower()
+        if value in {"all", "y", "yes", "true", "on"}:
+            return cls.ALL
+        if value == "injection":
+            return cls.INJECTION
+        return cls.NONE
+
+
+def slice_annotation_key(container: str) -> str:
+    """The annotation where the webhook records a container's slice once its keys became units."""
+    return _SLICE_ANNOTATION_PREFIX + container
+
+
+def units_to_gpus(units: int) -> float:
+    """Quota units in GPUs (100 units = one whole GPU)."""
+    return units / UNITS_PER_GPU

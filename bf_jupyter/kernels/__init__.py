@@ -1,0 +1,1 @@
+"""Kernel provisioners (Kubernetes, local), the kernel pod builder and the in-pod launcher."""

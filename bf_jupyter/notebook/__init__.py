@@ -1,0 +1,1 @@
+"""Kernel side: the ``%bitfusion`` magic, the live-curve widget and its Keras callback."""

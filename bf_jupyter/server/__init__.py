@@ -1,0 +1,1 @@
+"""The jupyter-server extension: REST API for the pool, quota and GPU kernels."""
