@@ -22,6 +22,14 @@ $(STAMPS)/python: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --editable ".[$(EXTRAS)]"
 	@mkdir -p $(STAMPS) && touch $@
 
+# Debian's chromium drives the browser tests (Playwright never downloads a browser here).
+$(STAMPS)/chromium:
+	@if ! command -v chromium >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; fi; \
+	fi
+	@mkdir -p $(STAMPS) && touch $@
+
 install: $(STAMPS)/python  ## Create .venv and install the project with every extra
 
 demo: install  ## Start JupyterLab with the extension on the embedded pool (bitfusion-sim)
@@ -37,7 +45,7 @@ format: install  ## Rewrite sources with ruff format and ruff's fixes
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-pytest: install  ## Run the Python test suites only
+pytest: install $(STAMPS)/chromium  ## Run the Python test suites only
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint pytest  ## Install every test dependency, then run all checks
