@@ -1,0 +1,256 @@
+"""The one module that talks to the Kubernetes API (through the official ``kubernetes`` client).
+
+Everything else asks this facade: the webhook's checks, the kernel provisioner, the server's quota
+view and the magic's ``submit``. It owns loading credentials (in-cluster, else kubeconfig), turning
+``ApiException`` into one readable sentence, and the few calls the project makes. Calls block;
+async callers use ``asyncio.to_thread``. ``kubernetes`` is imported lazily (it is slow to import).
+
+Objects are plain dicts in the API's JSON shape (camelCase), the same shape manifests, admission
+reviews and tests use, so no caller handles the client's generated model classes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["KubeApi", "KubeApiError", "KubeUnavailable", "WatchEvent"]
+
+Obj = dict[str, Any]
+
+
+class KubeUnavailable(RuntimeError):
+    """No API server is configured or reachable; the message says what was tried."""
+
+
+class KubeApiError(RuntimeError):
+    """The API server refused a call. ``status`` is the HTTP status, ``reason`` the API's reason
+    (``NotFound``, ``Forbidden``, ``AlreadyExists``, ...) and the message the server's own words."""
+
+    def __init__(self, message: str, *, status: int, reason: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+
+    @property
+    def not_found(self) -> bool:
+        return self.status == 404
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    type: str  # ADDED, MODIFIED, DELETED, BOOKMARK, ERROR
+    object: Obj
+
+
+class KubeApi:
+    """A connection to one API server. Build with ``KubeApi.connect()``."""
+
+    def __init__(self, api_client: Any) -> None:
+        self._client = api_client
+
+    @classmethod
+    def connect(cls, *, kubeconfig: str | None = None, context: str | None = None) -> KubeApi:
+        """In-cluster credentials when running in a pod (and no kubeconfig is given), else the
+        kubeconfig (``kubeconfig`` argument, ``$KUBECONFIG``, ``~/.kube/config``).
+
+        Raises ``KubeUnavailable`` naming what was tried.
+        """
+        from kubernetes import client, config
+
+        try:
+            if kubeconfig is None and context is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
+                config.load_incluster_config()
+                return cls(client.ApiClient())
+            configuration = client.Configuration()
+            config.load_kube_config(
+                config_file=kubeconfig, context=context, client_configuration=configuration
+            )
+            return cls(client.ApiClient(configuration))
+        except (config.ConfigException, OSError, TypeError, ValueError) as error:
+            where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+            raise KubeUnavailable(
+                f"no Kubernetes API configured: not in a pod and kubeconfig {where} is unusable ({error})"
+            ) from None
+
+    def close(self) -> None:
+        self._client.close()
+
+    # ----- generic verbs over the core/v1 and batch/v1 resources we use ---------------------------
+
+    def get(self, kind: str, name: str, namespace: str | None = None) -> Obj:
+        return self._call(kind, "read", name=name, namespace=namespace)
+
+    def list(
+        self,
+        kind: str,
+        namespace: str | None = None,
+        *,
+        label_selector: str = "",
+        field_selector: str = "",
+    ) -> list[Obj]:
+        result = self._call(
+            kind,
+            "list",
+            namespace=namespace,
+            label_selector=label_selector,
+            field_selector=field_selector,
+        )
+        return list(result.get("items") or [])
+
+    def create(self, kind: str, body: Mapping[str, Any], namespace: str | None = None) -> Obj:
+        return self._call(kind, "create", namespace=namespace, body=dict(body))
+
+    def patch(
+        self, kind: str, name: str, body: Mapping[str, Any], namespace: str | None = None
+    ) -> Obj:
+        return self._call(kind, "patch", name=name, namespace=namespace, body=dict(body))
+
+    def delete(
+        self,
+        kind: str,
+        name: str,
+        namespace: str | None = None,
+        *,
+        grace_period_seconds: int | None = None,
+    ) -> bool:
+        """Delete; returns False when the object was already gone."""
+        try:
+            self._call(
+                kind,
+                "delete",
+                name=name,
+                namespace=namespace,
+                grace_period_seconds=grace_period_seconds,
+            )
+        except KubeApiError as error:
+            if error.not_found:
+                return False
+            raise
+        return True
+
+    def watch(
+        self,
+        kind: str,
+        namespace: str | None = None,
+        *,
+        label_selector: str = "",
+        field_selector: str = "",
+        resource_version: str | None = None,
+        timeout_seconds: int | None = None,
+    ) -> Iterator[WatchEvent]:
+        """Stream changes (a real watch, not polling) until ``timeout_seconds`` or the caller stops."""
+        from kubernetes import watch
+
+        method = self._method(kind, "list", namespace)
+        kwargs = self._kwargs(
+            namespace=namespace,
+            label_selector=label_selector,
+            field_selector=field_selector,
+            resource_version=resource_version,
+            timeout_seconds=timeout_seconds,
+        )
+        stream = watch.Watch()
+        try:
+            for event in stream.stream(method, **kwargs, _preload_content=False):
+                raw = event.get("raw_object") or self._client.sanitize_for_serialization(
+                    event["object"]
+                )
+                yield WatchEvent(event["type"], raw)
+        except Exception as error:
+            raise self._translate(error) from None
+        finally:
+            stream.stop()
+
+    def pod_log(
+        self, name: str, namespace: str, *, container: str | None = None, follow: bool = False
+    ) -> Iterator[str]:
+        """Log lines of a pod's container (following them as they come when ``follow``)."""
+        from kubernetes import client
+
+        api = client.CoreV1Api(self._client)
+        kwargs = self._kwargs(container=container, follow=follow)
+        try:
+            response = api.read_namespaced_pod_log(
+                name, namespace, _preload_content=False, **kwargs
+            )
+            pending = b""
+            for chunk in response.stream(4096):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    yield line.decode("utf-8", "replace")
+            if pending:
+                yield pending.decode("utf-8", "replace")
+        except Exception as error:
+            raise self._translate(error) from None
+
+    # ----- plumbing ------------------------------------------------------------------------------
+
+    _KINDS = {
+        "Pod": ("CoreV1Api", "pod"),
+        "Secret": ("CoreV1Api", "secret"),
+        "Event": ("CoreV1Api", "event"),
+        "ResourceQuota": ("CoreV1Api", "resource_quota"),
+        "ConfigMap": ("CoreV1Api", "config_map"),
+        "Namespace": ("CoreV1Api", "namespace"),
+        "Node": ("CoreV1Api", "node"),
+        "Job": ("BatchV1Api", "job"),
+    }
+
+    def _method(self, kind: str, verb: str, namespace: str | None) -> Any:
+        from kubernetes import client
+
+        if kind not in self._KINDS:
+            raise ValueError(f"kind {kind} is not supported: use one of {', '.join(self._KINDS)}")
+        api_name, resource = self._KINDS[kind]
+        api = getattr(client, api_name)(self._client)
+        scope = "namespaced_" if namespace is not None else ""
+        if verb == "list" and namespace is None and kind not in {"Namespace", "Node"}:
+            return getattr(api, f"list_{resource}_for_all_namespaces")
+        return getattr(api, f"{verb}_{scope}{resource}")
+
+    def _call(
+        self,
+        kind: str,
+        verb: str,
+        *,
+        name: str | None = None,
+        namespace: str | None = None,
+        **kw: Any,
+    ) -> Obj:
+        method = self._method(kind, verb, namespace)
+        args = [a for a in (name, namespace) if a is not None]
+        try:
+            result = method(*args, **self._kwargs(**kw))
+        except Exception as error:
+            raise self._translate(error) from None
+        serialized = self._client.sanitize_for_serialization(result)
+        return serialized if isinstance(serialized, dict) else {}
+
+    @staticmethod
+    def _kwargs(**kw: Any) -> dict[str, Any]:
+        return {k: v for k, v in kw.items() if v not in (None, "")}
+
+    @staticmethod
+    def _translate(error: Exception) -> Exception:
+        """One sentence from the API's Status, or ``KubeUnavailable`` when it could not be reached."""
+        import json
+
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        if isinstance(error, ApiException):
+            message, reason = error.reason or "error", error.reason or ""
+            try:
+                status = json.loads(error.body or "{}")
+                message = status.get("message") or message
+                reason = status.get("reason") or reason
+            except (ValueError, AttributeError):
+                pass
+            return KubeApiError(message, status=int(error.status or 0), reason=str(reason))
+        if isinstance(error, HTTPError | OSError):
+            return KubeUnavailable(f"Kubernetes API unreachable: {error}")
+        return error
