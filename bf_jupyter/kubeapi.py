@@ -21,6 +21,19 @@ __all__ = ["KubeApi", "KubeApiError", "KubeUnavailable", "WatchEvent"]
 Obj = dict[str, Any]
 
 
+# kind → (client API class, resource name in its method names)
+_KINDS: dict[str, tuple[str, str]] = {
+    "Pod": ("CoreV1Api", "pod"),
+    "Secret": ("CoreV1Api", "secret"),
+    "Event": ("CoreV1Api", "event"),
+    "ResourceQuota": ("CoreV1Api", "resource_quota"),
+    "ConfigMap": ("CoreV1Api", "config_map"),
+    "Namespace": ("CoreV1Api", "namespace"),
+    "Node": ("CoreV1Api", "node"),
+    "Job": ("BatchV1Api", "job"),
+}
+
+
 class KubeUnavailable(RuntimeError):
     """No API server is configured or reachable; the message says what was tried."""
 
@@ -189,23 +202,12 @@ class KubeApi:
 
     # ----- plumbing ------------------------------------------------------------------------------
 
-    _KINDS = {
-        "Pod": ("CoreV1Api", "pod"),
-        "Secret": ("CoreV1Api", "secret"),
-        "Event": ("CoreV1Api", "event"),
-        "ResourceQuota": ("CoreV1Api", "resource_quota"),
-        "ConfigMap": ("CoreV1Api", "config_map"),
-        "Namespace": ("CoreV1Api", "namespace"),
-        "Node": ("CoreV1Api", "node"),
-        "Job": ("BatchV1Api", "job"),
-    }
-
     def _method(self, kind: str, verb: str, namespace: str | None) -> Any:
         from kubernetes import client
 
-        if kind not in self._KINDS:
-            raise ValueError(f"kind {kind} is not supported: use one of {', '.join(self._KINDS)}")
-        api_name, resource = self._KINDS[kind]
+        if kind not in _KINDS:
+            raise ValueError(f"kind {kind} is not supported: use one of {', '.join(_KINDS)}")
+        api_name, resource = _KINDS[kind]
         api = getattr(client, api_name)(self._client)
         scope = "namespaced_" if namespace is not None else ""
         if verb == "list" and namespace is None and kind not in {"Namespace", "Node"}:
