@@ -186,7 +186,7 @@ class KubeApi:
         api = client.CoreV1Api(self._client)
         kwargs = self._kwargs(container=container, follow=follow)
         try:
-            response = api.read_namespaced_pod_log(
+            response: Any = api.read_namespaced_pod_log(
                 name, namespace, _preload_content=False, **kwargs
             )
             pending = b""
