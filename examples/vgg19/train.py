@@ -189,6 +189,9 @@ def configure_keras(args: argparse.Namespace) -> Any:
         raise UsageError(
             "--loader tf.data needs TensorFlow: pip install tensorflow, or use --loader python"
         )
+    if importlib.util.find_spec("h5py") is None:
+        # Found out now rather than after hours of training: model.keras stores weights with h5py.
+        raise UsageError("saving model.keras needs h5py, which is not installed: pip install h5py")
     # TensorFlow's C++ start-up chatter buries the progress lines in `kubectl logs`.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
