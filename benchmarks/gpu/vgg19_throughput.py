@@ -4,7 +4,7 @@
     KERAS_BACKEND=jax python benchmarks/gpu/vgg19_throughput.py --batch-sizes 2 --steps 2 \
         --warmup 1 --image-size 32                          # smoke test on a CPU
 
-The model is examples/vgg19/train.py's (VGG19 without top, Flatten, Dropout, Dense 30, Dense 4,
+The model is examples/vgg19/vgg19_model.py's, as train.py trains it (VGG19 without top, Flatten, Dropout, Dense 30, Dense 4,
 preprocessing inside), trained with Adam from random weights. Images and labels are generated on
 the device once, so the figure is the accelerator's, not the input pipeline's. Each batch size is
 compiled and warmed up, then timed over --steps steps ending with a device sync. MFU counts
@@ -89,7 +89,7 @@ def make_train_step(keras: Any, model: Any, optimizer: Any) -> Callable[..., Any
 def measure(keras: Any, args: argparse.Namespace, batch_size: int) -> dict[str, float]:
     """Compile, warm up and time one batch size; images/s and MFU."""
     import jax
-    from train import build_model  # the example's own model (EXAMPLE is on sys.path)
+    from vgg19_model import build_model  # the example's own model (EXAMPLE is on sys.path)
 
     model = build_model(keras, num_classes=4, image_size=args.image_size, weights=None)
     optimizer = keras.optimizers.Adam(learning_rate=1e-4)

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from vgg19_model import MIXED_POLICIES, WeightsError, build_model, configure_tensorflow
 from vgg19_split import (
     ClassInfo,
     DatasetError,
@@ -40,7 +41,6 @@ from vgg19_split import (
 )
 
 MIN_IMAGE_SIZE = 32  # VGG19's five poolings need at least 32×32 inputs
-MIXED_POLICIES = {"float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
 LOADERS = ("auto", "tf.data", "python")
 
 
@@ -197,52 +197,11 @@ def configure_keras(args: argparse.Namespace) -> Any:
     import keras
 
     if args.loader == "tf.data":
-        _configure_tensorflow(keras.backend.backend())
+        configure_tensorflow(keras.backend.backend())
     keras.utils.set_random_seed(args.seed)
     if args.mixed_precision != "off":
         keras.mixed_precision.set_dtype_policy(MIXED_POLICIES[args.mixed_precision])
     return keras
-
-
-def _configure_tensorflow(backend: str) -> None:
-    import tensorflow as tf
-
-    for gpu in tf.config.list_physical_devices("GPU"):
-        try:
-            if backend == "tensorflow":
-                # A fractional Bitfusion GPU is shared: take memory as needed, not all of it upfront.
-                tf.config.experimental.set_memory_growth(gpu, True)
-        except RuntimeError:  # already initialised (e.g. a notebook kernel): keep its settings
-            pass
-    if backend != "tensorflow":
-        # tf.data only feeds batches here; the model runs on JAX/PyTorch, which own the GPUs.
-        tf.config.set_visible_devices([], "GPU")
-
-
-def build_model(keras: Any, *, num_classes: int, image_size: int, weights: str | None) -> Any:
-    """The seed's network behind VGG19's preprocessing, so the model takes uint8 RGB images."""
-    shape = (image_size, image_size, 3)
-    try:
-        base = keras.applications.VGG19(include_top=False, weights=weights, input_shape=shape)
-    except Exception as error:  # Keras reports download and file errors with many types
-        where = (
-            "could not download them (offline?)" if weights == "imagenet" else "could not load them"
-        )
-        raise UsageError(
-            f"--weights {weights}: {where}: {error}; pass --weights PATH to a local "
-            "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5, or --weights none"
-        ) from error
-    base.trainable = True
-    images = keras.Input(shape=shape, dtype="uint8", name="image")
-    # RGB → BGR and ImageNet mean subtraction, as the pretrained VGG19 weights expect.
-    x = keras.applications.vgg19.preprocess_input(keras.ops.cast(images, "float32"))
-    x = base(x)
-    x = keras.layers.Flatten()(x)
-    x = keras.layers.Dropout(0.5)(x)
-    x = keras.layers.Dense(30, activation="relu")(x)
-    # Softmax in float32 even under mixed precision, for a stable loss.
-    outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32")(x)
-    return keras.Model(images, outputs, name="vgg19_classifier")
 
 
 def make_inputs(args: argparse.Namespace, split: Split) -> dict[str, Any]:
@@ -409,7 +368,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         result = train(args, weights, classes, split)
-    except UsageError as error:
+    except (UsageError, WeightsError) as error:
         print(f"train.py: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
