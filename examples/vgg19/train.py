@@ -343,6 +343,20 @@ def save_model(model: Any, path: Path) -> None:
     log(f"saved {path}")
 
 
+def undecodable_image(
+    args: argparse.Namespace, split: Split, error: Exception
+) -> tuple[str, str] | None:
+    """When training failed on an image (TensorFlow's decode error names no file), which one."""
+    decode_error = type(error).__name__ in {"InvalidArgumentError", "UnidentifiedImageError"}
+    if not decode_error or args.loader not in {"tf.data", "python"}:
+        return None
+    from vgg19_input import first_undecodable
+
+    log("training stopped on an image that cannot be decoded; looking for it")
+    files = [str(args.data_dir / path) for part in split.parts().values() for path, _ in part]
+    return first_undecodable(files, loader=args.loader)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parse_args(argv)
@@ -370,6 +384,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = train(args, weights, classes, split)
     except (UsageError, WeightsError) as error:
         print(f"train.py: error: {error}", file=sys.stderr)
+        return 2
+    except Exception as error:
+        bad = undecodable_image(args, split, error)
+        if bad is None:
+            raise
+        print(
+            f"train.py: error: image {bad[0]} cannot be decoded ({bad[1]}): remove or replace it",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         log("interrupted: nothing saved")

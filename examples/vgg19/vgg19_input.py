@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,7 +23,13 @@ from typing import Any
 
 import keras
 
-__all__ = ["FILE_CACHE_SHUFFLE_WINDOW", "FolderSequence", "cache_prefix", "tf_dataset"]
+__all__ = [
+    "FILE_CACHE_SHUFFLE_WINDOW",
+    "FolderSequence",
+    "cache_prefix",
+    "first_undecodable",
+    "tf_dataset",
+]
 
 # Images a file-cached training set shuffles among (75 MB at 224×224).
 FILE_CACHE_SHUFFLE_WINDOW = 512
@@ -160,3 +167,29 @@ class FolderSequence(keras.utils.PyDataset):  # type: ignore[misc]
         with Image.open(path) as image:
             rgb = image.convert("RGB").resize((self._size, self._size), Image.Resampling.BILINEAR)
             return np.asarray(rgb, dtype=np.uint8)
+
+
+def first_undecodable(files: Sequence[str], *, loader: str) -> tuple[str, str] | None:
+    """The first file the ``loader`` ("tf.data" or "python") cannot decode, with the reason.
+
+    For error reports only: tf.data's decode errors do not say which file failed, so this decodes
+    the files one by one until one fails (a few seconds for the seed's 5,200 images).
+    """
+    for path in files:
+        try:
+            if loader == "tf.data":
+                import tensorflow as tf
+
+                tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+            else:
+                from PIL import Image
+
+                with Image.open(path) as image:
+                    image.convert("RGB")
+        except Exception as error:  # TensorFlow and Pillow raise many types for bad files
+            text = (
+                str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+            )
+            # TensorFlow wraps its message in {{function_node ...}} and [Op:...] noise.
+            return path, re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:.*$", "", text)
+    return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -207,3 +208,37 @@ def test_the_python_loader_and_a_local_weights_file_train_too(
     assert "loader python" in result.stdout
     history = json.loads((out / "history.json").read_text())
     assert history["options"]["loader"] == "python" and history["test"]["images"] == 12
+
+
+@pytest.mark.tensorflow
+def test_an_image_that_cannot_be_decoded_is_named_in_one_line(
+    run_script: RunScript, digits_dir: Path, tmp_path: Path
+) -> None:
+    # given the digits with one file that is not an image
+    data = tmp_path / "data"
+    shutil.copytree(digits_dir, data)
+    broken = data / "digit_2" / "digit_2_0005.jpg"
+    broken.write_text("not a JPEG\n")
+    # when train.py meets it, then it names the file in one line and exits 2
+    result = run_script(
+        "train.py",
+        "--data-dir",
+        data,
+        "--output-dir",
+        tmp_path / "out",
+        "--image-size",
+        "32",
+        "--epochs",
+        "1",
+        "--weights",
+        "none",
+        "--no-live-curves",
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    # (TensorFlow's own start-up lines may come first on stderr)
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(
+        f"train.py: error: image {broken} cannot be decoded (Unknown image file format"
+    )
+    assert result.stderr.count("train.py: error:") == 1
+    assert not (tmp_path / "out" / "model.keras").exists()
