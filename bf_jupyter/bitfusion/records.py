@@ -42,7 +42,7 @@ _LEASE = re.compile(
 )
 _SIMULATED = re.compile(r"\bsimulated\b", re.I)
 _CHECK = re.compile(
-    r"^\s*(?:\[(?P<level>[A-Z]+)\]\s*(?:\S+\s+)?)?(?P<text>.*?)\s*(?P<verdict>OK|PASS(?:ED)?|FAIL(?:ED)?|ERROR|WARN(?:ING)?)\s*$",
+    r"^\s*(?:\[(?P<level>[A-Z]+)\]\s*(?:\S+\s+)?)?(?P<text>.*?)\s*\b(?P<verdict>OK|PASS(?:ED)?|FAIL(?:ED)?|ERROR|WARN(?:ING)?)\s*$",
     re.I,
 )
 

@@ -1,0 +1,100 @@
+"""Who holds a lease, whether that process still lives, and a child that dies with its parent.
+
+A lease records its holder's pid AND start time (``/proc/PID/stat`` field 22, clock ticks since
+boot): a pid alone can be reused by an unrelated process after the holder was SIGKILLed, which would
+keep a dead lease forever. Zombies count as dead: a SIGKILLed holder whose parent has not reaped it
+yet holds nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["ProcessIdentity", "child_preexec", "current_process", "is_alive"]
+
+_PROC = Path("/proc")
+_PR_SET_PDEATHSIG = 1
+_START_FIELD = 19  # starttime is field 22 of /proc/PID/stat, the 20th after "pid (comm)"
+
+
+@dataclass(frozen=True)
+class ProcessIdentity:
+    """A process as it can be recognised later: pid, start time (None where /proc is missing)."""
+
+    pid: int
+    start: int | None
+
+
+def current_process() -> ProcessIdentity:
+    pid = os.getpid()
+    stat = _read_stat(pid)
+    return ProcessIdentity(pid, stat[1] if stat else None)
+
+
+def is_alive(identity: ProcessIdentity) -> bool:
+    """True while the very process ``identity`` names runs (not a zombie, not a reused pid)."""
+    if not _has_proc():
+        try:
+            os.kill(identity.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    stat = _read_stat(identity.pid)
+    if stat is None or stat[0] in {"Z", "X", "x"}:
+        return False
+    return identity.start is None or stat[1] == identity.start
+
+
+def child_preexec(*, new_group: bool) -> Callable[[], None]:
+    """The ``preexec_fn`` for a command run on a lease: in its own process group when
+    ``new_group`` (so signals can be forwarded to everything it starts), and killed by the kernel
+    when this process dies, even by SIGKILL (Linux ``PR_SET_PDEATHSIG``), so that it never runs on
+    a slice whose lease is gone."""
+    parent = os.getpid()
+    prctl = _load_prctl()
+
+    def preexec() -> None:
+        if new_group:
+            os.setpgid(0, 0)
+        if prctl is not None:
+            prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            if os.getppid() != parent:  # the parent died before the death signal was armed
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    return preexec
+
+
+def _load_prctl() -> Callable[..., int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        prctl: Callable[..., int] = libc.prctl
+    except (OSError, AttributeError):
+        return None
+    return prctl
+
+
+def _has_proc() -> bool:
+    return (_PROC / "self" / "stat").exists()
+
+
+def _read_stat(pid: int) -> tuple[str, int] | None:
+    """(state, start time) from /proc/PID/stat, or None when the process is gone."""
+    try:
+        text = (_PROC / str(pid) / "stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    fields = text.rpartition(")")[2].split()  # the command name may hold spaces or ')'
+    if len(fields) <= _START_FIELD or not fields[_START_FIELD].isdigit():
+        return None
+    return fields[0], int(fields[_START_FIELD])
