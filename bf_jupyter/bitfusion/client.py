@@ -55,6 +55,16 @@ class BitfusionClient:
         kind = "simulator" if self.simulated else "Bitfusion client"
         return f"{' '.join(self.argv)} ({kind}, {where})"
 
+    def to_dict(self) -> dict[str, object]:
+        """JSON-able: what ``bf-jupyter pool --json`` and the server extension report."""
+        return {
+            "name": self.name,
+            "argv": list(self.argv),
+            "source": self.source,
+            "simulator": self.simulated,
+            "description": self.describe(),
+        }
+
     def run_argv(
         self, gpu_slice: GpuSlice, command: Sequence[str], *, wait_seconds: float | None = None
     ) -> list[str]:

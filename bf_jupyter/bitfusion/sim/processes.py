@@ -8,6 +8,7 @@ yet holds nothing.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -15,7 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ProcessIdentity", "child_preexec", "current_process", "is_alive"]
+__all__ = [
+    "ProcessIdentity",
+    "child_preexec",
+    "current_process",
+    "identify",
+    "is_alive",
+    "kill_process_group",
+]
 
 _PROC = Path("/proc")
 _PR_SET_PDEATHSIG = 1
@@ -31,9 +39,26 @@ class ProcessIdentity:
 
 
 def current_process() -> ProcessIdentity:
-    pid = os.getpid()
+    return identify(os.getpid())
+
+
+def identify(pid: int) -> ProcessIdentity:
+    """``pid`` with its start time, as far as /proc tells (None where it does not)."""
     stat = _read_stat(pid)
     return ProcessIdentity(pid, stat[1] if stat else None)
+
+
+def kill_process_group(leader: ProcessIdentity) -> None:
+    """SIGKILL the process group ``leader`` led, unless its pid now names another process.
+
+    While any member of a group lives, the kernel does not hand its id out as a new pid, so a
+    group whose leader is gone still holds only what the leader started.
+    """
+    stat = _read_stat(leader.pid)
+    if stat is not None and leader.start is not None and stat[1] != leader.start:
+        return  # the pid was reused: that group is not ours
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(leader.pid, signal.SIGKILL)
 
 
 def is_alive(identity: ProcessIdentity) -> bool:

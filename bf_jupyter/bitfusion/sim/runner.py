@@ -18,7 +18,6 @@ signal when it died of one; 127/126 when the command is missing/not executable.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import shlex
@@ -39,7 +38,13 @@ from bf_jupyter.bitfusion.sim.leasing import (
     locked_message,
     requesting_message,
 )
-from bf_jupyter.bitfusion.sim.processes import child_preexec, current_process
+from bf_jupyter.bitfusion.sim.processes import (
+    ProcessIdentity,
+    child_preexec,
+    current_process,
+    identify,
+    kill_process_group,
+)
 from bf_jupyter.bitfusion.sim.store import Store
 
 if TYPE_CHECKING:
@@ -176,10 +181,12 @@ def _run_leased(
             f"command {command[0]!r} is not executable", exit_code=EXIT_NOT_EXECUTABLE
         ) from None
     relay.attach(child.pid)
+    if not relay.foreground:
+        store.record_command(lease.lease_id, identify(child.pid))
     code = child.wait()
     relay.detach()
     if not relay.foreground:
-        _kill_group_leftovers(child.pid)
+        kill_process_group(ProcessIdentity(child.pid, None))
     return 128 - code if code < 0 else code
 
 
@@ -199,11 +206,6 @@ def _check_runnable(program: str, env: Mapping[str, str]) -> None:
         raise CommandNotStarted(
             f"command {program!r} ({path}) is not executable", exit_code=EXIT_NOT_EXECUTABLE
         )
-
-
-def _kill_group_leftovers(group: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):  # nothing left in the group
-        os.killpg(group, signal.SIGKILL)
 
 
 def _in_terminal_foreground() -> bool:

@@ -7,7 +7,8 @@ Each lease also has a small JSON file (what the real client calls its generated 
 written after the commit and removed with the lease.
 
 Leases of ``run`` are held by the ``bitfusion-sim`` process (pid + start time); one whose holder died
-is removed ("reaped") on the next access. Leases of ``request_gpus`` have no holder and live until
+is removed ("reaped") on the next access, and what is left of its command's process group is killed
+(the command itself already died with its holder, but not what it started). Leases of ``request_gpus`` have no holder and live until
 ``release_gpus``.
 """
 
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Literal
 
 from bf_jupyter.bitfusion.sim.errors import CannotServe, SimError
 from bf_jupyter.bitfusion.sim.pool import Placement, Pool, Usage, place
-from bf_jupyter.bitfusion.sim.processes import ProcessIdentity, is_alive
+from bf_jupyter.bitfusion.sim.processes import ProcessIdentity, is_alive, kill_process_group
 
 if TYPE_CHECKING:
     from bf_jupyter.slice import GpuSlice
@@ -49,6 +50,8 @@ _SCHEMA = (
         holder_name TEXT NOT NULL,
         command TEXT NOT NULL,
         since TEXT NOT NULL,
+        command_group INTEGER,
+        command_start INTEGER,
         CHECK ((kind = 'run') = (holder_pid IS NOT NULL))
     )""",
     """CREATE TABLE lease_gpus (
@@ -84,6 +87,7 @@ class Lease:
     holder_name: str
     command: str
     since: str
+    command_group: ProcessIdentity | None = None
 
 
 def rfc3339_now() -> str:
@@ -193,6 +197,15 @@ class Store:
             ) from None
         return lease, placement
 
+    def record_command(self, lease_id: int, group_leader: ProcessIdentity) -> None:
+        """Remember the process group the command of a ``run`` lease leads, so that whatever it
+        leaves behind is killed when the lease is reaped (its holder was SIGKILLed)."""
+        with _translated(self.path), self._transaction():
+            self._db.execute(
+                "UPDATE leases SET command_group = ?, command_start = ? WHERE id = ?",
+                (group_leader.pid, group_leader.start, lease_id),
+            )
+
     def release(self, lease_id: int) -> bool:
         """Remove a lease and its file; False when it was already gone (reaped or reset)."""
         with _translated(self.path), self._transaction():
@@ -244,6 +257,8 @@ class Store:
         dead = [lease for lease in self._leases(self._db) if self._dead(lease)]
         for lease in dead:
             self._db.execute("DELETE FROM leases WHERE id = ?", (lease.lease_id,))
+            if lease.command_group is not None:
+                kill_process_group(lease.command_group)
         return dead
 
     @staticmethod
@@ -309,7 +324,7 @@ class Store:
             gpus.setdefault(lease_id, []).append((gpu, mib))
         rows = db.execute(
             "SELECT id, kind, server, address, slice, holder_pid, holder_start, holder_name,"
-            " command, since FROM leases ORDER BY id"
+            " command, since, command_group, command_start FROM leases ORDER BY id"
         )
         return [
             Lease(
@@ -324,8 +339,22 @@ class Store:
                 name,
                 command,
                 since,
+                ProcessIdentity(group, group_start) if group is not None else None,
             )
-            for lease_id, kind, server, address, text, pid, start, name, command, since in rows
+            for (
+                lease_id,
+                kind,
+                server,
+                address,
+                text,
+                pid,
+                start,
+                name,
+                command,
+                since,
+                group,
+                group_start,
+            ) in rows
         ]
 
     @staticmethod
