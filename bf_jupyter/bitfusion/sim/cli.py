@@ -73,8 +73,8 @@ configuration (environment variables override the file):
     pool: auto          # auto: this machine's GPUs (nvidia-smi) when that works, else virtual
                         # local: nvidia-smi or fail; virtual: the servers below, labelled simulated
     servers: 1          # a count of identical servers, or a list of servers such as
-                        #  - address: 10.0.0.1:56001    (default sim-<index>)
-                        #    hostname: gpu-a
+                        #  - hostname: gpu-a              (default sim-<index>)
+                        #    address: 10.0.0.1:56001      (default: the hostname)
                         #    cuda_version: "12.4"
                         #    driver_version: "550.54.15"
                         #    has_rdma: true

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 from bf_jupyter.bitfusion.sim.pool import Gpu, Pool, Server
+from bf_jupyter.bitfusion.sim.processes import find_program
 
 __all__ = ["QUERY", "LocalGpusUnavailable", "local_pool", "parse_query"]
 
@@ -57,7 +57,7 @@ def parse_query(text: str) -> tuple[Gpu, ...]:
 
 
 def _query() -> tuple[Gpu, ...]:
-    program = shutil.which("nvidia-smi")
+    program = find_program("nvidia-smi")
     if program is None:
         raise LocalGpusUnavailable("nvidia-smi is not on PATH")
     try:
@@ -84,7 +84,7 @@ def _cache_key() -> str | None:
         driver = (_DRIVER / "version").read_text(encoding="utf-8", errors="replace").strip()
     except OSError:
         return None
-    return json.dumps([boot, devices, driver, shutil.which("nvidia-smi")])
+    return json.dumps([boot, devices, driver, find_program("nvidia-smi")])
 
 
 def _cached(home: Path) -> tuple[Gpu, ...] | None:

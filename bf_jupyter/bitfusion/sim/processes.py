@@ -20,6 +20,7 @@ __all__ = [
     "ProcessIdentity",
     "child_preexec",
     "current_process",
+    "find_program",
     "identify",
     "is_alive",
     "kill_process_group",
@@ -94,6 +95,24 @@ def child_preexec(*, new_group: bool) -> Callable[[], None]:
                 os.kill(os.getpid(), signal.SIGKILL)
 
     return preexec
+
+
+def find_program(name: str, search_path: str | None = None) -> str | None:
+    """What ``execvp`` would run for ``name``: the first executable file in ``search_path``
+    (default ``$PATH``), or the path itself when ``name`` contains a slash. ``shutil.which`` does
+    the same but imports bz2 and lzma, a noticeable share of ``bitfusion-sim``'s start-up."""
+    if os.sep in name:
+        return name if _is_executable_file(name) else None
+    search = os.environ.get("PATH", os.defpath) if search_path is None else search_path
+    for folder in search.split(os.pathsep):
+        candidate = os.path.join(folder or os.curdir, name)  # noqa: PTH118 (no pathlib per PATH entry)
+        if _is_executable_file(candidate):
+            return candidate
+    return None
+
+
+def _is_executable_file(path: str) -> bool:
+    return os.access(path, os.X_OK) and not os.path.isdir(path)  # noqa: PTH112
 
 
 def _load_prctl() -> Callable[..., int] | None:

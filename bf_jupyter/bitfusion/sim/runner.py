@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 import os
 import shlex
-import shutil
 import signal
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -42,6 +41,7 @@ from bf_jupyter.bitfusion.sim.processes import (
     ProcessIdentity,
     child_preexec,
     current_process,
+    find_program,
     identify,
     kill_process_group,
 )
@@ -192,20 +192,22 @@ def _run_leased(
 
 def _check_runnable(program: str, env: Mapping[str, str]) -> None:
     """Refuse a command that cannot start before any lease is taken (exit 127 or 126, as shells)."""
-    if os.sep in program:
-        path: str | None = program if Path(program).exists() else None
-    else:
-        search = env.get("PATH", os.defpath)
-        path = shutil.which(program, path=search) or shutil.which(program, os.F_OK, search)
-    if path is None:
+    search = env.get("PATH", os.defpath)
+    if find_program(program, search) is not None:
+        return
+    exists = (
+        Path(program).exists()
+        if os.sep in program
+        else any(Path(folder or os.curdir, program).exists() for folder in search.split(os.pathsep))
+    )
+    if exists:
         raise CommandNotStarted(
-            f"command {program!r} not found: give a program on PATH or its path",
-            exit_code=EXIT_NOT_FOUND,
+            f"command {program!r} is not executable", exit_code=EXIT_NOT_EXECUTABLE
         )
-    if Path(path).is_dir() or not os.access(path, os.X_OK):
-        raise CommandNotStarted(
-            f"command {program!r} ({path}) is not executable", exit_code=EXIT_NOT_EXECUTABLE
-        )
+    raise CommandNotStarted(
+        f"command {program!r} not found: give a program on PATH or its path",
+        exit_code=EXIT_NOT_FOUND,
+    )
 
 
 def _in_terminal_foreground() -> bool:
