@@ -23,13 +23,18 @@ __all__ = ["FakeBitfusionClient"]
 
 _SCRIPT = """\
 #!{python} -IS
-import json, os, sys
+import json, os, sys, time
 here = os.path.dirname(os.path.abspath(__file__))
 command = sys.argv[1] if len(sys.argv) > 1 else ""
 with open(os.path.join(here, "calls.log"), "a") as log:
     log.write(command + "\\n")
-with open(os.path.join(here, "state.json")) as f:
-    state = json.load(f)
+def load():
+    with open(os.path.join(here, "state.json")) as f:
+        return json.load(f)
+state = load()
+while command == "list_gpus" and state["listing_blocked"]:
+    time.sleep(0.01)
+    state = load()
 servers = [("10.0.0.%d:56001" % (i + 1), gpus) for i, gpus in enumerate(state["servers"])]
 if command == "list_gpus":
     if state["listing_error"]:
@@ -66,6 +71,7 @@ class FakeBitfusionClient:
             "memory": gpu_memory_mib,
             "healthy": True,
             "listing_error": None,
+            "listing_blocked": False,
         }
         self._save()
         self.path.write_text(_SCRIPT.format(python=sys.executable))
@@ -86,6 +92,10 @@ class FakeBitfusionClient:
     def fail_listing(self, message: str | None = "none of the servers responded correctly") -> None:
         """``list_gpus`` exits 1 printing ``message``; None makes it answer again."""
         self._update(listing_error=message)
+
+    def block_listing(self, blocked: bool = True) -> None:
+        """``list_gpus`` hangs (a slow or unreachable server) until called with False."""
+        self._update(listing_blocked=blocked)
 
     def calls(self, command: str) -> int:
         """How many times ``command`` ran so far."""

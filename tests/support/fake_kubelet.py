@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +58,7 @@ class Registration:
     endpoint: str
     preferred_allocation: bool
     pre_start_required: bool
+    received_at: float = field(default_factory=time.monotonic, compare=False)
 
 
 @dataclass
@@ -68,6 +70,7 @@ class PluginView:
     updates: int = 0  # ListAndWatch messages received on the current stream
     connected: bool = False  # a ListAndWatch stream is open
     ended_with: str | None = None  # how the last stream ended: "OK" or a gRPC status name
+    updated_at: float | None = None  # time.monotonic() of the last list received
 
     @property
     def capacity(self) -> int:
@@ -314,6 +317,7 @@ class FakeKubelet:
             async for response in call:
                 view.devices = {device.ID: device.health for device in response.devices}
                 view.updates += 1
+                view.updated_at = time.monotonic()
                 if self._on_devices is not None:
                     self._on_devices(resource, dict(view.devices))
                 await self._notify()

@@ -128,6 +128,7 @@ class BitfusionDevicePlugin:
         # Outlives runs on purpose: when the pool cannot be listed right after a restart, the last
         # known devices are advertised as unhealthy instead of vanishing.
         self._last: Advertisement | None = None
+        self._probing: asyncio.Task[Advertisement] | None = None  # the probe in flight, if any
         self._run: _Run | None = None
 
     @property
@@ -151,44 +152,52 @@ class BitfusionDevicePlugin:
             )
         name = self.settings.resource_name
         try:
-            first = await self._probe_pool()
+            # A restart serves the last known list at once and probes in the background, so a
+            # slow client never delays re-registration past the kubelet's patience.
+            cached = self._last
+            first = cached or await self._probe_pool()
             self._run = _Run(board=DeviceBoard(first))
-            log.info("%s: pool probed: %s", name, first.describe())
+            log.info(
+                "%s: %s: %s", name, "last known" if cached else "pool probed", first.describe()
+            )
             await self._serve(self._run)
             log.info("%s: serving on %s", name, self.settings.socket_path)
             await self._register()
             log.info("%s: registered with the kubelet at %s", name, self.settings.kubelet_socket)
             self._run.health_task = asyncio.create_task(
-                self._watch_health(self._run.board), name=f"device-plugin health {name}"
+                self._watch_health(self._run.board, probe_first=cached is not None),
+                name=f"device-plugin health {name}",
             )
             self._run.health_task.add_done_callback(self._health_task_ended)
         except BaseException:
-            await self.stop()
+            await self.stop(wait_for_probe=False)  # a retry may share a probe still in flight
             raise
 
-    async def stop(self) -> None:
+    async def stop(self, *, wait_for_probe: bool = True) -> None:
         """End the run: close the streams, stop the health loop and server, remove our socket.
 
-        Idempotent and safe after a failed start; never raises for an already missing socket.
+        A probe in flight is not cut short (the client's timeout bounds it): with
+        ``wait_for_probe`` stop returns once it ended, so no thread is left; a restart passes False
+        and the next run shares that probe's answer. Idempotent, safe after a failed start, never
+        raises for an already missing socket.
         """
         run, self._run = self._run, None
-        if run is None:
-            return
-        run.board.close()  # ListAndWatch streams end, so the server can stop without cutting them
-        if run.health_task is not None:
-            run.health_task.cancel()
-            await asyncio.gather(run.health_task, return_exceptions=True)
-        if run.server is not None:
-            await run.server.stop(_STOP_GRACE_SECONDS)
-        _remove_socket(self.settings.socket_path)
-        log.info("%s: stopped", self.settings.resource_name)
+        if run is not None:
+            run.board.close()  # ListAndWatch streams end, so the server stops without cutting them
+            if run.health_task is not None:
+                run.health_task.cancel()
+                await asyncio.gather(run.health_task, return_exceptions=True)
+            if run.server is not None:
+                await run.server.stop(_STOP_GRACE_SECONDS)
+            _remove_socket(self.settings.socket_path)
+            log.info("%s: stopped", self.settings.resource_name)
+        if wait_for_probe and self._probing is not None:
+            await asyncio.wait({self._probing})
 
     async def _serve(self, run: _Run) -> None:
         path = self.settings.socket_path
-        try:
-            _remove_socket(
-                path
-            )  # left by a previous run or a killed process: grpc cannot bind over it
+        try:  # a socket left by a previous run or a killed process: grpc cannot bind over it
+            _remove_socket(path)
         except OSError as error:
             raise PluginStartError(f"cannot clear the way for our socket {path}: {error}") from None
         server = grpc.aio.server()
@@ -236,10 +245,11 @@ class BitfusionDevicePlugin:
                     f"{kubelet}: {error.code().name}: {error.details()}"
                 ) from None
 
-    async def _watch_health(self, board: DeviceBoard) -> None:
+    async def _watch_health(self, board: DeviceBoard, *, probe_first: bool) -> None:
         name = self.settings.resource_name
-        while True:
+        if not probe_first:
             await asyncio.sleep(self.settings.health_interval)
+        while True:
             before = board.current
             if board.publish(await self._probe_pool()):
                 after = board.current
@@ -251,8 +261,19 @@ class BitfusionDevicePlugin:
                     before.describe(),
                     after.describe(),
                 )
+            await asyncio.sleep(self.settings.health_interval)
 
     async def _probe_pool(self) -> Advertisement:
+        """The pool now. One probe at a time: callers share the one in flight, and a caller that
+        is cancelled (a restart) leaves it running to completion."""
+        if self._probing is None:
+            self._probing = asyncio.create_task(
+                self._probe_and_remember(),
+                name=f"device-plugin probe {self.settings.resource_name}",
+            )
+        return await asyncio.shield(self._probing)
+
+    async def _probe_and_remember(self) -> Advertisement:
         previous = self._last
         try:
             advertisement = await run_in_own_thread(
@@ -263,6 +284,8 @@ class BitfusionDevicePlugin:
             advertisement = advertise_unreachable(
                 previous, f"probe failed: {error}", units_per_gpu=self.settings.units_per_gpu
             )
+        finally:
+            self._probing = None
         self._last = advertisement
         return advertisement
 

@@ -110,7 +110,8 @@ async def supervise(
             )
             if reason:
                 log.info("%s: restarting: %s", name, reason)
-            await plugin.stop()
+            # A slow probe in flight must not hold up re-registration: the next run shares it.
+            await plugin.stop(wait_for_probe=reason is None)
     finally:
         await plugin.stop()
 
