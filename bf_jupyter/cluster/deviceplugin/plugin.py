@@ -87,7 +87,7 @@ class PluginSettings:
             ("probe timeout", self.probe_timeout),
         ):
             if not seconds > 0:
-                raise ValueError(f"{name} {seconds:g} s must be more than 0 seconds")
+                raise ValueError(f"{name} {seconds:g} s is too short: use more than 0 seconds")
         if len(str(self.socket_path).encode()) > _SOCKET_PATH_MAX:
             raise ValueError(
                 f"plugin directory {self.plugin_dir} is too long for a unix socket path "
@@ -125,8 +125,8 @@ class BitfusionDevicePlugin:
         self._probe: ProbeFunction = probe or PoolProbe(
             units_per_gpu=settings.units_per_gpu, timeout=settings.probe_timeout
         )
-        # Outlives runs on purpose: when the pool cannot be listed right after a restart, the last
-        # known devices are advertised as unhealthy instead of vanishing.
+        # Outlives runs on purpose: a restart serves it at once, and when the pool cannot be
+        # listed the last known devices turn unhealthy instead of vanishing.
         self._last: Advertisement | None = None
         self._probing: asyncio.Task[Advertisement] | None = None  # the probe in flight, if any
         self._run: _Run | None = None
