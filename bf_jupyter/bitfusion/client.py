@@ -21,7 +21,13 @@ from bf_jupyter.bitfusion.records import HealthReport, PoolListing, parse_health
 if TYPE_CHECKING:
     from bf_jupyter.slice import GpuSlice
 
-__all__ = ["CLIENT_ENV", "BitfusionClient", "BitfusionClientError", "resolve_client"]
+__all__ = [
+    "CLIENT_ENV",
+    "BitfusionClient",
+    "BitfusionClientError",
+    "pool_report",
+    "resolve_client",
+]
 
 CLIENT_ENV = "BF_BITFUSION_BIN"
 REAL_CLIENT = "bitfusion"
@@ -137,6 +143,12 @@ def resolve_client(env: Mapping[str, str] | None = None) -> BitfusionClient:
     if sim is not None:
         return BitfusionClient((sim,), "embedded", True)
     return BitfusionClient((sys.executable, "-m", _SIM_MODULE), "embedded", True)
+
+
+def pool_report(client: BitfusionClient, listing: PoolListing) -> dict[str, object]:
+    """``{"client": …, "pool": …}``: what ``bf-jupyter pool --json`` prints and the server
+    extension serves (JSON-able)."""
+    return {"client": client.to_dict(), "pool": listing.to_dict()}
 
 
 def _sibling_script(name: str) -> str | None:

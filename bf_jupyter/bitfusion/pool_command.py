@@ -12,13 +12,13 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
-from bf_jupyter.bitfusion.client import BitfusionClientError, resolve_client
+from bf_jupyter.bitfusion.client import BitfusionClientError, pool_report, resolve_client
 
 if TYPE_CHECKING:
     from bf_jupyter.bitfusion.client import BitfusionClient
     from bf_jupyter.bitfusion.records import GpuRecord, PoolListing
 
-__all__ = ["HELP", "add_arguments", "pool_report", "render_pool", "run"]
+__all__ = ["HELP", "add_arguments", "render_pool", "run"]
 
 HELP = "Show the GPU pool: servers, GPUs, memory used and free, leases, and the client in use."
 _BAR_WIDTH = 10
@@ -52,11 +52,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(render_pool(client, listing), end="")
     return 0
-
-
-def pool_report(client: BitfusionClient, listing: PoolListing) -> dict[str, object]:
-    """The JSON-able report: the client in use and the pool it lists."""
-    return {"client": client.to_dict(), "pool": listing.to_dict()}
 
 
 def render_pool(client: BitfusionClient, listing: PoolListing) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from bf_jupyter.bitfusion.client import BitfusionClient
-from bf_jupyter.bitfusion.pool_command import pool_report, render_pool
+from bf_jupyter.bitfusion.client import BitfusionClient, pool_report
+from bf_jupyter.bitfusion.pool_command import render_pool
 from bf_jupyter.bitfusion.records import parse_list_gpus
 from tests.unit.test_bitfusion_records import REAL_STYLE, SIM_STYLE
 

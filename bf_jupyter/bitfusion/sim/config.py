@@ -103,6 +103,7 @@ def load_pool(env: Mapping[str, str], home: Path) -> Pool:
     path = config_file(env, home)
     settings = _read_file(path) if path else {}
     mode = _mode(env, settings, path)
+    fallback = ""
     if mode in {"auto", "local"}:
         from bf_jupyter.bitfusion.sim.discovery import LocalGpusUnavailable, local_pool
 
@@ -113,7 +114,8 @@ def load_pool(env: Mapping[str, str], home: Path) -> Pool:
                 raise SimError(
                     f"BF_SIM_POOL=local but {reason}: install the NVIDIA driver, or use BF_SIM_POOL=virtual"
                 ) from None
-    return _virtual_pool(env, settings, path)
+            fallback = str(reason)  # said in every listing: why this pool is simulated
+    return _virtual_pool(env, settings, path, fallback=fallback)
 
 
 def _mode(env: Mapping[str, str], settings: Mapping[str, object], path: Path | None) -> str:
@@ -155,7 +157,7 @@ def _read_file(path: Path) -> dict[str, object]:
 
 
 def _virtual_pool(
-    env: Mapping[str, str], settings: Mapping[str, object], path: Path | None
+    env: Mapping[str, str], settings: Mapping[str, object], path: Path | None, *, fallback: str
 ) -> Pool:
     where = str(path) if path else "defaults"
     gpus = _count(*_setting(env, settings, "BF_SIM_GPUS", "gpus", path), default=DEFAULT_GPUS)
@@ -194,6 +196,8 @@ def _virtual_pool(
     overridden = [var for var in _SHAPE_VARS if env.get(var, "").strip()]
     if overridden:
         where += " + " + ", ".join(overridden)
+    if fallback:
+        where += f"; {fallback}"
     return Pool(servers, simulated=True, source=f"virtual pool ({where})")
 
 

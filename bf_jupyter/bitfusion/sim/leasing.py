@@ -48,8 +48,11 @@ class Interrupted(Exception):
 def info(message: str, stream: TextIO | None = None) -> None:
     """One ``[INFO] <RFC3339 UTC> message`` line, as the real client prints them."""
     out = stream or sys.stderr
-    out.write(f"[INFO] {rfc3339_now()} {message}\n")
-    out.flush()
+    try:
+        out.write(f"[INFO] {rfc3339_now()} {message}\n")
+        out.flush()
+    except (OSError, ValueError):
+        pass  # whoever read stderr went away: a report never stops a run or its release
 
 
 def acquire(

@@ -18,6 +18,7 @@ signal when it died of one; 127/126 when the command is missing/not executable.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shlex
@@ -29,7 +30,12 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from bf_jupyter.bitfusion.sim.config import load_pool, state_home
-from bf_jupyter.bitfusion.sim.errors import EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, CommandNotStarted
+from bf_jupyter.bitfusion.sim.errors import (
+    EXIT_NOT_EXECUTABLE,
+    EXIT_NOT_FOUND,
+    CommandNotStarted,
+    SimError,
+)
 from bf_jupyter.bitfusion.sim.leasing import (
     Interrupted,
     acquire,
@@ -81,39 +87,56 @@ def run_on_slice(
     try:
         store = Store.open(home)
         try:
-            lease, placement = acquire(
-                store,
-                pool,
-                gpu_slice,
-                wait_s=wait_s,
-                kind="run",
-                holder=current_process(),
-                holder_name=Path(command[0]).name,
-                command=shlex.join(command),
-                pending_signal=relay.pending,
-            )
-        except Interrupted as stop:
-            store.close()
-            return 128 + stop.signum
-        try:
-            return _run_leased(
-                store,
-                lease,
-                placement,
-                pool=pool,
-                gpu_slice=gpu_slice,
-                command=command,
-                env=env,
-                relay=relay,
+            return _lease_and_run(
+                store, pool, gpu_slice, command, wait_s=wait_s, env=env, relay=relay
             )
         finally:
-            config = store.lease_file(lease.lease_id)
-            info(f"Releasing GPUs from config file '{config}'")
-            store.release(lease.lease_id)
-            info(f"Released GPUs on 1 servers and removed generated config file '{config}'")
             store.close()
     finally:
         relay.restore()
+
+
+def _lease_and_run(
+    store: Store,
+    pool: Pool,
+    gpu_slice: GpuSlice,
+    command: Sequence[str],
+    *,
+    wait_s: float | None,
+    env: Mapping[str, str],
+    relay: _SignalRelay,
+) -> int:
+    try:
+        lease, placement = acquire(
+            store,
+            pool,
+            gpu_slice,
+            wait_s=wait_s,
+            kind="run",
+            holder=current_process(),
+            holder_name=Path(command[0]).name,
+            command=shlex.join(command),
+            pending_signal=relay.pending,
+        )
+    except Interrupted as stop:
+        return 128 + stop.signum
+    try:
+        return _run_leased(
+            store,
+            lease,
+            placement,
+            pool=pool,
+            gpu_slice=gpu_slice,
+            command=command,
+            env=env,
+            relay=relay,
+        )
+    finally:
+        # Released before anything is printed: a closed stderr must not keep the lease.
+        config = store.lease_file(lease.lease_id)
+        store.release(lease.lease_id)
+        info(f"Releasing GPUs from config file '{config}'")
+        info(f"Released GPUs on 1 servers and removed generated config file '{config}'")
 
 
 def lease_environment(
@@ -176,13 +199,15 @@ def _run_leased(
             f"command {command[0]!r} not found: give a program on PATH or its path",
             exit_code=EXIT_NOT_FOUND,
         ) from None
-    except PermissionError:
+    except OSError as error:  # not executable, bad format, too many arguments ...
         raise CommandNotStarted(
-            f"command {command[0]!r} is not executable", exit_code=EXIT_NOT_EXECUTABLE
+            f"command {command[0]!r} cannot be run ({error.strerror or error})",
+            exit_code=EXIT_NOT_EXECUTABLE,
         ) from None
     relay.attach(child.pid)
     if not relay.foreground:
-        store.record_command(lease.lease_id, identify(child.pid))
+        with contextlib.suppress(SimError):  # only helps reaping after a SIGKILL: never fatal
+            store.record_command(lease.lease_id, identify(child.pid))
     code = child.wait()
     relay.detach()
     if not relay.foreground:

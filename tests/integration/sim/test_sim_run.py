@@ -185,3 +185,19 @@ def test_a_wait_that_runs_out_fails_with_one_line_saying_what_is_free(sim: Sim) 
     assert "GPU 0 3277 of 16384 MiB, GPU 1 3277 of 16384 MiB" in line
     assert "after waiting 0.3 s" in line
     assert len(sim.lease_rows()) == 1  # only the request
+
+
+def test_many_first_uses_of_a_fresh_home_create_one_database_without_errors(sim: Sim) -> None:
+    listings = [sim.start("list_gpus") for _ in range(8)]
+    results = [(listing.wait(timeout=120), listing.communicate()[1]) for listing in listings]
+    assert results == [(0, "")] * 8
+    assert sim("run", "-n", "1", "-p", "0.5", "--", "true").returncode == 0
+
+
+def test_a_reader_that_closed_stderr_does_not_keep_the_lease(sim: Sim) -> None:
+    run = sim.start("run", "-n", "1", "-p", "0.5", "--", "true")
+    assert run.stderr is not None
+    run.stderr.close()  # every [INFO] line now meets a broken pipe
+    assert run.wait(timeout=60) == 0
+    assert sim.lease_rows() == []
+    assert sim.lease_files() == []
