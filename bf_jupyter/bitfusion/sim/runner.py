@@ -269,7 +269,12 @@ class _SignalRelay:
         return self._first
 
     def attach(self, child: int) -> None:
+        """Forward from now on; a signal that came while the command was being started never
+        reached it (not even from the terminal), so it is passed on now."""
         self._child = child
+        missed = self._first
+        if missed is not None:
+            self._send(missed, child)
 
     def detach(self) -> None:
         self._child = None
@@ -282,10 +287,11 @@ class _SignalRelay:
             return
         if self.foreground and signum in _TERMINAL_SIGNALS:
             return  # the terminal delivered it to the child already
-        try:
+        self._send(signum, child)
+
+    def _send(self, signum: int, child: int) -> None:
+        with contextlib.suppress(ProcessLookupError):  # the child is exiting: wait() collects it
             if self.foreground:
                 os.kill(child, signum)
             else:
                 os.killpg(child, signum)
-        except ProcessLookupError:
-            pass  # the child is exiting; wait() collects it

@@ -3,6 +3,10 @@ reaping after SIGKILL, and waiting for capacity."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import pty
+import select
 import signal
 import sqlite3
 import threading
@@ -16,6 +20,7 @@ from tests.integration.sim.conftest import (
     info_free,
     lines_of,
     read_until,
+    sim_argv,
     wait_until_gone,
 )
 
@@ -201,3 +206,38 @@ def test_a_reader_that_closed_stderr_does_not_keep_the_lease(sim: Sim) -> None:
     assert run.wait(timeout=60) == 0
     assert sim.lease_rows() == []
     assert sim.lease_files() == []
+
+
+def _ctrl_c_in_a_terminal(sim: Sim, *, when: bytes) -> int:
+    """Run ``bitfusion-sim run`` in the foreground of a new terminal, press Ctrl-C once ``when``
+    appears on it, and return bitfusion-sim's exit code."""
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: become bitfusion-sim
+        command = ["sh", "-c", "printf 'RE%sDY\\n' A; exec sleep 60"]  # prints READY
+        argv = [*sim_argv(), "run", "-n", "1", "-p", "0.5", "--", *command]
+        os.execve(argv[0], argv, sim.env)
+    try:
+        seen = b""
+        while when not in seen:
+            ready, _, _ = select.select([terminal], [], [], 60)
+            assert ready, seen
+            seen += os.read(terminal, 4096)
+        os.write(terminal, b"\x03")
+        _, status = os.waitpid(pid, 0)
+    finally:
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(terminal)
+    return os.waitstatus_to_exitcode(status)
+
+
+def test_in_a_terminal_ctrl_c_reaches_the_command_and_the_lease_is_released(sim: Sim) -> None:
+    assert _ctrl_c_in_a_terminal(sim, when=b"READY") == 128 + signal.SIGINT
+    assert sim.lease_rows() == []
+
+
+def test_ctrl_c_while_the_command_is_starting_is_not_lost(sim: Sim) -> None:
+    # Ctrl-C as soon as bitfusion-sim announces the command: before, while or after it starts
+    assert _ctrl_c_in_a_terminal(sim, when=b"Running client command") == 128 + signal.SIGINT
+    assert sim.lease_rows() == []
