@@ -78,17 +78,22 @@ def is_alive(identity: ProcessIdentity) -> bool:
     return identity.start is None or stat[1] == identity.start
 
 
-def child_preexec(*, new_group: bool) -> Callable[[], None]:
+def child_preexec(*, new_group: bool, record: Path | None = None) -> Callable[[], None]:
     """The ``preexec_fn`` for a command run on a lease: in its own process group when
     ``new_group`` (so signals can be forwarded to everything it starts), and killed by the kernel
     when this process dies, even by SIGKILL (Linux ``PR_SET_PDEATHSIG``), so that it never runs on
-    a slice whose lease is gone."""
+    a slice whose lease is gone. With ``record``, the child writes ``PID START`` there before it
+    executes: written by the parent after the start, a SIGKILL could come first."""
     parent = os.getpid()
     prctl = _load_prctl()
 
     def preexec() -> None:
         if new_group:
             os.setpgid(0, 0)
+        if record is not None:
+            me = current_process()
+            with contextlib.suppress(OSError):  # best effort: only reaping after a SIGKILL uses it
+                record.write_text(f"{me.pid} {me.start if me.start is not None else '-'}")
         if prctl is not None:
             prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
             if os.getppid() != parent:  # the parent died before the death signal was armed

@@ -34,7 +34,6 @@ from bf_jupyter.bitfusion.sim.errors import (
     EXIT_NOT_EXECUTABLE,
     EXIT_NOT_FOUND,
     CommandNotStarted,
-    SimError,
 )
 from bf_jupyter.bitfusion.sim.leasing import (
     Interrupted,
@@ -48,7 +47,6 @@ from bf_jupyter.bitfusion.sim.processes import (
     child_preexec,
     current_process,
     find_program,
-    identify,
     kill_process_group,
 )
 from bf_jupyter.bitfusion.sim.store import Store
@@ -187,11 +185,15 @@ def _run_leased(
     signum = relay.pending()
     if signum is not None:
         return 128 + signum
+    preexec = child_preexec(
+        new_group=not relay.foreground,
+        record=None if relay.foreground else store.command_file(lease.lease_id),
+    )
     try:
         child = subprocess.Popen(
             list(command),
             env=lease_environment(env, lease, placement, pool, gpu_slice),
-            preexec_fn=child_preexec(new_group=not relay.foreground),  # noqa: PLW1509 (no threads here)
+            preexec_fn=preexec,  # noqa: PLW1509 (bitfusion-sim runs no threads)
             close_fds=True,
         )
     except FileNotFoundError:
@@ -205,9 +207,6 @@ def _run_leased(
             exit_code=EXIT_NOT_EXECUTABLE,
         ) from None
     relay.attach(child.pid)
-    if not relay.foreground:
-        with contextlib.suppress(SimError):  # only helps reaping after a SIGKILL: never fatal
-            store.record_command(lease.lease_id, identify(child.pid))
     code = child.wait()
     relay.detach()
     if not relay.foreground:

@@ -50,8 +50,6 @@ _SCHEMA = (
         holder_name TEXT NOT NULL,
         command TEXT NOT NULL,
         since TEXT NOT NULL,
-        command_group INTEGER,
-        command_start INTEGER,
         CHECK ((kind = 'run') = (holder_pid IS NOT NULL))
     )""",
     """CREATE TABLE lease_gpus (
@@ -87,7 +85,6 @@ class Lease:
     holder_name: str
     command: str
     since: str
-    command_group: ProcessIdentity | None = None
 
 
 def rfc3339_now() -> str:
@@ -128,6 +125,11 @@ class Store:
 
     def lease_file(self, lease_id: int) -> Path:
         return self.home / LEASE_DIR / f"{lease_id}.json"
+
+    def command_file(self, lease_id: int) -> Path:
+        """Where a ``run`` command records itself (``PID START``) before it executes, so that
+        whatever it leaves behind can be killed when its lease is reaped."""
+        return self.home / LEASE_DIR / f"{lease_id}.command"
 
     # ----- reading -------------------------------------------------------------------------------
 
@@ -197,20 +199,12 @@ class Store:
             ) from None
         return lease, placement
 
-    def record_command(self, lease_id: int, group_leader: ProcessIdentity) -> None:
-        """Remember the process group the command of a ``run`` lease leads, so that whatever it
-        leaves behind is killed when the lease is reaped (its holder was SIGKILLed)."""
-        with _translated(self.path), self._transaction():
-            self._db.execute(
-                "UPDATE leases SET command_group = ?, command_start = ? WHERE id = ?",
-                (group_leader.pid, group_leader.start, lease_id),
-            )
-
     def release(self, lease_id: int) -> bool:
         """Remove a lease and its file; False when it was already gone (reaped or reset)."""
         with _translated(self.path), self._transaction():
             gone = self._db.execute("DELETE FROM leases WHERE id = ?", (lease_id,)).rowcount
         self.lease_file(lease_id).unlink(missing_ok=True)
+        self.command_file(lease_id).unlink(missing_ok=True)
         return gone > 0
 
     # ----- internals -----------------------------------------------------------------------------
@@ -257,8 +251,9 @@ class Store:
         dead = [lease for lease in self._leases(self._db) if self._dead(lease)]
         for lease in dead:
             self._db.execute("DELETE FROM leases WHERE id = ?", (lease.lease_id,))
-            if lease.command_group is not None:
-                kill_process_group(lease.command_group)
+            leader = self._command_leader(lease.lease_id)
+            if leader is not None:
+                kill_process_group(leader)
         return dead
 
     @staticmethod
@@ -324,7 +319,7 @@ class Store:
             gpus.setdefault(lease_id, []).append((gpu, mib))
         rows = db.execute(
             "SELECT id, kind, server, address, slice, holder_pid, holder_start, holder_name,"
-            " command, since, command_group, command_start FROM leases ORDER BY id"
+            " command, since FROM leases ORDER BY id"
         )
         return [
             Lease(
@@ -339,7 +334,6 @@ class Store:
                 name,
                 command,
                 since,
-                ProcessIdentity(group, group_start) if group is not None else None,
             )
             for (
                 lease_id,
@@ -352,8 +346,6 @@ class Store:
                 name,
                 command,
                 since,
-                group,
-                group_start,
             ) in rows
         ]
 
@@ -388,6 +380,14 @@ class Store:
     def _remove_files(self, leases: list[Lease]) -> None:
         for lease in leases:
             self.lease_file(lease.lease_id).unlink(missing_ok=True)
+            self.command_file(lease.lease_id).unlink(missing_ok=True)
+
+    def _command_leader(self, lease_id: int) -> ProcessIdentity | None:
+        try:
+            pid, start = self.command_file(lease_id).read_text(encoding="ascii").split()
+            return ProcessIdentity(int(pid), int(start) if start != "-" else None)
+        except (OSError, ValueError):
+            return None  # the command never started, or ran in the terminal's process group
 
 
 @contextmanager

@@ -98,7 +98,10 @@ def sim(tmp_path: Path) -> Iterator[Sim]:
     for process in runner.started:
         if process.poll() is None:
             process.kill()
-        process.communicate(timeout=30)
+        process.wait(timeout=30)
+        for pipe in (process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()  # not read to the end: a leftover grandchild may hold it open
 
 
 def read_until(stream: object, marker: str) -> list[str]:

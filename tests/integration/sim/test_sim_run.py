@@ -154,18 +154,22 @@ def test_a_sigkilled_runs_command_dies_and_its_lease_is_reaped_by_the_next_acces
     )
     assert run.stdout is not None
     command, grandchild = int(run.stdout.readline()), int(run.stdout.readline())
-    # when bitfusion-sim is SIGKILLed
-    run.kill()
-    run.wait(timeout=30)
-    # then its command dies with it, the lease stays until the pool is next touched, then goes
-    assert wait_until_gone(command)
-    assert len(sim.lease_rows()) == 1
-    listing = sim("list_gpus")
-    assert listing.returncode == 0
-    assert "lease" not in listing.stdout
-    assert sim.lease_rows() == []
-    assert sim.lease_files() == []
-    assert wait_until_gone(grandchild)
+    try:
+        # when bitfusion-sim is SIGKILLed
+        run.kill()
+        run.wait(timeout=30)
+        # then its command dies with it, the lease stays until the pool is next touched, then goes
+        assert wait_until_gone(command)
+        assert len(sim.lease_rows()) == 1
+        listing = sim("list_gpus")
+        assert listing.returncode == 0
+        assert "lease" not in listing.stdout
+        assert sim.lease_rows() == []
+        assert sim.lease_files() == []
+        assert wait_until_gone(grandchild)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(grandchild, signal.SIGKILL)  # only if the test failed: leave nothing behind
 
 
 def test_a_run_waits_for_capacity_and_starts_when_it_is_released(sim: Sim) -> None:
