@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from bf_jupyter.bitfusion.client import BitfusionClient, resolve_client
+from bf_jupyter.slice import GpuSlice
 from tests.integration.sim.conftest import Sim, child_script, lines_of, read_until, sim_argv
 
 SHOW_ENV = "import os; print(os.environ['CUDA_VISIBLE_DEVICES'], os.environ.get('CUDA_DEVICE_ORDER'), os.environ['BF_SIM_SERVER'])"
@@ -251,3 +252,17 @@ def test_help_explains_commands_configuration_and_exit_codes(sim: Sim) -> None:
         assert f"usage: bitfusion-sim {command}" in result.stdout
         assert "BF_SIM_HOME" in result.stdout
     assert sim().returncode == 2
+
+
+def test_the_adapters_run_argv_runs_on_the_simulator(client: BitfusionClient, sim: Sim) -> None:
+    # given a slice with a filter, rendered by the adapter as every component renders it
+    show = "import os; print(os.environ['BF_SIM_SLICE'], os.environ['BF_SIM_LEASED_GPUS'])"
+    argv = client.run_argv(GpuSlice.parse("1x25% device.id=1"), child_script(show), wait_seconds=5)
+    # when it runs
+    result = subprocess.run(
+        argv, env=sim.env, capture_output=True, text=True, timeout=60, check=False
+    )
+    # then the simulator understood every flag and leased the filtered GPU
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["1x25%", "device.id=1", "1"]
+    assert "Locked 1 GPUs with partial memory 0.25" in result.stderr
