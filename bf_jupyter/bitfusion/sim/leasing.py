@@ -108,7 +108,7 @@ def requesting_message(placement: Placement, *, simulated: bool) -> str:
     gpus = ", ".join(str(g.index) for g in placement.gpus)
     return (
         f"Requesting GPUs [{gpus}] with {amount} MiB of memory from server "
-        f"{placement.server.index} [{placement.server.address}], with version {version}"
+        f"{placement.server.index}, with version {version}"
     )
 
 
