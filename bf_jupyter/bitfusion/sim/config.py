@@ -42,7 +42,7 @@ DEFAULT_GPUS = 2
 DEFAULT_GPU_MEMORY_MIB = 16 * 1024
 # Environment variable → what it sets (shown by --help).
 ENV_VARS = {
-    "BF_SIM_HOME": "state directory (SQLite database, lease files); default ~/.local/share/bf-jupyter/sim",
+    "BF_SIM_HOME": "state directory (SQLite database, lease files), local to one machine since leases belong to its processes; default ~/.local/share/bf-jupyter/sim",
     "BF_SIM_CONFIG": "pool configuration file (YAML or JSON); default $BF_SIM_HOME/pool.yaml if present",
     "BF_SIM_POOL": "auto (nvidia-smi, else virtual) | local (nvidia-smi or fail) | virtual",
     "BF_SIM_SERVERS": f"number of virtual servers (default {DEFAULT_SERVERS})",
