@@ -66,15 +66,28 @@ def digits_dir(tmp_path_factory: pytest.TempPathFactory, run_script: RunScript) 
 
 
 @pytest.fixture(scope="session")
-def trained(
-    tmp_path_factory: pytest.TempPathFactory, run_script: RunScript, digits_dir: Path
-) -> TrainedRun:
-    """train.py on the digits: 32 px, 2 epochs, random weights, seed 7 (one run shared by tests)."""
+def trained(tmp_path_factory: pytest.TempPathFactory, digits_dir: Path) -> TrainedRun:
+    """train.py on the digits (32 px, 2 epochs, random weights, seed 7) on half a GPU of the
+    embedded pool, as ``bitfusion-sim run -n 1 -p 0.5 -- python train.py ...``; shared by tests."""
     output = tmp_path_factory.mktemp("trained")
-    result = run_script(
-        "train.py", "--data-dir", digits_dir, "--output-dir", output, "--image-size", "32",
-        "--epochs", "2", "--weights", "none", "--seed", "7",
-    )  # fmt: skip
+    sim = Path(sys.executable).with_name("bitfusion-sim")
+    train = [
+        sys.executable, str(EXAMPLE / "train.py"), "--data-dir", str(digits_dir),
+        "--output-dir", str(output), "--image-size", "32", "--epochs", "2", "--weights", "none",
+        "--seed", "7",
+    ]  # fmt: skip
+    result = subprocess.run(
+        [str(sim), "run", "-n", "1", "-p", "0.5", "--", *train],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={
+            **os.environ,
+            "BF_SIM_HOME": str(tmp_path_factory.mktemp("sim")),
+            "BF_SIM_POOL": "virtual",
+        },
+        check=False,
+    )
     return TrainedRun(output, result)
 
 

@@ -42,6 +42,16 @@ def test_training_saves_the_model_the_history_and_the_manifest(trained: TrainedR
 
 
 @pytest.mark.tensorflow
+def test_training_ran_on_a_half_gpu_lease_that_was_released(trained: TrainedRun) -> None:
+    # given the shared run, started as bitfusion-sim run -n 1 -p 0.5 -- python train.py ...
+    # then the client leased half a GPU, ran train.py under it and released the lease at the end
+    client = trained.result.stderr
+    assert "Locked 1 GPUs with partial memory 0.5" in client
+    assert client.index("Locked 1 GPUs") < client.index("Released GPUs")
+    assert "[vgg19] saved" in trained.result.stdout
+
+
+@pytest.mark.tensorflow
 def test_the_test_split_is_evaluated_with_a_confusion_matrix(trained: TrainedRun) -> None:
     # given the shared run
     history, manifest = trained.json("history.json"), trained.json("split.json")
