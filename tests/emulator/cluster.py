@@ -1,0 +1,176 @@
+"""The facade tests use: an emulated cluster running on its own event-loop thread.
+
+``EmulatedCluster.start()`` serves the API over HTTPS on 127.0.0.1 (a throw-away CA from
+``trustme``, a bearer token), writes a kubeconfig for it and starts the controllers, the quota
+controller, the scheduler and one process-kubelet per node. ``stop()`` ends every pod's process
+group, closes every stream and removes every file it made. Production code reaches the cluster
+only through the kubeconfig (``KubeApi.connect(kubeconfig=...)``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import concurrent.futures
+import secrets
+import shutil
+import ssl
+import tempfile
+import threading
+from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from tests.emulator.controllers import Controllers
+from tests.emulator.kinds import resource_for_kind
+from tests.emulator.quota import ResourceQuotas
+from tests.emulator.registry import Admission, Registry
+from tests.emulator.store import Store
+
+Obj = dict[str, Any]
+T = TypeVar("T")
+
+
+@dataclass
+class NodeSpec:
+    """A node: its name and the capacity its kubelet reports before any device plugin registers."""
+
+    name: str = "node-1"
+    capacity: dict[str, str] = field(default_factory=lambda: {"cpu": "8", "memory": "32Gi", "pods": "110"})
+
+
+class EmulatedCluster:
+    def __init__(
+        self,
+        *,
+        nodes: Sequence[NodeSpec] = (NodeSpec(),),
+        admission: Sequence[Admission] = (),
+        workdir: Path | None = None,
+    ) -> None:
+        self._own_workdir = workdir is None
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="bf-emulator-"))
+        self.kubeconfig = self.workdir / "kubeconfig"
+        self.token = secrets.token_urlsafe(24)
+        self.store = Store()
+        self.registry = Registry(self.store, admission=list(admission), quota=None)
+        self.nodes = list(nodes)
+        self.server_url = ""
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="emulated-cluster", daemon=True)
+        self._server: Any = None
+        self._components: list[Any] = []
+
+    # ----- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> EmulatedCluster:
+        self._thread.start()
+        try:
+            self.call(self._start())
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop pods (their process groups), streams, the server and the loop; remove the files."""
+        if self._thread.is_alive():
+            try:
+                self.call(self._stop(), timeout=60)
+            finally:
+                self._loop.call_soon_threadsafe(self._loop.stop)
+                self._thread.join(timeout=10)
+        if not self._loop.is_running():
+            self._loop.close()
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> EmulatedCluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
+        """Run ``coro`` on the cluster's loop and return its result (from any other thread)."""
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise
+
+    # ----- inside the loop ------------------------------------------------------------------------
+
+    async def _start(self) -> None:
+        import tornado.httpserver
+        import trustme
+
+        from tests.emulator.http_api import make_app
+
+        self.registry.quota = ResourceQuotas(self.store)
+        self._components.append(Controllers(self.registry))
+        for name in ("default", "kube-system", "kube-public"):
+            await self.registry.create(resource_for_kind("Namespace"), "", {"metadata": {"name": name}})
+        await self._start_nodes()
+
+        authority = trustme.CA()
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        authority.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+        app = make_app(self.registry, token=self.token, logs=self._log_source())
+        self._server = tornado.httpserver.HTTPServer(app, ssl_options=context)
+        sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
+        self._server.add_sockets(sockets)
+        port = sockets[0].getsockname()[1]
+        self.server_url = f"https://127.0.0.1:{port}"
+        self._write_kubeconfig(authority.cert_pem.bytes())
+
+    async def _start_nodes(self) -> None:
+        nodes = resource_for_kind("Node")
+        for node in self.nodes:
+            body = {
+                "metadata": {"name": node.name, "labels": {"kubernetes.io/hostname": node.name}},
+                "spec": {},
+                "status": {
+                    "capacity": dict(node.capacity),
+                    "allocatable": dict(node.capacity),
+                    "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status"}],
+                    "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": node.name}],
+                },
+            }
+            created = await self.registry.create(nodes, "", body)
+            created["status"] = body["status"]
+            self.registry.update_status_now(nodes, created)
+
+    def _log_source(self) -> Any:
+        return None
+
+    async def _stop(self) -> None:
+        for component in reversed(self._components):
+            await component.stop()
+        self.store.close_all_watches()
+        if self._server is not None:
+            self._server.stop()
+            await self._server.close_all_connections()
+
+    def _write_kubeconfig(self, ca_pem: bytes) -> None:
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "emulator",
+                    "cluster": {
+                        "server": self.server_url,
+                        "certificate-authority-data": base64.b64encode(ca_pem).decode(),
+                    },
+                }
+            ],
+            "users": [{"name": "admin", "user": {"token": self.token}}],
+            "contexts": [{"name": "emulator", "context": {"cluster": "emulator", "user": "admin", "namespace": "default"}}],
+            "current-context": "emulator",
+        }
+        self.kubeconfig.write_text(yaml.safe_dump(config))
+        self.kubeconfig.chmod(0o600)
