@@ -17,14 +17,18 @@ import shutil
 import ssl
 import tempfile
 import threading
-from collections.abc import Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 
+from tests.emulator import errors
 from tests.emulator.controllers import Controllers
+from tests.emulator.kubelet import Kubelet, PodAddresses
+from tests.emulator.pod_worker import Allocate, Backoff
+from tests.emulator.scheduler import Scheduler
 from tests.emulator.kinds import resource_for_kind
 from tests.emulator.quota import ResourceQuotas
 from tests.emulator.registry import Admission, Registry
@@ -49,6 +53,8 @@ class EmulatedCluster:
         nodes: Sequence[NodeSpec] = (NodeSpec(),),
         admission: Sequence[Admission] = (),
         workdir: Path | None = None,
+        allocate: Allocate | None = None,
+        backoff: Backoff | None = None,
     ) -> None:
         self._own_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="bf-emulator-"))
@@ -62,6 +68,9 @@ class EmulatedCluster:
         self._thread = threading.Thread(target=self._loop.run_forever, name="emulated-cluster", daemon=True)
         self._server: Any = None
         self._components: list[Any] = []
+        self.kubelets: dict[str, Kubelet] = {}
+        self.allocate = allocate
+        self.backoff = backoff or Backoff()
 
     # ----- lifecycle ------------------------------------------------------------------------------
 
@@ -115,6 +124,19 @@ class EmulatedCluster:
         for name in ("default", "kube-system", "kube-public"):
             await self.registry.create(resource_for_kind("Namespace"), "", {"metadata": {"name": name}})
         await self._start_nodes()
+        self._components.append(Scheduler(self.registry))
+        addresses = PodAddresses()
+        for node in self.nodes:
+            kubelet = Kubelet(
+                self.registry,
+                node.name,
+                self.workdir / "kubelet" / node.name,
+                addresses=addresses,
+                allocate=self.allocate,
+                backoff=self.backoff,
+            )
+            self.kubelets[node.name] = kubelet
+            self._components.append(kubelet)
 
         authority = trustme.CA()
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -144,8 +166,19 @@ class EmulatedCluster:
             created["status"] = body["status"]
             self.registry.update_status_now(nodes, created)
 
-    def _log_source(self) -> Any:
-        return None
+    def _log_source(self) -> Callable[[str, str, dict[str, str]], AsyncIterator[bytes]]:
+        async def logs(namespace: str, name: str, options: dict[str, str]) -> AsyncIterator[bytes]:
+            pod = self.registry.get(resource_for_kind("Pod"), namespace, name)
+            kubelet = self.kubelets.get((pod.get("spec") or {}).get("nodeName") or "")
+            if kubelet is None:
+                container = options.get("container") or next(
+                    (c.get("name", "") for c in (pod.get("spec") or {}).get("containers") or []), ""
+                )
+                raise errors.bad_request(f'container "{container}" in pod "{name}" is waiting to start: ContainerCreating')
+            async for chunk in kubelet.log_stream(pod, options):
+                yield chunk
+
+        return logs
 
     async def _stop(self) -> None:
         for component in reversed(self._components):

@@ -4,6 +4,7 @@ defaulting (pods get the fields the real API fills in) and the validation the te
 
 from __future__ import annotations
 
+import base64
 import copy
 import re
 from fractions import Fraction
@@ -84,6 +85,8 @@ def default_object(resource: ResourceType, obj: Obj) -> None:
         obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
     elif resource.kind == "Secret":
         obj.setdefault("type", "Opaque")
+        for key, value in (obj.pop("stringData", None) or {}).items():  # write-only convenience
+            obj.setdefault("data", {})[key] = base64.b64encode(str(value).encode()).decode()
     elif resource.kind == "ResourceQuota":
         hard = {k: quantity_text(v) for k, v in ((obj.get("spec") or {}).get("hard") or {}).items()}
         obj.setdefault("spec", {})["hard"] = hard
