@@ -17,7 +17,7 @@ import shutil
 import ssl
 import tempfile
 import threading
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import yaml
 
 from tests.emulator import errors
+from tests.emulator.admission import WebhookAdmission
 from tests.emulator.controllers import Controllers
 from tests.emulator.kubelet import Kubelet, PodAddresses
 from tests.emulator.pod_worker import Allocate, Backoff
@@ -33,6 +34,7 @@ from tests.emulator.kinds import resource_for_kind
 from tests.emulator.quota import ResourceQuotas
 from tests.emulator.registry import Admission, Registry
 from tests.emulator.store import Store
+from tests.emulator.webhook_config import load_webhooks
 
 Obj = dict[str, Any]
 T = TypeVar("T")
@@ -69,6 +71,7 @@ class EmulatedCluster:
         self._server: Any = None
         self._components: list[Any] = []
         self.kubelets: dict[str, Kubelet] = {}
+        self.services: dict[tuple[str, str], tuple[str, int]] = {}
         self.allocate = allocate
         self.backoff = backoff or Backoff()
 
@@ -110,6 +113,29 @@ class EmulatedCluster:
         except concurrent.futures.TimeoutError:
             future.cancel()
             raise
+
+    # ----- admission webhooks ------------------------------------------------------------------------
+
+    def use_webhooks(self, manifests: Iterable[Obj], *, ca_bundle: bytes | None = None) -> WebhookAdmission:
+        """Call the webhooks that the Mutating/ValidatingWebhookConfigurations among ``manifests``
+        declare, from now on (after any admission given at construction). ``ca_bundle`` fills an
+        empty ``caBundle`` as a CA injector would."""
+        mutating, validating = load_webhooks(manifests, ca_bundle=ca_bundle)
+        admission = WebhookAdmission(self.store, mutating, validating, services=self.services)
+
+        async def install() -> None:
+            self.registry.admission.append(admission)
+
+        self.call(install())
+        return admission
+
+    def expose_service(self, namespace: str, name: str, address: tuple[str, int]) -> None:
+        """Resolve Service ``namespace/name`` to ``address`` (as its endpoints would)."""
+
+        async def install() -> None:
+            self.services[(namespace, name)] = address
+
+        self.call(install())
 
     # ----- inside the loop ------------------------------------------------------------------------
 

@@ -41,20 +41,22 @@ class Controllers:
                 self._spawn(self._finish_namespace(namespace))
 
     async def _drain(self, namespace: str) -> None:
-        for resource, obj in list(self.store.all_objects()):
-            if resource.namespaced and obj["metadata"].get("namespace") == namespace:
-                await self._delete_quietly(resource, namespace, obj["metadata"]["name"])
         await self._finish_namespace(namespace)
 
     async def _finish_namespace(self, namespace: str) -> None:
+        """Delete what is left in a terminating namespace; remove it once it is empty."""
         found = self.store.find(self._namespaces, "", namespace)
         if found is None or (found.get("status") or {}).get("phase") != "Terminating":
             return
-        if any(
-            r.namespaced and o["metadata"].get("namespace") == namespace
-            for r, o in self.store.all_objects()
-        ):
-            return
+        left = [
+            (r, o) for r, o in list(self.store.all_objects())
+            if r.namespaced and o["metadata"].get("namespace") == namespace
+        ]
+        for resource, obj in left:
+            if not obj["metadata"].get("deletionTimestamp"):
+                await self._delete_quietly(resource, namespace, obj["metadata"]["name"])
+        if left:
+            return  # the last DELETED event in the namespace brings us back
         if self.store.find(self._namespaces, "", namespace) is not None:
             self.store.remove(self._namespaces, "", namespace)
 

@@ -95,17 +95,23 @@ def default_object(resource: ResourceType, obj: Obj) -> None:
         obj.setdefault("count", 1)
 
 
-def validate_name(resource: ResourceType, obj: Obj) -> None:
+def validate(resource: ResourceType, obj: Obj) -> None:
+    """422 Invalid listing every cause, like the API (only the rules tests can meet)."""
     name = str(obj["metadata"].get("name") or "")
+    causes = _name_causes(resource, name)
+    if resource.kind == "Pod":
+        causes.extend(_pod_causes(obj))
+    if causes:
+        raise errors.invalid(resource.kind, name, causes)
+
+
+def _name_causes(resource: ResourceType, name: str) -> list[tuple[str, str]]:
     pattern = _DNS_LABEL if resource.kind == "Namespace" else _DNS_SUBDOMAIN
     if not name:
-        raise errors.invalid(resource.kind, name, [("metadata.name", "Required value: name or generateName is required")])
+        return [("metadata.name", "Required value: name or generateName is required")]
     if len(name) > 253 or not pattern.match(name):
-        raise errors.invalid(
-            resource.kind,
-            name,
-            [("metadata.name", f'Invalid value: "{name}": a lowercase RFC 1123 name must consist of lower case alphanumeric characters, \'-\' or \'.\', and must start and end with an alphanumeric character')],
-        )
+        return [("metadata.name", f'Invalid value: "{name}": a lowercase RFC 1123 name must consist of lower case alphanumeric characters, \'-\' or \'.\', and must start and end with an alphanumeric character')]
+    return []
 
 
 def _resource_causes(path: str, container: Obj) -> list[tuple[str, str]]:
@@ -140,9 +146,7 @@ def _safe(value: Any) -> Fraction | None:
         return None
 
 
-def validate_pod(pod: Obj) -> None:
-    """422 Invalid with every cause, like the API (only the rules tests can meet)."""
-    name = pod["metadata"]["name"]
+def _pod_causes(pod: Obj) -> list[tuple[str, str]]:
     spec = pod.get("spec") or {}
     causes: list[tuple[str, str]] = []
     containers = spec.get("containers") or []
@@ -166,8 +170,7 @@ def validate_pod(pod: Obj) -> None:
             causes.extend(_resource_causes(path, container))
     if spec.get("restartPolicy") not in ("Always", "OnFailure", "Never"):
         causes.append(("spec.restartPolicy", f'Unsupported value: "{spec.get("restartPolicy")}": supported values: "Always", "OnFailure", "Never"'))
-    if causes:
-        raise errors.invalid("Pod", name, causes)
+    return causes
 
 
 def validate_pod_update(old: Obj, new: Obj) -> None:

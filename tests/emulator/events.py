@@ -44,8 +44,9 @@ class EventRecorder:
                 existing["lastTimestamp"] = now_rfc3339()
                 self.store.update(self._events, existing)
                 return
-        if self.store.find(resource_for_kind("Namespace"), "", namespace) is None:
-            return
+        home = self.store.find(resource_for_kind("Namespace"), "", namespace)
+        if home is None or (home.get("status") or {}).get("phase") == "Terminating":
+            return  # the API refuses new content in a terminating namespace
         now = now_rfc3339()
         source = {"component": self.component}
         if self.host:

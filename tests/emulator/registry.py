@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 from tests.emulator import errors
-from tests.emulator.defaults import default_object, validate_name, validate_pod, validate_pod_update
+from tests.emulator.defaults import default_object, validate, validate_pod_update
 from tests.emulator.kinds import ResourceType, resource_for_kind
 from tests.emulator.patches import apply_patch
 from tests.emulator.store import Store, now_rfc3339
@@ -93,9 +93,7 @@ class Registry:
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = _generated(meta["generateName"])
         attrs.name = meta.get("name", "")
-        validate_name(resource, obj)
-        if resource.kind == "Pod":
-            validate_pod(obj)
+        validate(resource, obj)
         for step in self.admission:
             await step.validate(attrs)
         # From here to the store, nothing awaits: quota and storage are one atomic step.
