@@ -5,6 +5,7 @@ polling with sleeps). The same handle serves the emulated cluster and a real one
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -145,11 +146,52 @@ class ClusterHandle:
     def pod_log(self, namespace: str, name: str, *, container: str | None = None) -> str:
         return "\n".join(self.api.pod_log(name, namespace, container=container))
 
+    def follow_log(self, namespace: str, name: str, *, container: str | None = None) -> LogFollower:
+        """Follow a running container's log on a thread; see ``LogFollower``."""
+        return LogFollower(self.api, namespace, name, container)
+
     def delete_quietly(self, kind: str, name: str, namespace: str | None = None) -> None:
         try:
             self.api.delete(kind, name, namespace)
         except KubeApiError:
             pass
+
+
+class LogFollower:
+    """Collects a followed log's lines on a daemon thread, so a test can wait for one line (an
+    event, not a sleep) and later for the stream's end (the container stopped)."""
+
+    def __init__(self, api: KubeApi, namespace: str, name: str, container: str | None) -> None:
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self._ended = False
+        self._thread = threading.Thread(target=self._read, args=(api, namespace, name, container), daemon=True)
+        self._thread.start()
+
+    def _read(self, api: KubeApi, namespace: str, name: str, container: str | None) -> None:
+        try:
+            for line in api.pod_log(name, namespace, container=container, follow=True):
+                with self._changed:
+                    self.lines.append(line)
+                    self._changed.notify_all()
+        finally:
+            with self._changed:
+                self._ended = True
+                self._changed.notify_all()
+
+    def wait_for_line(self, text: str, *, timeout: float = 30) -> str:
+        with self._changed:
+            found = self._changed.wait_for(lambda: any(text in line for line in self.lines) or self._ended, timeout)
+            match = next((line for line in self.lines if text in line), None)
+        if not found or match is None:
+            raise WaitTimeout(f"no log line containing {text!r} within {timeout:g}s; lines: {self.lines}")
+        return match
+
+    def wait_for_end(self, *, timeout: float = 30) -> list[str]:
+        with self._changed:
+            if not self._changed.wait_for(lambda: self._ended, timeout):
+                raise WaitTimeout(f"log stream still open after {timeout:g}s; lines: {self.lines}")
+            return list(self.lines)
 
 
 def _summary(obj: Obj | None) -> str:
