@@ -4,6 +4,7 @@ polling with sleeps). The same handle serves the emulated cluster and a real one
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import threading
 import time
@@ -38,15 +39,19 @@ class ClusterHandle:
         ``KubeApi`` does not offer (JSON patch, replace with a stale version, dry run)."""
         from kubernetes import client, config
 
-        return client.CoreV1Api(config.new_client_from_config(config_file=str(self.kubeconfig)))
+        api_client = config.new_client_from_config(config_file=str(self.kubeconfig))  # type: ignore[no-untyped-call]
+        return client.CoreV1Api(api_client)
 
     # ----- namespaces -----------------------------------------------------------------------------
 
-    def create_namespace(self, prefix: str = "e2e", *, labels: Mapping[str, str] | None = None) -> str:
+    def create_namespace(
+        self, prefix: str = "e2e", *, labels: Mapping[str, str] | None = None
+    ) -> str:
         """A fresh namespace (unique name) prepared like every test namespace (``namespace_setup``)."""
         name = f"{prefix}-{secrets.token_hex(3)}"
         self.api.create(
-            "Namespace", {"metadata": {"name": name, "labels": {**self.namespace_labels, **(labels or {})}}}
+            "Namespace",
+            {"metadata": {"name": name, "labels": {**self.namespace_labels, **(labels or {})}}},
         )
         for prepare in self.namespace_setup:
             prepare(name)
@@ -58,7 +63,10 @@ class ClusterHandle:
         name = self.create_namespace(prefix)
         self.api.create(
             "ResourceQuota",
-            {"metadata": {"name": quota_name}, "spec": {"hard": {k: str(v) for k, v in hard.items()}}},
+            {
+                "metadata": {"name": quota_name},
+                "spec": {"hard": {k: str(v) for k, v in hard.items()}},
+            },
             name,
         )
         return name
@@ -68,8 +76,12 @@ class ClusterHandle:
         if not self.api.delete("Namespace", name):
             return
         self.wait_for(
-            "Namespace", None, lambda event, obj: event == "DELETED" and obj["metadata"]["name"] == name,
-            field_selector=f"metadata.name={name}", timeout=timeout, describe=f"namespace {name} to go",
+            "Namespace",
+            None,
+            lambda event, obj: event == "DELETED" and obj["metadata"]["name"] == name,
+            field_selector=f"metadata.name={name}",
+            timeout=timeout,
+            describe=f"namespace {name} to go",
             initial=lambda items: not items,
         )
 
@@ -91,19 +103,29 @@ class ClusterHandle:
         "now" with the current state replayed) until ``condition(event_type, obj)`` holds.
         ``initial`` may settle it from the list alone. Raises ``WaitTimeout``."""
         deadline = time.monotonic() + timeout
-        items = self.api.list(kind, namespace, field_selector=field_selector, label_selector=label_selector)
+        items = self.api.list(
+            kind, namespace, field_selector=field_selector, label_selector=label_selector
+        )
         if initial is not None and (settled := initial(items)):
             return settled if isinstance(settled, dict) else {}
         for item in items:
             if condition("ADDED", item):
                 return item
-        versions = [int(i["metadata"]["resourceVersion"]) for i in items if str(i["metadata"].get("resourceVersion", "")).isdigit()]
+        versions = [
+            int(i["metadata"]["resourceVersion"])
+            for i in items
+            if str(i["metadata"].get("resourceVersion", "")).isdigit()
+        ]
         version: str | None = str(max(versions)) if versions else None
         last: Obj | None = items[-1] if items else None
         while (remaining := deadline - time.monotonic()) > 0:
             for event in self.api.watch(
-                kind, namespace, field_selector=field_selector, label_selector=label_selector,
-                resource_version=version, timeout_seconds=max(1, int(remaining)),
+                kind,
+                namespace,
+                field_selector=field_selector,
+                label_selector=label_selector,
+                resource_version=version,
+                timeout_seconds=max(1, int(remaining)),
             ):
                 if event.type == "BOOKMARK":
                     continue
@@ -111,32 +133,60 @@ class ClusterHandle:
                 version = event.object["metadata"].get("resourceVersion", version)
                 if condition(event.type, event.object):
                     return event.object
-        raise WaitTimeout(f"timed out after {timeout:g}s waiting for {describe or kind}; last seen: {_summary(last)}")
-
-    def wait_for_pod(self, namespace: str, name: str, condition: Callable[[Obj], bool], *, timeout: float = 30, describe: str = "") -> Obj:
-        return self.wait_for(
-            "Pod", namespace, lambda event, obj: event != "DELETED" and condition(obj),
-            field_selector=f"metadata.name={name}", timeout=timeout, describe=describe or f"pod {namespace}/{name}",
+        raise WaitTimeout(
+            f"timed out after {timeout:g}s waiting for {describe or kind}; last seen: {_summary(last)}"
         )
 
-    def wait_for_pod_phase(self, namespace: str, name: str, phases: str | Iterable[str], *, timeout: float = 60) -> Obj:
+    def wait_for_pod(
+        self,
+        namespace: str,
+        name: str,
+        condition: Callable[[Obj], bool],
+        *,
+        timeout: float = 30,
+        describe: str = "",
+    ) -> Obj:
+        return self.wait_for(
+            "Pod",
+            namespace,
+            lambda event, obj: event != "DELETED" and condition(obj),
+            field_selector=f"metadata.name={name}",
+            timeout=timeout,
+            describe=describe or f"pod {namespace}/{name}",
+        )
+
+    def wait_for_pod_phase(
+        self, namespace: str, name: str, phases: str | Iterable[str], *, timeout: float = 60
+    ) -> Obj:
         wanted = {phases} if isinstance(phases, str) else set(phases)
         return self.wait_for_pod(
-            namespace, name, lambda pod: (pod.get("status") or {}).get("phase") in wanted,
-            timeout=timeout, describe=f"pod {namespace}/{name} to be {'/'.join(sorted(wanted))}",
+            namespace,
+            name,
+            lambda pod: (pod.get("status") or {}).get("phase") in wanted,
+            timeout=timeout,
+            describe=f"pod {namespace}/{name} to be {'/'.join(sorted(wanted))}",
         )
 
     def wait_for_pod_gone(self, namespace: str, name: str, *, timeout: float = 60) -> None:
         self.wait_for(
-            "Pod", namespace, lambda event, obj: event == "DELETED",
-            field_selector=f"metadata.name={name}", timeout=timeout, describe=f"pod {namespace}/{name} to go",
+            "Pod",
+            namespace,
+            lambda event, obj: event == "DELETED",
+            field_selector=f"metadata.name={name}",
+            timeout=timeout,
+            describe=f"pod {namespace}/{name} to go",
             initial=lambda items: not items,
         )
 
-    def wait_for_event(self, namespace: str, involved: str, reason: str, *, timeout: float = 30) -> Obj:
+    def wait_for_event(
+        self, namespace: str, involved: str, reason: str, *, timeout: float = 30
+    ) -> Obj:
         return self.wait_for(
-            "Event", namespace, lambda event, obj: event != "DELETED" and obj.get("reason") == reason,
-            field_selector=f"involvedObject.name={involved}", timeout=timeout,
+            "Event",
+            namespace,
+            lambda event, obj: event != "DELETED" and obj.get("reason") == reason,
+            field_selector=f"involvedObject.name={involved}",
+            timeout=timeout,
             describe=f"event {reason} for {involved}",
         )
 
@@ -151,10 +201,8 @@ class ClusterHandle:
         return LogFollower(self.api, namespace, name, container)
 
     def delete_quietly(self, kind: str, name: str, namespace: str | None = None) -> None:
-        try:
+        with contextlib.suppress(KubeApiError):
             self.api.delete(kind, name, namespace)
-        except KubeApiError:
-            pass
 
 
 class LogFollower:
@@ -165,7 +213,9 @@ class LogFollower:
         self.lines: list[str] = []
         self._changed = threading.Condition()
         self._ended = False
-        self._thread = threading.Thread(target=self._read, args=(api, namespace, name, container), daemon=True)
+        self._thread = threading.Thread(
+            target=self._read, args=(api, namespace, name, container), daemon=True
+        )
         self._thread.start()
 
     def _read(self, api: KubeApi, namespace: str, name: str, container: str | None) -> None:
@@ -181,10 +231,14 @@ class LogFollower:
 
     def wait_for_line(self, text: str, *, timeout: float = 30) -> str:
         with self._changed:
-            found = self._changed.wait_for(lambda: any(text in line for line in self.lines) or self._ended, timeout)
+            found = self._changed.wait_for(
+                lambda: any(text in line for line in self.lines) or self._ended, timeout
+            )
             match = next((line for line in self.lines if text in line), None)
         if not found or match is None:
-            raise WaitTimeout(f"no log line containing {text!r} within {timeout:g}s; lines: {self.lines}")
+            raise WaitTimeout(
+                f"no log line containing {text!r} within {timeout:g}s; lines: {self.lines}"
+            )
         return match
 
     def wait_for_end(self, *, timeout: float = 30) -> list[str]:

@@ -31,11 +31,15 @@ def real_kubeconfig() -> Path | None:
 def emulator() -> Iterator[ClusterHandle]:
     """A bare emulated cluster: one node with ``bitfusion.io/gpu`` capacity, no webhooks."""
     if real_kubeconfig() is not None:
-        pytest.skip(f"tests of the emulator itself do not run against a real cluster (${REAL_CLUSTER_ENV} is set)")
+        pytest.skip(
+            f"tests of the emulator itself do not run against a real cluster (${REAL_CLUSTER_ENV} is set)"
+        )
     from bf_jupyter.kubeapi import KubeApi
     from tests.emulator.cluster import EmulatedCluster, NodeSpec
 
-    node = NodeSpec(capacity={"cpu": "8", "memory": "32Gi", "pods": "110", "bitfusion.io/gpu": NODE_GPU_UNITS})
+    node = NodeSpec(
+        capacity={"cpu": "8", "memory": "32Gi", "pods": "110", "bitfusion.io/gpu": NODE_GPU_UNITS}
+    )
     cluster = EmulatedCluster(nodes=[node]).start()
     api = KubeApi.connect(kubeconfig=str(cluster.kubeconfig))
     try:

@@ -21,28 +21,84 @@ VALIDATING = "ValidatingWebhookConfiguration"
 
 
 def annotated(key: str) -> list[Obj]:
-    return [{"name": "annotated", "expression": f"has(object.metadata.annotations) && '{key}' in object.metadata.annotations"}]
+    return [
+        {
+            "name": "annotated",
+            "expression": f"has(object.metadata.annotations) && '{key}' in object.metadata.annotations",
+        }
+    ]
 
 
 CONFIGURATIONS = [
-    configuration(MUTATING, "b-tag", [{"name": "tag.tiny.test", "path": "tag", "matchConditions": annotated("tiny/tag")}]),
-    configuration(MUTATING, "a-label", [{
-        "name": "label.tiny.test", "path": "label", "reinvocationPolicy": "IfNeeded", "matchConditions": annotated("tiny/label"),
-        "namespaceSelector": {"matchExpressions": [{"key": "tiny/skip", "operator": "DoesNotExist"}]},
-    }]),
-    configuration(VALIDATING, "checks", [
-        {"name": "deny.tiny.test", "path": "deny", "matchConditions": [
-            *annotated("tiny/deny"),
-            {"name": "says-yes", "expression": "object.metadata.annotations['tiny/deny'].lowerAscii() == 'yes'"},
-        ]},
-        {"name": "gone-ignore.tiny.test", "path": "x", "service": "absent", "failurePolicy": "Ignore", "matchConditions": annotated("tiny/gone-ignore")},
-        {"name": "gone-fail.tiny.test", "path": "x", "service": "absent", "failurePolicy": "Fail", "matchConditions": annotated("tiny/gone-fail")},
-        {"name": "slow.tiny.test", "path": "slow", "timeoutSeconds": 1, "matchConditions": annotated("tiny/slow")},
-        {"name": "cel-error.tiny.test", "path": "deny", "failurePolicy": "Fail", "matchConditions": [
-            *annotated("tiny/cel-error"),
-            {"name": "missing-key", "expression": "object.metadata.labels['absent'] == 'x'"},
-        ]},
-    ]),
+    configuration(
+        MUTATING,
+        "b-tag",
+        [{"name": "tag.tiny.test", "path": "tag", "matchConditions": annotated("tiny/tag")}],
+    ),
+    configuration(
+        MUTATING,
+        "a-label",
+        [
+            {
+                "name": "label.tiny.test",
+                "path": "label",
+                "reinvocationPolicy": "IfNeeded",
+                "matchConditions": annotated("tiny/label"),
+                "namespaceSelector": {
+                    "matchExpressions": [{"key": "tiny/skip", "operator": "DoesNotExist"}]
+                },
+            }
+        ],
+    ),
+    configuration(
+        VALIDATING,
+        "checks",
+        [
+            {
+                "name": "deny.tiny.test",
+                "path": "deny",
+                "matchConditions": [
+                    *annotated("tiny/deny"),
+                    {
+                        "name": "says-yes",
+                        "expression": "object.metadata.annotations['tiny/deny'].lowerAscii() == 'yes'",
+                    },
+                ],
+            },
+            {
+                "name": "gone-ignore.tiny.test",
+                "path": "x",
+                "service": "absent",
+                "failurePolicy": "Ignore",
+                "matchConditions": annotated("tiny/gone-ignore"),
+            },
+            {
+                "name": "gone-fail.tiny.test",
+                "path": "x",
+                "service": "absent",
+                "failurePolicy": "Fail",
+                "matchConditions": annotated("tiny/gone-fail"),
+            },
+            {
+                "name": "slow.tiny.test",
+                "path": "slow",
+                "timeoutSeconds": 1,
+                "matchConditions": annotated("tiny/slow"),
+            },
+            {
+                "name": "cel-error.tiny.test",
+                "path": "deny",
+                "failurePolicy": "Fail",
+                "matchConditions": [
+                    *annotated("tiny/cel-error"),
+                    {
+                        "name": "missing-key",
+                        "expression": "object.metadata.labels['absent'] == 'x'",
+                    },
+                ],
+            },
+        ],
+    ),
 ]
 
 
@@ -57,9 +113,13 @@ def webhooked() -> Iterator[tuple[ClusterHandle, TinyWebhook]]:
     try:
         for config in CONFIGURATIONS:
             for entry in config["webhooks"]:
-                entry["clientConfig"]["caBundle"] = __import__("base64").b64encode(webhook.ca_pem).decode()
+                entry["clientConfig"]["caBundle"] = (
+                    __import__("base64").b64encode(webhook.ca_pem).decode()
+                )
         cluster.use_webhooks(CONFIGURATIONS)
-        cluster.expose_service(tiny_webhook.SERVICE_NAMESPACE, tiny_webhook.SERVICE_NAME, ("127.0.0.1", webhook.port))
+        cluster.expose_service(
+            tiny_webhook.SERVICE_NAMESPACE, tiny_webhook.SERVICE_NAME, ("127.0.0.1", webhook.port)
+        )
         api = KubeApi.connect(kubeconfig=str(cluster.kubeconfig))
         yield ClusterHandle(cluster.kubeconfig, api, cluster), webhook
         api.close()
@@ -78,12 +138,17 @@ def ns(webhooked: tuple[ClusterHandle, TinyWebhook]) -> Iterator[str]:
 
 def pod(name: str, *annotations: str) -> Obj:
     return {
-        "metadata": {"name": name, "annotations": {a: "yes" for a in annotations}},
-        "spec": {"containers": [{"name": "main", "image": "python:3", "command": ["true"]}], "restartPolicy": "Never"},
+        "metadata": {"name": name, "annotations": dict.fromkeys(annotations, "yes")},
+        "spec": {
+            "containers": [{"name": "main", "image": "python:3", "command": ["true"]}],
+            "restartPolicy": "Never",
+        },
     }
 
 
-def test_mutating_webhook_gets_a_v1_review_and_its_patch_is_applied(webhooked: tuple[ClusterHandle, TinyWebhook], ns: str) -> None:
+def test_mutating_webhook_gets_a_v1_review_and_its_patch_is_applied(
+    webhooked: tuple[ClusterHandle, TinyWebhook], ns: str
+) -> None:
     handle, webhook = webhooked
     before = len(webhook.calls("label"))
     created = handle.api.create("Pod", pod("labelled", "tiny/label"), ns)
@@ -91,13 +156,20 @@ def test_mutating_webhook_gets_a_v1_review_and_its_patch_is_applied(webhooked: t
     request = webhook.calls("label")[-1]
     assert request["kind"] == {"group": "", "version": "v1", "kind": "Pod"}
     assert request["resource"] == {"group": "", "version": "v1", "resource": "pods"}
-    assert (request["namespace"], request["name"], request["operation"], request["dryRun"]) == (ns, "labelled", "CREATE", False)
+    assert (request["namespace"], request["name"], request["operation"], request["dryRun"]) == (
+        ns,
+        "labelled",
+        "CREATE",
+        False,
+    )
     assert request["userInfo"]["username"] == "kubernetes-admin"
     assert request["object"]["spec"]["restartPolicy"] == "Never" and request["oldObject"] is None
     assert request["uid"]
 
 
-def test_match_conditions_keep_other_pods_away_from_the_webhook(webhooked: tuple[ClusterHandle, TinyWebhook], ns: str) -> None:
+def test_match_conditions_keep_other_pods_away_from_the_webhook(
+    webhooked: tuple[ClusterHandle, TinyWebhook], ns: str
+) -> None:
     handle, webhook = webhooked
     before = len(webhook.reviews)
     created = handle.api.create("Pod", pod("plain"), ns)
@@ -105,7 +177,9 @@ def test_match_conditions_keep_other_pods_away_from_the_webhook(webhooked: tuple
     assert "tiny-webhook/seen" not in (created["metadata"].get("labels") or {})
 
 
-def test_namespace_selector_excludes_labelled_namespaces(webhooked: tuple[ClusterHandle, TinyWebhook]) -> None:
+def test_namespace_selector_excludes_labelled_namespaces(
+    webhooked: tuple[ClusterHandle, TinyWebhook],
+) -> None:
     handle, webhook = webhooked
     skipped = handle.create_namespace("skip", labels={"tiny/skip": "true"})
     try:
@@ -117,27 +191,39 @@ def test_namespace_selector_excludes_labelled_namespaces(webhooked: tuple[Cluste
         handle.delete_namespace(skipped)
 
 
-def test_if_needed_webhook_is_reinvoked_after_a_later_change(webhooked: tuple[ClusterHandle, TinyWebhook], ns: str) -> None:
+def test_if_needed_webhook_is_reinvoked_after_a_later_change(
+    webhooked: tuple[ClusterHandle, TinyWebhook], ns: str
+) -> None:
     # given label (IfNeeded, called first by name) and tag (changes the pod afterwards)
     handle, webhook = webhooked
     before = len(webhook.calls("label"))
     created = handle.api.create("Pod", pod("both", "tiny/label", "tiny/tag"), ns)
     # then label ran twice — the second time seeing tag's annotation — and tag once
     assert len(webhook.calls("label")) == before + 2
-    assert webhook.calls("label")[-1]["object"]["metadata"]["annotations"]["tiny-webhook/tagged"] == "yes"
+    assert (
+        webhook.calls("label")[-1]["object"]["metadata"]["annotations"]["tiny-webhook/tagged"]
+        == "yes"
+    )
     assert created["metadata"]["annotations"]["tiny-webhook/tagged"] == "yes"
 
 
-def test_validating_denial_comes_back_as_the_apis_error(webhooked: tuple[ClusterHandle, TinyWebhook], ns: str) -> None:
+def test_validating_denial_comes_back_as_the_apis_error(
+    webhooked: tuple[ClusterHandle, TinyWebhook], ns: str
+) -> None:
     handle, _ = webhooked
     with pytest.raises(KubeApiError) as denied:
         handle.api.create("Pod", pod("refused", "tiny/deny"), ns)
     assert (denied.value.status, denied.value.reason) == (403, "Forbidden")
-    assert str(denied.value) == 'admission webhook "deny.tiny.test" denied the request: tiny webhook refuses pod refused'
+    assert (
+        str(denied.value)
+        == 'admission webhook "deny.tiny.test" denied the request: tiny webhook refuses pod refused'
+    )
     assert handle.api.list("Pod", ns, field_selector="metadata.name=refused") == []
 
 
-def test_failure_policy_ignore_admits_and_fail_refuses_when_the_webhook_is_unreachable(webhooked: tuple[ClusterHandle, TinyWebhook], ns: str) -> None:
+def test_failure_policy_ignore_admits_and_fail_refuses_when_the_webhook_is_unreachable(
+    webhooked: tuple[ClusterHandle, TinyWebhook], ns: str
+) -> None:
     handle, _ = webhooked
     handle.api.create("Pod", pod("ignored", "tiny/gone-ignore"), ns)
     with pytest.raises(KubeApiError) as failed:
@@ -146,7 +232,9 @@ def test_failure_policy_ignore_admits_and_fail_refuses_when_the_webhook_is_unrea
     assert 'failed calling webhook "gone-fail.tiny.test"' in str(failed.value)
 
 
-def test_timeout_seconds_bounds_a_slow_webhook(webhooked: tuple[ClusterHandle, TinyWebhook], ns: str) -> None:
+def test_timeout_seconds_bounds_a_slow_webhook(
+    webhooked: tuple[ClusterHandle, TinyWebhook], ns: str
+) -> None:
     handle, _ = webhooked
     with pytest.raises(KubeApiError) as failed:
         handle.api.create("Pod", pod("slow", "tiny/slow"), ns)
@@ -156,7 +244,9 @@ def test_timeout_seconds_bounds_a_slow_webhook(webhooked: tuple[ClusterHandle, T
     assert "?timeout=1s" in str(failed.value)
 
 
-def test_match_condition_error_follows_the_failure_policy(webhooked: tuple[ClusterHandle, TinyWebhook], ns: str) -> None:
+def test_match_condition_error_follows_the_failure_policy(
+    webhooked: tuple[ClusterHandle, TinyWebhook], ns: str
+) -> None:
     handle, _ = webhooked
     with pytest.raises(KubeApiError) as failed:
         handle.api.create("Pod", pod("cel", "tiny/cel-error"), ns)
@@ -164,7 +254,9 @@ def test_match_condition_error_follows_the_failure_policy(webhooked: tuple[Clust
     assert "failed to evaluate match conditions" in str(failed.value)
 
 
-def test_dry_run_reaches_the_webhook_and_stores_nothing(webhooked: tuple[ClusterHandle, TinyWebhook], ns: str) -> None:
+def test_dry_run_reaches_the_webhook_and_stores_nothing(
+    webhooked: tuple[ClusterHandle, TinyWebhook], ns: str
+) -> None:
     handle, webhook = webhooked
     result = handle.core_v1().create_namespaced_pod(ns, pod("dry", "tiny/label"), dry_run="All")
     assert result.metadata.labels["tiny-webhook/seen"]
@@ -175,7 +267,19 @@ def test_dry_run_reaches_the_webhook_and_stores_nothing(webhooked: tuple[Cluster
 def test_cel_provides_kubernetes_string_functions_and_refuses_unknown_ones() -> None:
     from tests.emulator import match_conditions
 
-    conditions = match_conditions.load([{"name": "c", "expression": "object.metadata.name.lowerAscii().split('-')[0] == 'gpu'"}])
-    assert match_conditions.evaluate(conditions, {"object": {"metadata": {"name": "GPU-pod"}}}) == (True, "")
+    conditions = match_conditions.load(
+        [{"name": "c", "expression": "object.metadata.name.lowerAscii().split('-')[0] == 'gpu'"}]
+    )
+    assert match_conditions.evaluate(conditions, {"object": {"metadata": {"name": "GPU-pod"}}}) == (
+        True,
+        "",
+    )
     with pytest.raises(match_conditions.UnsupportedCel, match="allowed, check, group, resource"):
-        match_conditions.load([{"name": "authz", "expression": "authorizer.group('').resource('pods').check('create').allowed()"}])
+        match_conditions.load(
+            [
+                {
+                    "name": "authz",
+                    "expression": "authorizer.group('').resource('pods').check('create').allowed()",
+                }
+            ]
+        )

@@ -4,11 +4,15 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import pytest
 
 from bf_jupyter.kubeapi import KubeApiError
-from tests.e2e.cluster_handle import ClusterHandle
+
+if TYPE_CHECKING:
+    from tests.e2e.cluster_handle import ClusterHandle
+
 
 GPU = "requests.bitfusion.io/gpu"
 
@@ -20,7 +24,12 @@ def gpu_pod(name: str, units: int, command: tuple[str, ...] = ("sleep", "60")) -
             "restartPolicy": "Never",
             "terminationGracePeriodSeconds": 1,
             "containers": [
-                {"name": "main", "image": "python:3", "command": list(command), "resources": {"limits": {"bitfusion.io/gpu": str(units)}}}
+                {
+                    "name": "main",
+                    "image": "python:3",
+                    "command": list(command),
+                    "resources": {"limits": {"bitfusion.io/gpu": str(units)}},
+                }
             ],
         },
     }
@@ -33,7 +42,9 @@ def quota_namespace(emulator: ClusterHandle) -> object:
     emulator.delete_namespace(name)
 
 
-def test_second_pod_over_quota_is_refused_in_kubernetes_words(emulator: ClusterHandle, quota_namespace: str) -> None:
+def test_second_pod_over_quota_is_refused_in_kubernetes_words(
+    emulator: ClusterHandle, quota_namespace: str
+) -> None:
     # given one 60-unit pod admitted
     emulator.api.create("Pod", gpu_pod("first", 60), quota_namespace)
     # when a second 60-unit pod is created
@@ -47,7 +58,9 @@ def test_second_pod_over_quota_is_refused_in_kubernetes_words(emulator: ClusterH
     )
 
 
-def test_concurrent_creates_never_exceed_the_quota(emulator: ClusterHandle, quota_namespace: str) -> None:
+def test_concurrent_creates_never_exceed_the_quota(
+    emulator: ClusterHandle, quota_namespace: str
+) -> None:
     # given ten clients each creating a 30-unit pod at once against 100 units
     def create(index: int) -> str:
         try:
@@ -66,13 +79,17 @@ def test_concurrent_creates_never_exceed_the_quota(emulator: ClusterHandle, quot
     assert quota["status"]["hard"][GPU] == "100"
 
 
-def test_finished_and_deleted_pods_stop_counting(emulator: ClusterHandle, quota_namespace: str) -> None:
+def test_finished_and_deleted_pods_stop_counting(
+    emulator: ClusterHandle, quota_namespace: str
+) -> None:
     # given a pod that uses 60 units and finishes, and one that runs
     emulator.api.create("Pod", gpu_pod("done", 60, ("true",)), quota_namespace)
     emulator.wait_for_pod_phase(quota_namespace, "done", "Succeeded")
     emulator.api.create("Pod", gpu_pod("running", 70), quota_namespace)
     emulator.wait_for(
-        "ResourceQuota", quota_namespace, lambda _e, q: (q.get("status") or {}).get("used", {}).get(GPU) == "70",
+        "ResourceQuota",
+        quota_namespace,
+        lambda _e, q: (q.get("status") or {}).get("used", {}).get(GPU) == "70",
         describe="quota used to show 70",
     )
     # when the running pod is deleted
@@ -85,7 +102,9 @@ def test_finished_and_deleted_pods_stop_counting(emulator: ClusterHandle, quota_
 
 
 def test_cpu_quota_requires_pods_to_say_what_they_request(emulator: ClusterHandle) -> None:
-    namespace = emulator.create_namespace_with_quota({"requests.cpu": "2", "pods": 5}, quota_name="compute")
+    namespace = emulator.create_namespace_with_quota(
+        {"requests.cpu": "2", "pods": 5}, quota_name="compute"
+    )
     try:
         with pytest.raises(KubeApiError) as refused:
             emulator.api.create("Pod", gpu_pod("no-cpu", 10), namespace)

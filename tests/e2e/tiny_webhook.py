@@ -69,7 +69,15 @@ class TinyWebhook:
                     await asyncio.sleep(webhook.slow_seconds)
                 response = webhook.answer(path, request)
                 self.set_header("Content-Type", "application/json")
-                self.write(json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}))
+                self.write(
+                    json.dumps(
+                        {
+                            "apiVersion": "admission.k8s.io/v1",
+                            "kind": "AdmissionReview",
+                            "response": response,
+                        }
+                    )
+                )
 
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self._cert.configure_cert(context)
@@ -83,21 +91,43 @@ class TinyWebhook:
         response: Obj = {"uid": request["uid"], "allowed": True}
         obj = request.get("object") or {}
         if path == "deny":
-            name = obj.get("metadata", {}).get("name") or obj.get("metadata", {}).get("generateName", "")
-            response.update(allowed=False, status={"code": 403, "reason": "Forbidden", "message": f"tiny webhook refuses pod {name}"})
+            name = obj.get("metadata", {}).get("name") or obj.get("metadata", {}).get(
+                "generateName", ""
+            )
+            response.update(
+                allowed=False,
+                status={
+                    "code": 403,
+                    "reason": "Forbidden",
+                    "message": f"tiny webhook refuses pod {name}",
+                },
+            )
             return response
         patch: list[Obj] = []
         metadata = obj.get("metadata") or {}
         if path == "label":
             if "labels" not in metadata:
                 patch.append({"op": "add", "path": "/metadata/labels", "value": {}})
-            patch.append({"op": "add", "path": "/metadata/labels/tiny-webhook~1seen", "value": str(len(self.calls("label")))})
-        if path == "tag" and (metadata.get("annotations") or {}).get("tiny-webhook/tagged") != "yes":
+            patch.append(
+                {
+                    "op": "add",
+                    "path": "/metadata/labels/tiny-webhook~1seen",
+                    "value": str(len(self.calls("label"))),
+                }
+            )
+        if (
+            path == "tag"
+            and (metadata.get("annotations") or {}).get("tiny-webhook/tagged") != "yes"
+        ):
             if "annotations" not in metadata:
                 patch.append({"op": "add", "path": "/metadata/annotations", "value": {}})
-            patch.append({"op": "add", "path": "/metadata/annotations/tiny-webhook~1tagged", "value": "yes"})
+            patch.append(
+                {"op": "add", "path": "/metadata/annotations/tiny-webhook~1tagged", "value": "yes"}
+            )
         if patch:
-            response.update(patchType="JSONPatch", patch=base64.b64encode(json.dumps(patch).encode()).decode())
+            response.update(
+                patchType="JSONPatch", patch=base64.b64encode(json.dumps(patch).encode()).decode()
+            )
         return response
 
 
@@ -109,7 +139,29 @@ def configuration(kind: str, name: str, webhooks: list[Obj]) -> Obj:
         path, service = entry.pop("path"), entry.pop("service", SERVICE_NAME)
         entry.setdefault("admissionReviewVersions", ["v1"])
         entry.setdefault("sideEffects", "None")
-        entry.setdefault("rules", [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]}])
-        entry["clientConfig"] = {"service": {"namespace": SERVICE_NAMESPACE, "name": service, "path": f"/{path}", "port": 443}}
+        entry.setdefault(
+            "rules",
+            [
+                {
+                    "operations": ["CREATE"],
+                    "apiGroups": [""],
+                    "apiVersions": ["v1"],
+                    "resources": ["pods"],
+                }
+            ],
+        )
+        entry["clientConfig"] = {
+            "service": {
+                "namespace": SERVICE_NAMESPACE,
+                "name": service,
+                "path": f"/{path}",
+                "port": 443,
+            }
+        }
         filled.append(entry)
-    return {"apiVersion": "admissionregistration.k8s.io/v1", "kind": kind, "metadata": {"name": name}, "webhooks": filled}
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": kind,
+        "metadata": {"name": name},
+        "webhooks": filled,
+    }

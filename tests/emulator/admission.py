@@ -20,15 +20,19 @@ import logging
 import ssl
 import uuid
 from collections.abc import Mapping, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tests.emulator import errors, match_conditions
 from tests.emulator.defaults import default_object
 from tests.emulator.kinds import resource_for_kind
 from tests.emulator.patches import JSON_PATCH, apply_patch
-from tests.emulator.registry import AdmissionAttributes
-from tests.emulator.store import Store
-from tests.emulator.webhook_config import Webhook
+from tests.emulator.webhook_config import RequestTarget
+
+if TYPE_CHECKING:
+    from tests.emulator.registry import AdmissionAttributes
+    from tests.emulator.store import Store
+    from tests.emulator.webhook_config import Webhook
+
 
 Obj = dict[str, Any]
 Address = tuple[str, int]
@@ -50,7 +54,12 @@ def denial(webhook: str, status: Mapping[str, Any] | None) -> errors.ApiError:
         message = f"{denied_by}: {status['reason']}"
     else:
         message = f"{denied_by} without explanation"
-    return errors.ApiError(max(code, 400), str(status.get("reason") or ""), message, details=dict(status.get("details") or {}))
+    return errors.ApiError(
+        max(code, 400),
+        str(status.get("reason") or ""),
+        message,
+        details=dict(status.get("details") or {}),
+    )
 
 
 class WebhookAdmission:
@@ -81,7 +90,9 @@ class WebhookAdmission:
         for webhook in self.mutating:  # one reinvocation round, as kube-apiserver
             if webhook.reinvocation != "IfNeeded" or webhook.name not in seen_changes:
                 continue
-            if changes > seen_changes[webhook.name] and await self._call_if_selected(webhook, attrs):
+            if changes > seen_changes[webhook.name] and await self._call_if_selected(
+                webhook, attrs
+            ):
                 changes += 1
 
     async def validate(self, attrs: AdmissionAttributes) -> None:
@@ -102,7 +113,9 @@ class WebhookAdmission:
         if attrs.dry_run and webhook.side_effects not in ("None", "NoneOnDryRun"):
             raise errors.bad_request(f'admission webhook "{webhook.name}" does not support dry run')
         try:
-            matched, problem = match_conditions.evaluate(webhook.conditions, self._cel_variables(attrs))
+            matched, problem = match_conditions.evaluate(
+                webhook.conditions, self._cel_variables(attrs)
+            )
             if problem:
                 raise WebhookCallError(f"failed to evaluate match conditions: {problem}")
             if not matched:
@@ -111,7 +124,11 @@ class WebhookAdmission:
             review = await self._post(webhook, self._review(attrs))
         except WebhookCallError as failure:
             if webhook.failure_policy == "Ignore":
-                _log.warning("failed calling webhook %r (ignored by failurePolicy): %s", webhook.name, failure)
+                _log.warning(
+                    "failed calling webhook %r (ignored by failurePolicy): %s",
+                    webhook.name,
+                    failure,
+                )
                 return None
             raise errors.internal(f'failed calling webhook "{webhook.name}": {failure}') from None
         response = review["response"]
@@ -121,11 +138,15 @@ class WebhookAdmission:
         if not patch or webhook.kind != "MutatingWebhookConfiguration" or attrs.obj is None:
             return False
         if response.get("patchType") != "JSONPatch":
-            raise errors.internal(f'failed calling webhook "{webhook.name}": unsupported patch type {response.get("patchType")!r}')
+            raise errors.internal(
+                f'failed calling webhook "{webhook.name}": unsupported patch type {response.get("patchType")!r}'
+            )
         try:
             operations = json.loads(base64.b64decode(patch))
         except ValueError as error:
-            raise errors.internal(f'failed calling webhook "{webhook.name}": patch is not base64 JSON: {error}') from None
+            raise errors.internal(
+                f'failed calling webhook "{webhook.name}": patch is not base64 JSON: {error}'
+            ) from None
         patched = apply_patch(attrs.obj, operations, JSON_PATCH)
         default_object(attrs.resource, patched)
         if patched == attrs.obj:
@@ -136,7 +157,15 @@ class WebhookAdmission:
 
     def _matches(self, webhook: Webhook, attrs: AdmissionAttributes) -> bool:
         resource = attrs.resource
-        if not webhook.applies_to(attrs.operation, resource.group, resource.version, resource.plural, attrs.subresource, resource.namespaced):
+        target = RequestTarget(
+            attrs.operation,
+            resource.group,
+            resource.version,
+            resource.plural,
+            attrs.subresource,
+            resource.namespaced,
+        )
+        if not webhook.applies_to(target):
             return False
         if resource.kind == "Namespace":
             labels = ((attrs.obj or attrs.old_obj or {}).get("metadata") or {}).get("labels") or {}
@@ -147,7 +176,9 @@ class WebhookAdmission:
         else:
             namespace_labels = None
         object_labels = [
-            ((o.get("metadata") or {}).get("labels") or {}) for o in (attrs.obj, attrs.old_obj) if o is not None
+            ((o.get("metadata") or {}).get("labels") or {})
+            for o in (attrs.obj, attrs.old_obj)
+            if o is not None
         ]
         return webhook.selects(namespace_labels, object_labels)
 
@@ -200,7 +231,9 @@ class WebhookAdmission:
         url, mapping = self._endpoint(webhook)
         separator = "&" if "?" in url else "?"
         url = f"{url}{separator}timeout={webhook.timeout_seconds}s"
-        context = ssl.create_default_context(cadata=webhook.ca_bundle.decode() if webhook.ca_bundle else None)
+        context = ssl.create_default_context(
+            cadata=webhook.ca_bundle.decode() if webhook.ca_bundle else None
+        )
         client = SimpleAsyncHTTPClient(force_instance=True, hostname_mapping=mapping)
         request = HTTPRequest(
             url,
@@ -215,9 +248,13 @@ class WebhookAdmission:
         try:
             response = await client.fetch(request)
         except HTTPTimeoutError:
-            raise WebhookCallError(f'failed to call webhook: Post "{url}": context deadline exceeded') from None
+            raise WebhookCallError(
+                f'failed to call webhook: Post "{url}": context deadline exceeded'
+            ) from None
         except HTTPClientError as error:
-            raise WebhookCallError(f'failed to call webhook: the server responded with HTTP {error.code} for Post "{shown}"') from None
+            raise WebhookCallError(
+                f'failed to call webhook: the server responded with HTTP {error.code} for Post "{shown}"'
+            ) from None
         except (OSError, ssl.SSLError) as error:
             raise WebhookCallError(f'failed to call webhook: Post "{url}": {error}') from None
         finally:
@@ -230,8 +267,14 @@ class WebhookAdmission:
             review = json.loads(body)
         except ValueError as error:
             raise WebhookCallError(f"received invalid webhook response: {error}") from None
-        if not isinstance(review, dict) or review.get("kind") != "AdmissionReview" or review.get("apiVersion") != "admission.k8s.io/v1":
-            raise WebhookCallError("received invalid webhook response: expected an admission.k8s.io/v1 AdmissionReview")
+        if (
+            not isinstance(review, dict)
+            or review.get("kind") != "AdmissionReview"
+            or review.get("apiVersion") != "admission.k8s.io/v1"
+        ):
+            raise WebhookCallError(
+                "received invalid webhook response: expected an admission.k8s.io/v1 AdmissionReview"
+            )
         response = review.get("response")
         if not isinstance(response, dict):
             raise WebhookCallError("received invalid webhook response: no response")

@@ -27,12 +27,12 @@ import yaml
 from tests.emulator import errors
 from tests.emulator.admission import WebhookAdmission
 from tests.emulator.controllers import Controllers
+from tests.emulator.kinds import resource_for_kind
 from tests.emulator.kubelet import Kubelet, PodAddresses
 from tests.emulator.pod_worker import Allocate, Backoff
-from tests.emulator.scheduler import Scheduler
-from tests.emulator.kinds import resource_for_kind
 from tests.emulator.quota import ResourceQuotas
 from tests.emulator.registry import Admission, Registry
+from tests.emulator.scheduler import Scheduler
 from tests.emulator.store import Store
 from tests.emulator.webhook_config import load_webhooks
 
@@ -45,7 +45,9 @@ class NodeSpec:
     """A node: its name and the capacity its kubelet reports before any device plugin registers."""
 
     name: str = "node-1"
-    capacity: dict[str, str] = field(default_factory=lambda: {"cpu": "8", "memory": "32Gi", "pods": "110"})
+    capacity: dict[str, str] = field(
+        default_factory=lambda: {"cpu": "8", "memory": "32Gi", "pods": "110"}
+    )
 
 
 class EmulatedCluster:
@@ -67,7 +69,9 @@ class EmulatedCluster:
         self.nodes = list(nodes)
         self.server_url = ""
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="emulated-cluster", daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="emulated-cluster", daemon=True
+        )
         self._server: Any = None
         self._components: list[Any] = []
         self.kubelets: dict[str, Kubelet] = {}
@@ -116,7 +120,9 @@ class EmulatedCluster:
 
     # ----- admission webhooks ------------------------------------------------------------------------
 
-    def use_webhooks(self, manifests: Iterable[Obj], *, ca_bundle: bytes | None = None) -> WebhookAdmission:
+    def use_webhooks(
+        self, manifests: Iterable[Obj], *, ca_bundle: bytes | None = None
+    ) -> WebhookAdmission:
         """Call the webhooks that the Mutating/ValidatingWebhookConfigurations among ``manifests``
         declare, from now on (after any admission given at construction). ``ca_bundle`` fills an
         empty ``caBundle`` as a CA injector would."""
@@ -148,7 +154,9 @@ class EmulatedCluster:
         self.registry.quota = ResourceQuotas(self.store)
         self._components.append(Controllers(self.registry))
         for name in ("default", "kube-system", "kube-public"):
-            await self.registry.create(resource_for_kind("Namespace"), "", {"metadata": {"name": name}})
+            await self.registry.create(
+                resource_for_kind("Namespace"), "", {"metadata": {"name": name}}
+            )
         await self._start_nodes()
         self._components.append(Scheduler(self.registry))
         addresses = PodAddresses()
@@ -184,8 +192,18 @@ class EmulatedCluster:
                 "status": {
                     "capacity": dict(node.capacity),
                     "allocatable": dict(node.capacity),
-                    "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status"}],
-                    "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": node.name}],
+                    "conditions": [
+                        {
+                            "type": "Ready",
+                            "status": "True",
+                            "reason": "KubeletReady",
+                            "message": "kubelet is posting ready status",
+                        }
+                    ],
+                    "addresses": [
+                        {"type": "InternalIP", "address": "127.0.0.1"},
+                        {"type": "Hostname", "address": node.name},
+                    ],
                 },
             }
             created = await self.registry.create(nodes, "", body)
@@ -200,7 +218,9 @@ class EmulatedCluster:
                 container = options.get("container") or next(
                     (c.get("name", "") for c in (pod.get("spec") or {}).get("containers") or []), ""
                 )
-                raise errors.bad_request(f'container "{container}" in pod "{name}" is waiting to start: ContainerCreating')
+                raise errors.bad_request(
+                    f'container "{container}" in pod "{name}" is waiting to start: ContainerCreating'
+                )
             async for chunk in kubelet.log_stream(pod, options):
                 yield chunk
 
@@ -228,7 +248,12 @@ class EmulatedCluster:
                 }
             ],
             "users": [{"name": "admin", "user": {"token": self.token}}],
-            "contexts": [{"name": "emulator", "context": {"cluster": "emulator", "user": "admin", "namespace": "default"}}],
+            "contexts": [
+                {
+                    "name": "emulator",
+                    "context": {"cluster": "emulator", "user": "admin", "namespace": "default"},
+                }
+            ],
             "current-context": "emulator",
         }
         self.kubeconfig.write_text(yaml.safe_dump(config))

@@ -37,7 +37,9 @@ class ContainerLog:
         self._changed.set()
         self._changed = asyncio.Event()
 
-    async def read(self, *, follow: bool, tail: int | None, timestamps: bool, limit_bytes: int | None) -> AsyncIterator[bytes]:
+    async def read(
+        self, *, follow: bool, tail: int | None, timestamps: bool, limit_bytes: int | None
+    ) -> AsyncIterator[bytes]:
         """The log, then (``follow``) each new line until the run ends."""
         start = max(len(self.lines) - tail, 0) if tail is not None else 0
         sent = 0

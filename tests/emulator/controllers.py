@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tests.emulator import errors
 from tests.emulator.kinds import ResourceType, resource_for_kind
-from tests.emulator.registry import Registry
+
+if TYPE_CHECKING:
+    from tests.emulator.registry import Registry
+
 
 Obj = dict[str, Any]
 _log = logging.getLogger(__name__)
@@ -31,17 +34,14 @@ class Controllers:
 
     def _on_change(self, event_type: str, resource: ResourceType, obj: Obj) -> None:
         meta = obj["metadata"]
-        if resource.kind == "Namespace" and event_type == "MODIFIED":
-            if (obj.get("status") or {}).get("phase") == "Terminating":
-                self._spawn(self._drain(meta["name"]))
+        terminating = (obj.get("status") or {}).get("phase") == "Terminating"
+        if resource.kind == "Namespace" and event_type == "MODIFIED" and terminating:
+            self._spawn(self._finish_namespace(meta["name"]))
         if event_type == "DELETED":
             self._spawn(self._collect_dependents(meta["uid"]))
             namespace = meta.get("namespace")
             if namespace:
                 self._spawn(self._finish_namespace(namespace))
-
-    async def _drain(self, namespace: str) -> None:
-        await self._finish_namespace(namespace)
 
     async def _finish_namespace(self, namespace: str) -> None:
         """Delete what is left in a terminating namespace; remove it once it is empty."""
@@ -49,7 +49,8 @@ class Controllers:
         if found is None or (found.get("status") or {}).get("phase") != "Terminating":
             return
         left = [
-            (r, o) for r, o in list(self.store.all_objects())
+            (r, o)
+            for r, o in list(self.store.all_objects())
             if r.namespaced and o["metadata"].get("namespace") == namespace
         ]
         for resource, obj in left:
@@ -65,11 +66,15 @@ class Controllers:
             refs = obj["metadata"].get("ownerReferences") or []
             if any(ref.get("uid") == owner_uid for ref in refs):
                 living = [
-                    ref for ref in refs if ref.get("uid") != owner_uid and self._owner_exists(ref, obj)
+                    ref
+                    for ref in refs
+                    if ref.get("uid") != owner_uid and self._owner_exists(ref, obj)
                 ]
                 if living:
                     continue  # another owner still holds it
-                await self._delete_quietly(resource, obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+                await self._delete_quietly(
+                    resource, obj["metadata"].get("namespace", ""), obj["metadata"]["name"]
+                )
 
     def _owner_exists(self, ref: Obj, dependent: Obj) -> bool:
         try:
@@ -85,7 +90,13 @@ class Controllers:
             await self.registry.delete(resource, namespace, name)
         except errors.ApiError as error:
             if error.code != 404:
-                _log.warning("controller could not delete %s %s/%s: %s", resource.plural, namespace, name, error)
+                _log.warning(
+                    "controller could not delete %s %s/%s: %s",
+                    resource.plural,
+                    namespace,
+                    name,
+                    error,
+                )
 
     async def stop(self) -> None:
         for task in list(self._tasks):

@@ -8,11 +8,14 @@ import base64
 import copy
 import re
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bf_jupyter.quantity import QuantityError, parse_quantity
 from tests.emulator import errors
-from tests.emulator.kinds import ResourceType
+
+if TYPE_CHECKING:
+    from tests.emulator.kinds import ResourceType
+
 
 Obj = dict[str, Any]
 
@@ -82,7 +85,9 @@ def default_object(resource: ResourceType, obj: Obj) -> None:
     elif resource.kind == "Namespace":
         obj.setdefault("spec", {"finalizers": ["kubernetes"]})
         obj.setdefault("status", {})["phase"] = "Active"
-        obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
+        obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = obj["metadata"][
+            "name"
+        ]
     elif resource.kind == "Secret":
         obj.setdefault("type", "Opaque")
         for key, value in (obj.pop("stringData", None) or {}).items():  # write-only convenience
@@ -110,7 +115,12 @@ def _name_causes(resource: ResourceType, name: str) -> list[tuple[str, str]]:
     if not name:
         return [("metadata.name", "Required value: name or generateName is required")]
     if len(name) > 253 or not pattern.match(name):
-        return [("metadata.name", f'Invalid value: "{name}": a lowercase RFC 1123 name must consist of lower case alphanumeric characters, \'-\' or \'.\', and must start and end with an alphanumeric character')]
+        return [
+            (
+                "metadata.name",
+                f"Invalid value: \"{name}\": a lowercase RFC 1123 name must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character",
+            )
+        ]
     return []
 
 
@@ -123,19 +133,44 @@ def _resource_causes(path: str, container: Obj) -> list[tuple[str, str]]:
             try:
                 amount = parse_quantity(value)
             except QuantityError:
-                causes.append((f"{path}.resources.{section}[{name}]", f'Invalid value: "{value}": quantities must match the regular expression'))
+                causes.append(
+                    (
+                        f"{path}.resources.{section}[{name}]",
+                        f'Invalid value: "{value}": quantities must match the regular expression',
+                    )
+                )
                 continue
             if amount < 0:
-                causes.append((f"{path}.resources.{section}[{name}]", f'Invalid value: "{value}": must be greater than or equal to 0'))
+                causes.append(
+                    (
+                        f"{path}.resources.{section}[{name}]",
+                        f'Invalid value: "{value}": must be greater than or equal to 0',
+                    )
+                )
             if is_extended_resource(name) and amount.denominator != 1:
-                causes.append((f"{path}.resources.{section}[{name}]", f'Invalid value: "{value}": must be an integer'))
+                causes.append(
+                    (
+                        f"{path}.resources.{section}[{name}]",
+                        f'Invalid value: "{value}": must be an integer',
+                    )
+                )
     for name, value in requests.items():
         if not is_extended_resource(name) or name in _NATIVE_RESOURCES:
             continue
         if name not in limits:
-            causes.append((f"{path}.resources.limits", "Required value: Limit must be set for non overcommitable resources"))
+            causes.append(
+                (
+                    f"{path}.resources.limits",
+                    "Required value: Limit must be set for non overcommitable resources",
+                )
+            )
         elif _safe(value) != _safe(limits[name]):
-            causes.append((f"{path}.resources.requests", f'Invalid value: "{value}": must be equal to {name} limit of {limits[name]}'))
+            causes.append(
+                (
+                    f"{path}.resources.requests",
+                    f'Invalid value: "{value}": must be equal to {name} limit of {limits[name]}',
+                )
+            )
     return causes
 
 
@@ -169,7 +204,12 @@ def _pod_causes(pod: Obj) -> list[tuple[str, str]]:
                 causes.append((f"{path}.image", "Required value"))
             causes.extend(_resource_causes(path, container))
     if spec.get("restartPolicy") not in ("Always", "OnFailure", "Never"):
-        causes.append(("spec.restartPolicy", f'Unsupported value: "{spec.get("restartPolicy")}": supported values: "Always", "OnFailure", "Never"'))
+        causes.append(
+            (
+                "spec.restartPolicy",
+                f'Unsupported value: "{spec.get("restartPolicy")}": supported values: "Always", "OnFailure", "Never"',
+            )
+        )
     return causes
 
 
@@ -187,4 +227,6 @@ def validate_pod_update(old: Obj, new: Obj) -> None:
         return spec
 
     if comparable(old) != comparable(new):
-        raise errors.invalid("Pod", new["metadata"]["name"], [("spec", f"Forbidden: {_MUTABLE_POD_SPEC}")])
+        raise errors.invalid(
+            "Pod", new["metadata"]["name"], [("spec", f"Forbidden: {_MUTABLE_POD_SPEC}")]
+        )

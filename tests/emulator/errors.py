@@ -10,9 +10,7 @@ Obj = dict[str, Any]
 class ApiError(Exception):
     """A refused request. ``status_body()`` is what goes on the wire (``kind: Status``)."""
 
-    def __init__(
-        self, code: int, reason: str, message: str, *, details: Obj | None = None
-    ) -> None:
+    def __init__(self, code: int, reason: str, message: str, *, details: Obj | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.reason = reason
@@ -89,9 +87,7 @@ def invalid(kind: str, name: str, causes: list[tuple[str, str]], group: str = ""
         {"reason": "FieldValueInvalid", "message": message, "field": field}
         for field, message in causes
     ]
-    return ApiError(
-        422, "Invalid", f'{kind} "{name}" is invalid: {text}', details=details
-    )
+    return ApiError(422, "Invalid", f'{kind} "{name}" is invalid: {text}', details=details)
 
 
 def bad_request(message: str) -> ApiError:
@@ -107,7 +103,11 @@ def method_not_allowed(message: str) -> ApiError:
 
 
 def unsupported_media_type(content_type: str) -> ApiError:
-    return ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {content_type})")
+    return ApiError(
+        415,
+        "UnsupportedMediaType",
+        f"the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {content_type})",
+    )
 
 
 def internal(message: str) -> ApiError:

@@ -18,7 +18,9 @@ class EventRecorder:
         self.host = host
         self._events = resource_for_kind("Event")
 
-    def record(self, obj: Obj, event_type: str, reason: str, message: str, *, field_path: str = "") -> None:
+    def record(
+        self, obj: Obj, event_type: str, reason: str, message: str, *, field_path: str = ""
+    ) -> None:
         """Record (or count again) an event about ``obj``; never raises for a vanished namespace."""
         meta = obj["metadata"]
         namespace = meta.get("namespace") or "default"
@@ -54,7 +56,10 @@ class EventRecorder:
         self.store.create(
             self._events,
             {
-                "metadata": {"name": f"{meta['name']}.{secrets.token_hex(8)}", "namespace": namespace},
+                "metadata": {
+                    "name": f"{meta['name']}.{secrets.token_hex(8)}",
+                    "namespace": namespace,
+                },
                 "involvedObject": involved,
                 "reason": reason,
                 "message": message,

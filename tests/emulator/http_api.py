@@ -12,15 +12,17 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tornado.iostream
 import tornado.web
 
 from tests.emulator import errors, kinds
-from tests.emulator.kinds import ResourceType
 from tests.emulator.registry import ADMIN, Registry
 from tests.emulator.selectors import object_filter
+
+if TYPE_CHECKING:
+    from tests.emulator.kinds import ResourceType
 
 Obj = dict[str, Any]
 LogSource = Callable[[str, str, dict[str, str]], AsyncIterator[bytes]]
@@ -94,7 +96,9 @@ class _Base(tornado.web.RequestHandler):
         try:
             return json.loads(self.request.body)
         except ValueError as error:
-            raise errors.bad_request(f"the body of the request was not valid JSON: {error}") from None
+            raise errors.bad_request(
+                f"the body of the request was not valid JSON: {error}"
+            ) from None
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if not isinstance(value, errors.ApiError):
@@ -119,7 +123,9 @@ class DiscoveryHandler(_Base):
             _, group, version = path.split("/")
             self._send_json(kinds.resource_list(group, version))
         else:
-            raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")
+            raise errors.ApiError(
+                404, "NotFound", "the server could not find the requested resource"
+            )
 
 
 class ResourceHandler(_Base):
@@ -145,7 +151,7 @@ class ResourceHandler(_Base):
         if target.subresource == "log":
             await self._stream_log(target)
             return
-        if target.name and not target.subresource in ("", "status"):
+        if target.name and target.subresource not in ("", "status"):
             raise errors.method_not_allowed(f"GET is not supported on {target.subresource}")
         if target.name:
             self._send_json(self.registry.get(target.resource, target.namespace or "", target.name))
@@ -162,8 +168,13 @@ class ResourceHandler(_Base):
 
     async def _watch(self, target: Target, predicate: Any) -> None:
         since = self.get_query_argument("resourceVersion", None)
-        timeout = min(float(self.get_query_argument("timeoutSeconds", str(MAX_WATCH_SECONDS))), MAX_WATCH_SECONDS)
-        watcher = self.registry.store.open_watch(target.resource, target.namespace, predicate, since)
+        timeout = min(
+            float(self.get_query_argument("timeoutSeconds", str(MAX_WATCH_SECONDS))),
+            MAX_WATCH_SECONDS,
+        )
+        watcher = self.registry.store.open_watch(
+            target.resource, target.namespace, predicate, since
+        )
         self._closed = asyncio.Event()
         self.set_header("Content-Type", "application/json")
         self.set_header("Transfer-Encoding", "chunked")
@@ -198,7 +209,9 @@ class ResourceHandler(_Base):
 
     async def _stream_log(self, target: Target) -> None:
         if self.logs is None or target.resource.kind != "Pod":
-            raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")
+            raise errors.ApiError(
+                404, "NotFound", "the server could not find the requested resource"
+            )
         options = {k: self.get_query_argument(k) for k in self.request.query_arguments}
         stream = self.logs(target.namespace or "", target.name, options)
         first = True
@@ -221,29 +234,52 @@ class ResourceHandler(_Base):
         if target.subresource == "binding":
             node = ((body.get("target") or {}).get("name")) or ""
             self.registry.bind(target.namespace or "", target.name, node)
-            self._send_json({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, 201)
+            self._send_json(
+                {
+                    "kind": "Status",
+                    "apiVersion": "v1",
+                    "metadata": {},
+                    "status": "Success",
+                    "code": 201,
+                },
+                201,
+            )
             return
         if target.name:
             raise errors.method_not_allowed("POST is only supported on collections")
         created = await self.registry.create(
-            target.resource, target.namespace or "", body, dry_run=self._dry_run(), user=self._user()
+            target.resource,
+            target.namespace or "",
+            body,
+            dry_run=self._dry_run(),
+            user=self._user(),
         )
         self._send_json(created, 201)
 
     async def put(self, group: str | None, version: str, rest: str) -> None:
         target, _ = self._target(group, version, rest)
         updated = await self.registry.update(
-            target.resource, target.namespace or "", target.name, self._body(),
-            subresource=target.subresource, dry_run=self._dry_run(), user=self._user(),
+            target.resource,
+            target.namespace or "",
+            target.name,
+            self._body(),
+            subresource=target.subresource,
+            dry_run=self._dry_run(),
+            user=self._user(),
         )
         self._send_json(updated)
 
     async def patch(self, group: str | None, version: str, rest: str) -> None:
         target, _ = self._target(group, version, rest)
         patched = await self.registry.patch(
-            target.resource, target.namespace or "", target.name, self._body(),
+            target.resource,
+            target.namespace or "",
+            target.name,
+            self._body(),
             self.request.headers.get("Content-Type", ""),
-            subresource=target.subresource, dry_run=self._dry_run(), user=self._user(),
+            subresource=target.subresource,
+            dry_run=self._dry_run(),
+            user=self._user(),
         )
         self._send_json(patched)
 
@@ -252,7 +288,11 @@ class ResourceHandler(_Base):
         options = self._body() if self.request.body else {}
         grace_text = self.get_query_argument("gracePeriodSeconds", None)
         grace = int(grace_text) if grace_text is not None else options.get("gracePeriodSeconds")
-        propagation = self.get_query_argument("propagationPolicy", None) or options.get("propagationPolicy") or "Background"
+        propagation = (
+            self.get_query_argument("propagationPolicy", None)
+            or options.get("propagationPolicy")
+            or "Background"
+        )
         names = [target.name]
         if not target.name:  # deletecollection
             predicate = object_filter(
@@ -260,18 +300,33 @@ class ResourceHandler(_Base):
                 self.get_query_argument("labelSelector", ""),
                 self.get_query_argument("fieldSelector", ""),
             )
-            names = [o["metadata"]["name"] for o in self.registry.store.list(target.resource, target.namespace, predicate)]
+            names = [
+                o["metadata"]["name"]
+                for o in self.registry.store.list(target.resource, target.namespace, predicate)
+            ]
         results = [
             await self.registry.delete(
-                target.resource, target.namespace or "", name, grace_period=grace,
-                propagation=propagation, dry_run=self._dry_run(), user=self._user(),
+                target.resource,
+                target.namespace or "",
+                name,
+                grace_period=grace,
+                propagation=propagation,
+                dry_run=self._dry_run(),
+                user=self._user(),
             )
             for name in names
         ]
         if target.name:
             self._send_json(results[0])
         else:
-            self._send_json({"kind": f"{target.resource.kind}List", "apiVersion": target.resource.api_version, "metadata": {}, "items": results})
+            self._send_json(
+                {
+                    "kind": f"{target.resource.kind}List",
+                    "apiVersion": target.resource.api_version,
+                    "metadata": {},
+                    "items": results,
+                }
+            )
 
 
 def make_app(registry: Registry, *, token: str, logs: LogSource | None) -> tornado.web.Application:

@@ -50,7 +50,16 @@ RESOURCES: tuple[ResourceType, ...] = (
             "status.nominatedNodeName",
         ),
     ),
-    ResourceType("Namespace", "namespaces", "", "v1", False, ("status", "finalize"), ("ns",), ("status.phase",)),
+    ResourceType(
+        "Namespace",
+        "namespaces",
+        "",
+        "v1",
+        False,
+        ("status", "finalize"),
+        ("ns",),
+        ("status.phase",),
+    ),
     ResourceType("Secret", "secrets", "", "v1", True, (), (), ("type",)),
     ResourceType("ConfigMap", "configmaps", "", "v1", True, (), ("cm",)),
     ResourceType(
@@ -129,8 +138,13 @@ def group_list() -> Obj:
         "groups": [
             {
                 "name": name,
-                "versions": [{"groupVersion": f"{name}/{v}", "version": v} for v in sorted(versions)],
-                "preferredVersion": {"groupVersion": f"{name}/{max(versions)}", "version": max(versions)},
+                "versions": [
+                    {"groupVersion": f"{name}/{v}", "version": v} for v in sorted(versions)
+                ],
+                "preferredVersion": {
+                    "groupVersion": f"{name}/{max(versions)}",
+                    "version": max(versions),
+                },
             }
             for name, versions in sorted(groups.items())
         ],
@@ -150,7 +164,16 @@ def resource_list(group: str, version: str) -> Obj:
                 "singularName": r.singular,
                 "namespaced": r.namespaced,
                 "kind": r.kind,
-                "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
+                "verbs": [
+                    "create",
+                    "delete",
+                    "deletecollection",
+                    "get",
+                    "list",
+                    "patch",
+                    "update",
+                    "watch",
+                ],
                 "shortNames": list(r.short_names),
             }
         )
@@ -159,7 +182,13 @@ def resource_list(group: str, version: str) -> Obj:
                 sub, ["get", "patch", "update"]
             )
             entries.append(
-                {"name": f"{r.plural}/{sub}", "singularName": "", "namespaced": r.namespaced, "kind": r.kind, "verbs": verbs}
+                {
+                    "name": f"{r.plural}/{sub}",
+                    "singularName": "",
+                    "namespaced": r.namespaced,
+                    "kind": r.kind,
+                    "verbs": verbs,
+                }
             )
     return {
         "kind": "APIResourceList",

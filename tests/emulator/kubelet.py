@@ -10,15 +10,17 @@ import logging
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tests.emulator import errors
-from tests.emulator.container_logs import ContainerLog
 from tests.emulator.events import EventRecorder
 from tests.emulator.kinds import ResourceType, resource_for_kind
 from tests.emulator.pod_worker import Allocate, Backoff, PodWorker
-from tests.emulator.registry import Registry
 from tests.emulator.sandbox import PodSandbox
+
+if TYPE_CHECKING:
+    from tests.emulator.container_logs import ContainerLog
+    from tests.emulator.registry import Registry
 
 Obj = dict[str, Any]
 _log = logging.getLogger(__name__)
@@ -78,7 +80,9 @@ class Kubelet:
         worker = self.workers.get(meta["uid"])
         if event_type == "DELETED":
             if worker is not None:
-                self._spawn(self._forget(worker, grace=float(meta.get("deletionGracePeriodSeconds") or 0)))
+                self._spawn(
+                    self._forget(worker, grace=float(meta.get("deletionGracePeriodSeconds") or 0))
+                )
             return
         if worker is None:
             if meta.get("deletionTimestamp"):
@@ -88,7 +92,9 @@ class Kubelet:
             return
         worker.update_pod(pod)
         if meta.get("deletionTimestamp") and not worker.stopping.is_set():
-            self._spawn(self._stop_and_finish(worker, float(meta.get("deletionGracePeriodSeconds") or 0)))
+            self._spawn(
+                self._stop_and_finish(worker, float(meta.get("deletionGracePeriodSeconds") or 0))
+            )
 
     def _start(self, pod: Obj) -> None:
         sandbox = PodSandbox(self.root, pod, self.store)
@@ -151,7 +157,11 @@ class Kubelet:
             if len(names) != 1:
                 raise errors.bad_request(
                     f"a container name must be specified for pod {meta['name']}, choose one of: [{' '.join(names)}]"
-                    + (f" or one of the init containers: [{' '.join(init_names)}]" if init_names else "")
+                    + (
+                        f" or one of the init containers: [{' '.join(init_names)}]"
+                        if init_names
+                        else ""
+                    )
                 )
             container = names[0]
         if container not in names and container not in init_names:
@@ -160,17 +170,25 @@ class Kubelet:
         previous = options.get("previous") in ("true", "1")
         if previous:
             if len(runs) < 2:
-                raise errors.bad_request(f'previous terminated container "{container}" in pod "{meta["name"]}" not found')
+                raise errors.bad_request(
+                    f'previous terminated container "{container}" in pod "{meta["name"]}" not found'
+                )
             log = runs[-2]
         elif runs:
             log = runs[-1]
         else:
-            statuses = (pod.get("status") or {}).get("containerStatuses", []) + (pod.get("status") or {}).get("initContainerStatuses", [])
+            statuses = (pod.get("status") or {}).get("containerStatuses", []) + (
+                pod.get("status") or {}
+            ).get("initContainerStatuses", [])
             state = next((s.get("state") or {} for s in statuses if s.get("name") == container), {})
             reason = (state.get("waiting") or {}).get("reason", "ContainerCreating")
             if reason in ("ErrImagePull", "ImagePullBackOff"):
-                raise errors.bad_request(f'container "{container}" in pod "{meta["name"]}" is waiting to start: trying and failing to pull image')
-            raise errors.bad_request(f'container "{container}" in pod "{meta["name"]}" is waiting to start: {reason}')
+                raise errors.bad_request(
+                    f'container "{container}" in pod "{meta["name"]}" is waiting to start: trying and failing to pull image'
+                )
+            raise errors.bad_request(
+                f'container "{container}" in pod "{meta["name"]}" is waiting to start: {reason}'
+            )
         tail = options.get("tailLines")
         limit = options.get("limitBytes")
         return log.read(
@@ -184,7 +202,9 @@ class Kubelet:
 
     async def stop(self) -> None:
         """Stop every pod's processes (SIGTERM, then SIGKILL after a second) and remove their dirs."""
-        await asyncio.gather(*(w.terminate(1.0) for w in list(self.workers.values())), return_exceptions=True)
+        await asyncio.gather(
+            *(w.terminate(1.0) for w in list(self.workers.values())), return_exceptions=True
+        )
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -193,4 +213,3 @@ class Kubelet:
         self.workers.clear()
         with contextlib.suppress(OSError):
             shutil.rmtree(self.root)
-

@@ -45,7 +45,11 @@ def _functions() -> dict[str, Callable[..., Any]]:
         return celtypes.IntType(len(items) - 1 - items[::-1].index(item) if item in items else -1)
 
     def split(text: Any, separator: Any, limit: Any = -1) -> Any:
-        parts = list(text) if separator == "" else str(text).split(str(separator), int(limit) - 1 if int(limit) > 0 else -1)
+        parts = (
+            list(text)
+            if separator == ""
+            else str(text).split(str(separator), int(limit) - 1 if int(limit) > 0 else -1)
+        )
         return lst([s(p) for p in parts])
 
     def find(text: Any, pattern: Any) -> Any:
@@ -64,11 +68,13 @@ def _functions() -> dict[str, Callable[..., Any]]:
         "lastIndexOf": last_index_of,
         "split": split,
         "find": find,
-        "findAll": lambda text, pattern: lst([s(m.group(0)) for m in re.finditer(str(pattern), str(text))]),
+        "findAll": lambda text, pattern: lst(
+            [s(m.group(0)) for m in re.finditer(str(pattern), str(text))]
+        ),
         "isSorted": lambda items: celtypes.BoolType(list(items) == sorted(items)),
         "sum": lambda items: sum(items, celtypes.IntType(0)),
-        "min": lambda items: min(items),
-        "max": lambda items: max(items),
+        "min": min,
+        "max": max,
     }
 
 
@@ -90,7 +96,11 @@ def called_functions(expression: str) -> set[str]:
         raise UnsupportedCel(f"CEL expression {expression!r} does not parse: {error}") from None
     names: set[str] = set()
     for node in tree.iter_subtrees():
-        if node.data == "member_dot_arg" and len(node.children) > 1 and isinstance(node.children[1], Token):
+        if (
+            node.data == "member_dot_arg"
+            and len(node.children) > 1
+            and isinstance(node.children[1], Token)
+        ):
             names.add(str(node.children[1]))
         elif node.data == "ident_arg" and node.children and isinstance(node.children[0], Token):
             names.add(str(node.children[0]))
@@ -128,17 +138,24 @@ def evaluate(conditions: Sequence[Condition], variables: Mapping[str, Any]) -> t
     mismatch) returns (False, message) so the caller applies the webhook's failurePolicy, as
     kube-apiserver does. A false condition wins over an error in another, as in Kubernetes."""
     import celpy
+    from celpy.evaluation import CELEvalError
 
-    activation = {name: celpy.json_to_cel(value) for name, value in variables.items()}
+    activation = {name: celpy.adapter.json_to_cel(value) for name, value in variables.items()}
     error = ""
     for condition in conditions:
         try:
             result = condition.program.evaluate(activation)
-        except celpy.CELEvalError as failure:
-            error = error or f"matchCondition {condition.name!r} failed: {failure.args[0] if failure.args else failure}"
+        except CELEvalError as failure:
+            error = (
+                error
+                or f"matchCondition {condition.name!r} failed: {failure.args[0] if failure.args else failure}"
+            )
             continue
-        if isinstance(result, celpy.CELEvalError):
-            error = error or f"matchCondition {condition.name!r} failed: {result.args[0] if result.args else result}"
+        if isinstance(result, CELEvalError):
+            error = (
+                error
+                or f"matchCondition {condition.name!r} failed: {result.args[0] if result.args else result}"
+            )
             continue
         if not bool(result):
             return False, ""

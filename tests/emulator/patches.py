@@ -42,16 +42,16 @@ MERGE_KEYS: dict[str, str] = {
 
 def apply_patch(target: Obj, patch: Any, content_type: str) -> Obj:
     """A new object: ``target`` with ``patch`` applied. Raises 400/415 ApiErrors like the API."""
-    media = content_type.split(";")[0].strip()
+    media = content_type.split(";", maxsplit=1)[0].strip()
     if media == JSON_PATCH:
         return _json_patch(target, patch)
     if not isinstance(patch, dict):
         raise bad_request("the body of a merge patch must be a JSON object")
-    if media == MERGE_PATCH:
-        return _merge(copy.deepcopy(target), patch)
-    if media == STRATEGIC_MERGE_PATCH:
-        return _strategic(copy.deepcopy(target), patch)
-    raise unsupported_media_type(media)
+    if media not in (MERGE_PATCH, STRATEGIC_MERGE_PATCH):
+        raise unsupported_media_type(media)
+    merge = _merge if media == MERGE_PATCH else _strategic
+    result: Obj = merge(copy.deepcopy(target), patch)
+    return result
 
 
 def _json_patch(target: Obj, patch: Any) -> Obj:
@@ -61,8 +61,15 @@ def _json_patch(target: Obj, patch: Any) -> Obj:
         raise bad_request("json patch must be a JSON array of operations")
     try:
         result = jsonpatch.JsonPatch(patch).apply(target, in_place=False)
-    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError, KeyError) as error:
-        raise bad_request(f"the server rejected our request due to an error in our request: {error}") from None
+    except (
+        jsonpatch.JsonPatchException,
+        jsonpatch.JsonPointerException,
+        TypeError,
+        KeyError,
+    ) as error:
+        raise bad_request(
+            f"the server rejected our request due to an error in our request: {error}"
+        ) from None
     if not isinstance(result, dict):
         raise bad_request("json patch replaced the whole object with a non-object")
     return result
@@ -124,7 +131,11 @@ def _strategic_list(target: Any, patch: list[Any], field: str) -> list[Any]:
         if not isinstance(item, dict) or key not in item:
             raise bad_request(f"map: {item!r} does not contain declared merge key: {key}")
         index = next(
-            (i for i, old in enumerate(current) if isinstance(old, dict) and old.get(key) == item[key]),
+            (
+                i
+                for i, old in enumerate(current)
+                if isinstance(old, dict) and old.get(key) == item[key]
+            ),
             None,
         )
         if item.get("$patch") == "delete":

@@ -12,16 +12,18 @@ import asyncio
 import contextlib
 import copy
 import os
-import signal
 import secrets
+import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tests.emulator.container_logs import ContainerLog
-from tests.emulator.events import EventRecorder
 from tests.emulator.sandbox import ContainerConfigError, MountError, PodSandbox
 from tests.emulator.store import now_rfc3339
+
+if TYPE_CHECKING:
+    from tests.emulator.events import EventRecorder
 
 Obj = dict[str, Any]
 MISSING_IMAGE_SUFFIX = ":missing"
@@ -36,7 +38,7 @@ class Backoff:
     cap: float = 2.0
 
     def delay(self, attempt: int) -> float:
-        return min(self.base * (2 ** max(attempt - 1, 0)), self.cap)
+        return min(self.base * 2.0 ** max(attempt - 1, 0), self.cap)
 
 
 class PodWorker:
@@ -79,9 +81,16 @@ class PodWorker:
     # ----- the pod's life -------------------------------------------------------------------------
 
     async def _run(self) -> None:
-        for section, table in (("initContainers", self.init_statuses), ("containers", self.statuses)):
+        for section, table in (
+            ("initContainers", self.init_statuses),
+            ("containers", self.statuses),
+        ):
             for container in self.spec.get(section) or []:
-                reason = "PodInitializing" if section == "containers" and self.spec.get("initContainers") else "ContainerCreating"
+                reason = (
+                    "PodInitializing"
+                    if section == "containers" and self.spec.get("initContainers")
+                    else "ContainerCreating"
+                )
                 table[container["name"]] = self._status(container, {"waiting": {"reason": reason}})
         self.publish()
         if not await self._mount_volumes():
@@ -133,20 +142,30 @@ class PodWorker:
             if not await self._back_off(container, self.statuses, "containers", attempt):
                 return
 
-    async def _back_off(self, container: Obj, table: dict[str, Obj], section: str, attempt: int) -> bool:
+    async def _back_off(
+        self, container: Obj, table: dict[str, Obj], section: str, attempt: int
+    ) -> bool:
         name, delay = container["name"], self.backoff.delay(attempt)
         meta = self.pod["metadata"]
         message = f"back-off {delay:g}s restarting failed container={name} pod={meta['name']}_{meta['namespace']}({self.uid})"
         table[name]["state"] = {"waiting": {"reason": "CrashLoopBackOff", "message": message}}
         table[name]["ready"] = False
         self.publish()
-        self.events.record(self.pod, "Warning", "BackOff", f"Back-off restarting failed container {name} in pod {meta['name']}_{meta['namespace']}({self.uid})", field_path=f"spec.{section}{{{name}}}")
+        self.events.record(
+            self.pod,
+            "Warning",
+            "BackOff",
+            f"Back-off restarting failed container {name} in pod {meta['name']}_{meta['namespace']}({self.uid})",
+            field_path=f"spec.{section}{{{name}}}",
+        )
         if await self._sleep(delay):
             return False
         table[name]["restartCount"] += 1
         return True
 
-    async def _run_once(self, container: Obj, table: dict[str, Obj], section: str, attempt: int) -> int | None:
+    async def _run_once(
+        self, container: Obj, table: dict[str, Obj], section: str, attempt: int
+    ) -> int | None:
         """One run of a container: its exit code, or None when the pod is stopping first."""
         name = container["name"]
         where = f"spec.{section}{{{name}}}"
@@ -156,37 +175,74 @@ class PodWorker:
             extra = await self._allocate(self.pod, container) if self._allocate else {}
             plan = self.sandbox.plan(container, self._current_pod(), extra)
         except ContainerConfigError as error:
-            table[name]["state"] = {"waiting": {"reason": "CreateContainerConfigError", "message": str(error)}}
+            table[name]["state"] = {
+                "waiting": {"reason": "CreateContainerConfigError", "message": str(error)}
+            }
             self.publish()
             self.events.record(self.pod, "Warning", "Failed", f"Error: {error}", field_path=where)
-            return None if await self._sleep(self.backoff.delay(attempt + 1)) else await self._run_once(container, table, section, attempt + 1)
+            return (
+                None
+                if await self._sleep(self.backoff.delay(attempt + 1))
+                else await self._run_once(container, table, section, attempt + 1)
+            )
         log = ContainerLog()
         self.logs.setdefault(name, []).append(log)
-        self.events.record(self.pod, "Normal", "Created", f"Created container: {name}", field_path=where)
+        self.events.record(
+            self.pod, "Normal", "Created", f"Created container: {name}", field_path=where
+        )
         started = now_rfc3339()
         container_id = f"emulator://{secrets.token_hex(16)}"
         try:
             process = await asyncio.create_subprocess_exec(
-                *plan.argv, env=plan.env, cwd=str(plan.cwd), stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+                *plan.argv,
+                env=plan.env,
+                cwd=str(plan.cwd),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
             )
         except OSError as error:
             message = f'exec: "{plan.argv[0]}": {error.strerror or error}'
             log.close()
-            self._terminated(table, name, 128, "StartError", started, container_id, message)
+            self._terminated(
+                table,
+                name,
+                code=128,
+                reason="StartError",
+                started=started,
+                container_id=container_id,
+                message=message,
+            )
             self.events.record(self.pod, "Warning", "Failed", f"Error: {message}", field_path=where)
             return 128
         self.processes[name] = process
-        table[name].update(state={"running": {"startedAt": started}}, ready=True, started=True, containerID=container_id)
+        table[name].update(
+            state={"running": {"startedAt": started}},
+            ready=True,
+            started=True,
+            containerID=container_id,
+        )
         self.publish()
-        self.events.record(self.pod, "Normal", "Started", f"Started container {name}", field_path=where)
+        self.events.record(
+            self.pod, "Normal", "Started", f"Started container {name}", field_path=where
+        )
         await self._pump(process, log)
         code = await process.wait()
         self.processes.pop(name, None)
-        kill_group(process.pid, signal.SIGKILL)  # a container's other processes die with its main one
+        kill_group(
+            process.pid, signal.SIGKILL
+        )  # a container's other processes die with its main one
         log.close()
         reason = "Completed" if code == 0 else "Error"
-        self._terminated(table, name, 128 - code if code < 0 else code, reason, started, container_id)
+        self._terminated(
+            table,
+            name,
+            code=128 - code if code < 0 else code,
+            reason=reason,
+            started=started,
+            container_id=container_id,
+        )
         return 128 - code if code < 0 else code
 
     async def _pump(self, process: asyncio.subprocess.Process, log: ContainerLog) -> None:
@@ -194,8 +250,24 @@ class PodWorker:
         while chunk := await process.stdout.read(65536):
             log.append(chunk)
 
-    def _terminated(self, table: dict[str, Obj], name: str, code: int, reason: str, started: str, container_id: str, message: str = "") -> None:
-        state: Obj = {"exitCode": code, "reason": reason, "startedAt": started, "finishedAt": now_rfc3339(), "containerID": container_id}
+    def _terminated(
+        self,
+        table: dict[str, Obj],
+        name: str,
+        *,
+        code: int,
+        reason: str,
+        started: str,
+        container_id: str,
+        message: str = "",
+    ) -> None:
+        state: Obj = {
+            "exitCode": code,
+            "reason": reason,
+            "startedAt": started,
+            "finishedAt": now_rfc3339(),
+            "containerID": container_id,
+        }
         if message:
             state["message"] = message
         if code > 128:
@@ -210,25 +282,55 @@ class PodWorker:
         name = container["name"]
         attempt = 0
         while image.endswith(MISSING_IMAGE_SUFFIX):
-            self.events.record(self.pod, "Normal", "Pulling", f'Pulling image "{image}"', field_path=where)
+            self.events.record(
+                self.pod, "Normal", "Pulling", f'Pulling image "{image}"', field_path=where
+            )
             why = f'failed to pull and unpack image "{image}": failed to resolve reference "{image}": not found'
-            self.events.record(self.pod, "Warning", "Failed", f'Failed to pull image "{image}": rpc error: code = NotFound desc = {why}', field_path=where)
-            self.events.record(self.pod, "Warning", "Failed", "Error: ErrImagePull", field_path=where)
-            table[name]["state"] = {"waiting": {"reason": "ErrImagePull", "message": f"rpc error: code = NotFound desc = {why}"}}
+            self.events.record(
+                self.pod,
+                "Warning",
+                "Failed",
+                f'Failed to pull image "{image}": rpc error: code = NotFound desc = {why}',
+                field_path=where,
+            )
+            self.events.record(
+                self.pod, "Warning", "Failed", "Error: ErrImagePull", field_path=where
+            )
+            table[name]["state"] = {
+                "waiting": {
+                    "reason": "ErrImagePull",
+                    "message": f"rpc error: code = NotFound desc = {why}",
+                }
+            }
             self.publish()
             attempt += 1
             if await self._sleep(self.backoff.delay(attempt) / 2):
                 return False
-            self.events.record(self.pod, "Normal", "BackOff", f'Back-off pulling image "{image}"', field_path=where)
-            self.events.record(self.pod, "Warning", "Failed", "Error: ImagePullBackOff", field_path=where)
-            table[name]["state"] = {"waiting": {"reason": "ImagePullBackOff", "message": f'Back-off pulling image "{image}"'}}
+            self.events.record(
+                self.pod, "Normal", "BackOff", f'Back-off pulling image "{image}"', field_path=where
+            )
+            self.events.record(
+                self.pod, "Warning", "Failed", "Error: ImagePullBackOff", field_path=where
+            )
+            table[name]["state"] = {
+                "waiting": {
+                    "reason": "ImagePullBackOff",
+                    "message": f'Back-off pulling image "{image}"',
+                }
+            }
             self.publish()
             if await self._sleep(self.backoff.delay(attempt)):
                 return False
         if self.stopping.is_set():
             return False
         if not table[name].get("imageID"):
-            self.events.record(self.pod, "Normal", "Pulled", f'Container image "{image}" already present on machine', field_path=where)
+            self.events.record(
+                self.pod,
+                "Normal",
+                "Pulled",
+                f'Container image "{image}" already present on machine',
+                field_path=where,
+            )
             table[name]["imageID"] = f"emulator://{image}"
         return True
 
@@ -245,7 +347,13 @@ class PodWorker:
         self.stopping.set()
         for name, process in list(self.processes.items()):
             section = "containers" if name in self.statuses else "initContainers"
-            self.events.record(self.pod, "Normal", "Killing", f"Stopping container {name}", field_path=f"spec.{section}{{{name}}}")
+            self.events.record(
+                self.pod,
+                "Normal",
+                "Killing",
+                f"Stopping container {name}",
+                field_path=f"spec.{section}{{{name}}}",
+            )
             kill_group(process.pid, signal.SIGTERM)
         running = [p.wait() for p in self.processes.values()]
         if running:
@@ -260,13 +368,25 @@ class PodWorker:
     # ----- status ---------------------------------------------------------------------------------
 
     def _status(self, container: Obj, state: Obj) -> Obj:
-        return {"name": container["name"], "state": state, "lastState": {}, "ready": False, "restartCount": 0, "image": container.get("image", ""), "imageID": "", "started": False}
+        return {
+            "name": container["name"],
+            "state": state,
+            "lastState": {},
+            "ready": False,
+            "restartCount": 0,
+            "image": container.get("image", ""),
+            "imageID": "",
+            "started": False,
+        }
 
     def _current_pod(self) -> Obj:
         """The pod as the Downward API sees it at container start (its IPs included)."""
         pod = copy.deepcopy(self.pod)
         pod.setdefault("status", {}).update(
-            podIP=self.pod_ip, podIPs=[{"ip": self.pod_ip}], hostIP="127.0.0.1", hostIPs=[{"ip": "127.0.0.1"}]
+            podIP=self.pod_ip,
+            podIPs=[{"ip": self.pod_ip}],
+            hostIP="127.0.0.1",
+            hostIPs=[{"ip": "127.0.0.1"}],
         )
         return pod
 
@@ -282,7 +402,11 @@ class PodWorker:
         states = list(self.statuses.values())
         waiting = sum(1 for s in states if "waiting" in s["state"] and not s["lastState"])
         running = sum(1 for s in states if "running" in s["state"])
-        stopped = [s for s in states if "terminated" in s["state"] or ("waiting" in s["state"] and s["lastState"])]
+        stopped = [
+            s
+            for s in states
+            if "terminated" in s["state"] or ("waiting" in s["state"] and s["lastState"])
+        ]
         policy = self.spec.get("restartPolicy", "Always")
         if waiting:
             return "Pending"
@@ -298,9 +422,24 @@ class PodWorker:
         ready = all(s.get("ready") for s in self.statuses.values()) and phase == "Running"
         now = now_rfc3339()
         conditions = [
-            {"type": "Initialized", "status": str(self.initialized), "lastProbeTime": None, "lastTransitionTime": now},
-            {"type": "Ready", "status": str(ready), "lastProbeTime": None, "lastTransitionTime": now},
-            {"type": "ContainersReady", "status": str(ready), "lastProbeTime": None, "lastTransitionTime": now},
+            {
+                "type": "Initialized",
+                "status": str(self.initialized),
+                "lastProbeTime": None,
+                "lastTransitionTime": now,
+            },
+            {
+                "type": "Ready",
+                "status": str(ready),
+                "lastProbeTime": None,
+                "lastTransitionTime": now,
+            },
+            {
+                "type": "ContainersReady",
+                "status": str(ready),
+                "lastProbeTime": None,
+                "lastTransitionTime": now,
+            },
         ]
         status: Obj = {
             "phase": phase,

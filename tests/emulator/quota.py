@@ -9,17 +9,34 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bf_jupyter.quantity import QuantityError, parse_quantity
 from tests.emulator import errors
 from tests.emulator.kinds import ResourceType, resource_for_kind
-from tests.emulator.registry import AdmissionAttributes
-from tests.emulator.store import Store
+
+if TYPE_CHECKING:
+    from tests.emulator.registry import AdmissionAttributes
+    from tests.emulator.store import Store
+
 
 Obj = dict[str, Any]
-_BINARY = [("Ei", 1 << 60), ("Pi", 1 << 50), ("Ti", 1 << 40), ("Gi", 1 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)]
-_COMPUTE_REQUIRED = ("requests.cpu", "requests.memory", "limits.cpu", "limits.memory", "cpu", "memory")
+_BINARY = [
+    ("Ei", 1 << 60),
+    ("Pi", 1 << 50),
+    ("Ti", 1 << 40),
+    ("Gi", 1 << 30),
+    ("Mi", 1 << 20),
+    ("Ki", 1 << 10),
+]
+_COMPUTE_REQUIRED = (
+    "requests.cpu",
+    "requests.memory",
+    "limits.cpu",
+    "limits.memory",
+    "cpu",
+    "memory",
+)
 
 
 def format_quantity(value: Fraction, like: str = "") -> str:
@@ -67,6 +84,26 @@ def pod_usage(pod: Obj) -> dict[str, Fraction]:
     return usage
 
 
+def _exceeded_message(
+    quota: Obj,
+    exceeded: list[str],
+    *,
+    requested: dict[str, Fraction],
+    used: dict[str, Fraction],
+    hard: dict[str, Fraction],
+) -> str:
+    """kube-apiserver's words, listing only the exceeded resources."""
+    spec_hard = quota["spec"]["hard"]
+
+    def shown(values: dict[str, Fraction]) -> str:
+        return ",".join(f"{k}={format_quantity(values[k], spec_hard[k])}" for k in exceeded)
+
+    return (
+        f"exceeded quota: {quota['metadata']['name']}, requested: {shown(requested)}, "
+        f"used: {shown(used)}, limited: {shown(hard)}"
+    )
+
+
 def pod_counts(pod: Obj) -> bool:
     return (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
 
@@ -93,7 +130,13 @@ class ResourceQuotas:
         for key in wanted:
             if key.startswith("count/"):
                 plural = key.removeprefix("count/")
-                used[key] = Fraction(sum(1 for kind, o in self.store.all_objects() if kind.plural == plural and o["metadata"].get("namespace") == namespace))
+                used[key] = Fraction(
+                    sum(
+                        1
+                        for kind, o in self.store.all_objects()
+                        if kind.plural == plural and o["metadata"].get("namespace") == namespace
+                    )
+                )
         return used
 
     def admit(self, attrs: AdmissionAttributes) -> None:
@@ -110,26 +153,25 @@ class ResourceQuotas:
             used = self.used(attrs.namespace, requested)
             exceeded = sorted(k for k, v in requested.items() if used[k] + v > hard[k])
             if exceeded:
-                spec_hard = quota["spec"]["hard"]
-                shown = lambda values: ",".join(  # noqa: E731
-                    f"{k}={format_quantity(values[k], spec_hard[k])}" for k in exceeded
-                )
                 raise errors.forbidden(
                     attrs.resource.plural,
                     attrs.name,
-                    f"exceeded quota: {quota['metadata']['name']}, requested: {shown(requested)}, "
-                    f"used: {shown(used)}, limited: {shown(hard)}",
+                    _exceeded_message(quota, exceeded, requested=requested, used=used, hard=hard),
                 )
 
     @staticmethod
-    def _requested(resource: ResourceType, obj: Obj, hard: dict[str, Fraction]) -> dict[str, Fraction]:
+    def _requested(
+        resource: ResourceType, obj: Obj, hard: dict[str, Fraction]
+    ) -> dict[str, Fraction]:
         charged: dict[str, Fraction] = {f"count/{resource.plural}": Fraction(1)}
         if resource.kind == "Pod":
             charged.update(pod_usage(obj))
         return {k: v for k, v in charged.items() if k in hard}
 
     @staticmethod
-    def _require_compute(quota_name: str, attrs: AdmissionAttributes, hard: dict[str, Fraction]) -> None:
+    def _require_compute(
+        quota_name: str, attrs: AdmissionAttributes, hard: dict[str, Fraction]
+    ) -> None:
         spec = (attrs.obj or {}).get("spec") or {}
         missing: list[str] = []
         for key in sorted(k for k in hard if k in _COMPUTE_REQUIRED):
@@ -144,7 +186,9 @@ class ResourceQuotas:
                 missing.append(f"{key} for: {','.join(lacking)}")
         if missing:
             raise errors.forbidden(
-                attrs.resource.plural, attrs.name, f"failed quota: {quota_name}: must specify {'; '.join(missing)}"
+                attrs.resource.plural,
+                attrs.name,
+                f"failed quota: {quota_name}: must specify {'; '.join(missing)}",
             )
 
     # ----- the quota controller: status.hard and status.used -------------------------------------------
@@ -153,9 +197,9 @@ class ResourceQuotas:
         if self._writing:
             return
         namespace = obj["metadata"].get("namespace", "")
-        if resource.kind == "ResourceQuota" and event_type != "DELETED":
-            self.refresh(namespace)
-        elif resource.namespaced and resource.kind != "ResourceQuota" and resource.kind != "Event":
+        if (resource.kind == "ResourceQuota" and event_type != "DELETED") or (
+            resource.namespaced and resource.kind not in {"ResourceQuota", "Event"}
+        ):
             self.refresh(namespace)
 
     def refresh(self, namespace: str) -> None:

@@ -62,7 +62,9 @@ def _generated(prefix: str) -> str:
 
 
 class Registry:
-    def __init__(self, store: Store, *, admission: list[Admission], quota: QuotaCheck | None) -> None:
+    def __init__(
+        self, store: Store, *, admission: list[Admission], quota: QuotaCheck | None
+    ) -> None:
         self.store = store
         self.admission = admission
         self.quota = quota
@@ -83,8 +85,16 @@ class Registry:
             self._check_namespace_open(namespace, resource, obj)
         default_object(resource, obj)
         attrs = AdmissionAttributes(
-            "CREATE", resource, "", namespace, obj["metadata"].get("name", ""), obj, None, dry_run,
-            user or dict(ADMIN), {"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1"},
+            "CREATE",
+            resource,
+            "",
+            namespace,
+            obj["metadata"].get("name", ""),
+            obj,
+            None,
+            dry_run,
+            user or dict(ADMIN),
+            {"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1"},
         )
         for step in self.admission:
             await step.mutate(attrs)
@@ -110,15 +120,27 @@ class Registry:
             raise errors.bad_request("the body of the request must be a JSON object")
         obj = copy.deepcopy(body)
         if obj.get("kind") not in (None, resource.kind):
-            raise errors.bad_request(f"the API version in the data ({obj.get('apiVersion')}) does not match the expected API version ({resource.api_version})" if obj.get("apiVersion") != resource.api_version else f"{obj.get('kind')} in version \"{resource.version}\" cannot be handled as a {resource.kind}")
+            raise errors.bad_request(
+                f"the API version in the data ({obj.get('apiVersion')}) does not match the expected API version ({resource.api_version})"
+                if obj.get("apiVersion") != resource.api_version
+                else f'{obj.get("kind")} in version "{resource.version}" cannot be handled as a {resource.kind}'
+            )
         meta = obj.setdefault("metadata", {})
         if not isinstance(meta, dict):
             raise errors.bad_request("metadata must be an object")
-        for server_owned in ("uid", "resourceVersion", "creationTimestamp", "deletionTimestamp", "generation"):
+        for server_owned in (
+            "uid",
+            "resourceVersion",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "generation",
+        ):
             meta.pop(server_owned, None)
         if resource.namespaced:
             if meta.get("namespace") not in (None, "", namespace):
-                raise errors.bad_request("the namespace of the provided object does not match the namespace sent on the request")
+                raise errors.bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request"
+                )
             meta["namespace"] = namespace
         else:
             meta.pop("namespace", None)
@@ -154,7 +176,9 @@ class Registry:
         new = copy.deepcopy(body)
         meta = new.setdefault("metadata", {})
         if meta.get("name", name) != name:
-            raise errors.bad_request(f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})")
+            raise errors.bad_request(
+                f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})"
+            )
         meta["name"] = name
         if resource.namespaced:
             meta["namespace"] = namespace
@@ -174,8 +198,16 @@ class Registry:
         if resource.kind == "Pod" and subresource == "":
             validate_pod_update(old, new)
         attrs = AdmissionAttributes(
-            "UPDATE", resource, subresource, namespace, name, new, old, dry_run,
-            user or dict(ADMIN), {"kind": "UpdateOptions", "apiVersion": "meta.k8s.io/v1"},
+            "UPDATE",
+            resource,
+            subresource,
+            namespace,
+            name,
+            new,
+            old,
+            dry_run,
+            user or dict(ADMIN),
+            {"kind": "UpdateOptions", "apiVersion": "meta.k8s.io/v1"},
         )
         for step in self.admission:
             await step.mutate(attrs)
@@ -205,7 +237,11 @@ class Registry:
 
     def _store_update(self, resource: ResourceType, obj: Obj, expected: str) -> Obj:
         meta = obj["metadata"]
-        if meta.get("deletionTimestamp") and not meta.get("finalizers") and resource.kind != "Pod" and resource.kind != "Namespace":
+        if (
+            meta.get("deletionTimestamp")
+            and not meta.get("finalizers")
+            and resource.kind not in {"Pod", "Namespace"}
+        ):
             return self.store.remove(resource, meta.get("namespace", ""), meta["name"])
         return self.store.update(resource, obj, expected_version=expected or None)
 
@@ -229,8 +265,16 @@ class Registry:
         """Returns the object (pods, namespaces) or a Success Status, as the API does."""
         obj = self.store.get(resource, namespace, name)
         attrs = AdmissionAttributes(
-            "DELETE", resource, "", namespace, name, None, obj, dry_run,
-            user or dict(ADMIN), {"kind": "DeleteOptions", "apiVersion": "meta.k8s.io/v1"},
+            "DELETE",
+            resource,
+            "",
+            namespace,
+            name,
+            None,
+            obj,
+            dry_run,
+            user or dict(ADMIN),
+            {"kind": "DeleteOptions", "apiVersion": "meta.k8s.io/v1"},
         )
         for step in self.admission:
             await step.validate(attrs)
@@ -253,13 +297,22 @@ class Registry:
             "apiVersion": "v1",
             "metadata": {},
             "status": "Success",
-            "details": {"name": name, "kind": resource.plural, "group": resource.group, "uid": gone["metadata"]["uid"]},
+            "details": {
+                "name": name,
+                "kind": resource.plural,
+                "group": resource.group,
+                "uid": gone["metadata"]["uid"],
+            },
         }
 
     def _delete_pod(self, pod: Obj, grace_period: int | None) -> Obj:
         pods = resource_for_kind("Pod")
         meta, spec = pod["metadata"], pod.get("spec") or {}
-        grace = grace_period if grace_period is not None else int(spec.get("terminationGracePeriodSeconds", 30))
+        grace = (
+            grace_period
+            if grace_period is not None
+            else int(spec.get("terminationGracePeriodSeconds", 30))
+        )
         terminal = (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
         if not spec.get("nodeName") or terminal or grace <= 0:
             return self.store.remove(pods, meta["namespace"], meta["name"])
@@ -277,13 +330,24 @@ class Registry:
         pod = self.store.get(pods, namespace, name)
         spec = pod.setdefault("spec", {})
         if spec.get("nodeName"):
-            raise errors.conflict("pods", name, f'pod {name} is already assigned to node "{spec["nodeName"]}"')
+            raise errors.conflict(
+                "pods", name, f'pod {name} is already assigned to node "{spec["nodeName"]}"'
+            )
         if pod["metadata"].get("deletionTimestamp"):
-            raise errors.conflict("pods", name, "pod is being deleted, cannot be assigned to a host")
+            raise errors.conflict(
+                "pods", name, "pod is being deleted, cannot be assigned to a host"
+            )
         spec["nodeName"] = node
         status = pod.setdefault("status", {})
         conditions = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
-        conditions.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None, "lastTransitionTime": now_rfc3339()})
+        conditions.append(
+            {
+                "type": "PodScheduled",
+                "status": "True",
+                "lastProbeTime": None,
+                "lastTransitionTime": now_rfc3339(),
+            }
+        )
         status["conditions"] = conditions
         return self.store.update(pods, pod)
 
@@ -326,4 +390,3 @@ class Registry:
             "metadata": {"resourceVersion": self.store.revision},
             "items": items,
         }
-

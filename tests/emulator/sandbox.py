@@ -22,11 +22,14 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tests.emulator.kinds import resource_for_kind
 from tests.emulator.selectors import field_value
-from tests.emulator.store import Store
+
+if TYPE_CHECKING:
+    from tests.emulator.store import Store
+
 
 Obj = dict[str, Any]
 POD_DIR_ENV = "BF_EMULATOR_POD_DIR"
@@ -65,8 +68,11 @@ def expand(text: str, env: dict[str, str]) -> str:
 def rewrite_paths(text: str, mounts: dict[str, Path]) -> str:
     """Replace each mount path appearing as a path in ``text`` by its directory (longest first)."""
     for mount_path in sorted(mounts, key=len, reverse=True):
-        pattern = re.compile(r"(?<![^\s:='\"])" + re.escape(mount_path.rstrip("/")) + r"(?=$|[/:\s'\"])")
-        text = pattern.sub(lambda _m, target=str(mounts[mount_path]): target, text)
+        pattern = re.compile(
+            r"(?<![^\s:='\"])" + re.escape(mount_path.rstrip("/")) + r"(?=$|[/:\s'\"])"
+        )
+        target = str(mounts[mount_path]).replace("\\", "\\\\")
+        text = pattern.sub(target, text)
     return text
 
 
@@ -93,26 +99,63 @@ class PodSandbox:
             self.volumes[name] = target
             if "secret" in volume:
                 source = volume["secret"]
-                self._write_items(target, name, "Secret", source.get("secretName", ""), namespace, source, decode=True)
+                self._write_items(
+                    target,
+                    volume=name,
+                    kind="Secret",
+                    name=source.get("secretName", ""),
+                    namespace=namespace,
+                    source=source,
+                    decode=True,
+                )
             elif "configMap" in volume:
                 source = volume["configMap"]
-                self._write_items(target, name, "ConfigMap", source.get("name", ""), namespace, source, decode=False)
+                self._write_items(
+                    target,
+                    volume=name,
+                    kind="ConfigMap",
+                    name=source.get("name", ""),
+                    namespace=namespace,
+                    source=source,
+                    decode=False,
+                )
 
-    def _write_items(self, target: Path, volume: str, kind: str, name: str, namespace: str, source: Obj, *, decode: bool) -> None:
+    def _write_items(
+        self,
+        target: Path,
+        *,
+        volume: str,
+        kind: str,
+        name: str,
+        namespace: str,
+        source: Obj,
+        decode: bool,
+    ) -> None:
         obj = self.store.find(resource_for_kind(kind), namespace, name)
         if obj is None:
             if source.get("optional"):
                 return
-            raise MountError(f'MountVolume.SetUp failed for volume "{volume}" : {kind.lower()} "{name}" not found')
-        data: dict[str, bytes] = {k: base64.b64decode(v) if decode else str(v).encode() for k, v in (obj.get("data") or {}).items()}
+            raise MountError(
+                f'MountVolume.SetUp failed for volume "{volume}" : {kind.lower()} "{name}" not found'
+            )
+        data: dict[str, bytes] = {
+            k: base64.b64decode(v) if decode else str(v).encode()
+            for k, v in (obj.get("data") or {}).items()
+        }
         if not decode:
             data.update({k: base64.b64decode(v) for k, v in (obj.get("binaryData") or {}).items()})
         items = source.get("items")
-        chosen = [(i["key"], i.get("path", i["key"]), i.get("mode")) for i in items] if items else [(k, k, None) for k in data]
+        chosen = (
+            [(i["key"], i.get("path", i["key"]), i.get("mode")) for i in items]
+            if items
+            else [(k, k, None) for k in data]
+        )
         default_mode = int(source.get("defaultMode", 0o644))
         for key, path, mode in chosen:
             if key not in data:
-                raise MountError(f'MountVolume.SetUp failed for volume "{volume}" : configmap references non-existent config key: {key}')
+                raise MountError(
+                    f'MountVolume.SetUp failed for volume "{volume}" : configmap references non-existent config key: {key}'
+                )
             file = target / path
             file.parent.mkdir(parents=True, exist_ok=True)
             file.write_bytes(data[key])
@@ -125,7 +168,9 @@ class PodSandbox:
             volume = self.volumes.get(mount.get("name", ""))
             mount_path = str(mount.get("mountPath", ""))
             if volume is None or mount_path in ("", "/"):
-                raise ContainerConfigError(f'cannot mount volume "{mount.get("name")}" at "{mount_path}"')
+                raise ContainerConfigError(
+                    f'cannot mount volume "{mount.get("name")}" at "{mount_path}"'
+                )
             mounts[mount_path] = volume / mount["subPath"] if mount.get("subPath") else volume
         env = self._environment(container, pod, extra_env)
         for name, value in env.items():
@@ -163,7 +208,9 @@ class PodSandbox:
                             continue
                         raise ContainerConfigError(f'{kind.lower()} "{ref.get("name")}" not found')
                     for name, value in (obj.get("data") or {}).items():
-                        env[prefix + name] = base64.b64decode(value).decode() if kind == "Secret" else str(value)
+                        env[prefix + name] = (
+                            base64.b64decode(value).decode() if kind == "Secret" else str(value)
+                        )
         for variable in container.get("env") or []:
             name = variable.get("name", "")
             if "value" in variable or "valueFrom" not in variable:
@@ -194,7 +241,9 @@ class PodSandbox:
                         return None
                     if obj is None:
                         raise ContainerConfigError(f'{kind.lower()} "{ref.get("name")}" not found')
-                    raise ContainerConfigError(f"couldn't find key {ref.get('key')} in {kind} {namespace}/{ref.get('name')}")
+                    raise ContainerConfigError(
+                        f"couldn't find key {ref.get('key')} in {kind} {namespace}/{ref.get('name')}"
+                    )
                 value = data[ref["key"]]
                 return base64.b64decode(value).decode() if kind == "Secret" else str(value)
         return None

@@ -9,15 +9,17 @@ import asyncio
 import logging
 from collections import Counter
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from bf_jupyter.quantity import QuantityError, parse_quantity
 from tests.emulator import errors
 from tests.emulator.events import EventRecorder
 from tests.emulator.kinds import ResourceType, resource_for_kind
 from tests.emulator.quota import pod_counts
-from tests.emulator.registry import Registry
 from tests.emulator.store import now_rfc3339
-from bf_jupyter.quantity import QuantityError, parse_quantity
+
+if TYPE_CHECKING:
+    from tests.emulator.registry import Registry
 
 Obj = dict[str, Any]
 _log = logging.getLogger(__name__)
@@ -78,14 +80,21 @@ class Scheduler:
             and (pod.get("spec") or {}).get("schedulerName", SCHEDULER_NAME) == SCHEDULER_NAME
             and (pod.get("status") or {}).get("phase", "Pending") == "Pending"
         ]
-        pending.sort(key=lambda p: (p["metadata"]["creationTimestamp"], int(p["metadata"]["resourceVersion"])))
+        pending.sort(
+            key=lambda p: (
+                p["metadata"]["creationTimestamp"],
+                int(p["metadata"]["resourceVersion"]),
+            )
+        )
         for pod in pending:
             self._schedule(pod)
 
     def _free(self, node: Obj) -> dict[str, Fraction]:
         free = {k: _q(v) for k, v in ((node.get("status") or {}).get("allocatable") or {}).items()}
         for pod in self.store.list(self._pods, None):
-            if (pod.get("spec") or {}).get("nodeName") == node["metadata"]["name"] and pod_counts(pod):
+            if (pod.get("spec") or {}).get("nodeName") == node["metadata"]["name"] and pod_counts(
+                pod
+            ):
                 for name, value in pod_requests(pod).items():
                     free[name] = free.get(name, Fraction(0)) - value
         return free
@@ -99,14 +108,22 @@ class Scheduler:
                 reasons["node(s) were unschedulable"] += 1
                 continue
             free = self._free(node)
-            short = sorted(name for name, value in wanted.items() if value > 0 and free.get(name, Fraction(0)) < value)
+            short = sorted(
+                name
+                for name, value in wanted.items()
+                if value > 0 and free.get(name, Fraction(0)) < value
+            )
             if not short:
                 self._bind(pod, node["metadata"]["name"])
                 return
             for name in short:
                 reasons["Too many pods" if name == "pods" else f"Insufficient {name}"] += 1
         detail = ", ".join(f"{count} {reason}" for reason, count in sorted(reasons.items()))
-        message = f"0/{len(nodes)} nodes are available: {detail}." if detail else f"0/{len(nodes)} nodes are available."
+        message = (
+            f"0/{len(nodes)} nodes are available: {detail}."
+            if detail
+            else f"0/{len(nodes)} nodes are available."
+        )
         self._mark_unschedulable(pod, message)
 
     def _bind(self, pod: Obj, node: str) -> None:
@@ -116,13 +133,22 @@ class Scheduler:
         except errors.ApiError as error:
             _log.info("binding %s/%s failed: %s", meta["namespace"], meta["name"], error)
             return
-        self.events.record(bound, "Normal", "Scheduled", f"Successfully assigned {meta['namespace']}/{meta['name']} to {node}")
+        self.events.record(
+            bound,
+            "Normal",
+            "Scheduled",
+            f"Successfully assigned {meta['namespace']}/{meta['name']} to {node}",
+        )
 
     def _mark_unschedulable(self, pod: Obj, message: str) -> None:
         status = pod.setdefault("status", {})
         conditions = status.get("conditions") or []
         current = next((c for c in conditions if c.get("type") == "PodScheduled"), None)
-        if current and current.get("reason") == "Unschedulable" and current.get("message") == message:
+        if (
+            current
+            and current.get("reason") == "Unschedulable"
+            and current.get("message") == message
+        ):
             return
         status["conditions"] = [c for c in conditions if c.get("type") != "PodScheduled"] + [
             {

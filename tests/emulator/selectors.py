@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from tests.emulator.errors import bad_request
-from tests.emulator.kinds import ResourceType
+
+if TYPE_CHECKING:
+    from tests.emulator.kinds import ResourceType
 
 Obj = dict[str, Any]
 Predicate = Callable[[Obj], bool]
@@ -34,31 +37,46 @@ def _split_terms(text: str) -> list[str]:
     return [term for term in terms if term.strip()]
 
 
-def label_selector(text: str) -> Callable[[Mapping[str, str]], bool]:
-    """A predicate over a labels map. Raises a 400 ApiError naming the bad term."""
-    checks: list[Callable[[Mapping[str, str]], bool]] = []
+@dataclass(frozen=True)
+class Requirement:
+    """One term of a label selector: ``key`` compared by ``operator`` with ``values``."""
+
+    key: str
+    operator: str  # in, notin, =, !=, exists, !exists
+    values: frozenset[str] = frozenset()
+
+    def __call__(self, labels: Mapping[str, str]) -> bool:
+        value = labels.get(self.key)
+        if self.operator in ("in", "="):
+            return value in self.values
+        if self.operator in ("notin", "!="):
+            return value not in self.values
+        return (self.key in labels) == (self.operator == "exists")
+
+
+def parse_label_selector(text: str) -> list[Requirement]:
+    """The terms of a ``labelSelector``; a 400 ApiError names a term that does not parse."""
+    requirements: list[Requirement] = []
     for term in _split_terms(text or ""):
         if match := _SET_TERM.match(term):
-            key, values = match["key"], {v.strip() for v in match["values"].split(",") if v.strip()}
-            if match["op"] == "in":
-                checks.append(lambda labels, k=key, vs=values: labels.get(k) in vs)
-            else:
-                checks.append(lambda labels, k=key, vs=values: labels.get(k) not in vs)
+            values = frozenset(v.strip() for v in match["values"].split(",") if v.strip())
+            requirements.append(Requirement(match["key"], match["op"], values))
         elif match := _EQ_TERM.match(term):
-            key, value = match["key"], match["value"]
-            if match["op"] == "!=":
-                checks.append(lambda labels, k=key, v=value: labels.get(k) != v)
-            else:
-                checks.append(lambda labels, k=key, v=value: labels.get(k) == v)
+            operator = "!=" if match["op"] == "!=" else "="
+            requirements.append(Requirement(match["key"], operator, frozenset({match["value"]})))
         elif match := _EXISTS_TERM.match(term):
-            key = match["key"]
-            if match["neg"]:
-                checks.append(lambda labels, k=key: k not in labels)
-            else:
-                checks.append(lambda labels, k=key: k in labels)
+            requirements.append(Requirement(match["key"], "!exists" if match["neg"] else "exists"))
         else:
-            raise bad_request(f"unable to parse requirement: {term.strip()!r}: invalid label selector")
-    return lambda labels: all(check(labels) for check in checks)
+            raise bad_request(
+                f"unable to parse requirement: {term.strip()!r}: invalid label selector"
+            )
+    return requirements
+
+
+def label_selector(text: str) -> Callable[[Mapping[str, str]], bool]:
+    """A predicate over a labels map. Raises a 400 ApiError naming the bad term."""
+    requirements = parse_label_selector(text)
+    return lambda labels: all(requirement(labels) for requirement in requirements)
 
 
 def field_value(obj: Obj, path: str) -> str:
@@ -73,22 +91,29 @@ def field_value(obj: Obj, path: str) -> str:
     return str(current)
 
 
+@dataclass(frozen=True)
+class FieldRequirement:
+    path: str
+    value: str
+    negate: bool
+
+    def __call__(self, obj: Obj) -> bool:
+        return (field_value(obj, self.path) == self.value) != self.negate
+
+
 def field_selector(text: str, resource: ResourceType) -> Predicate:
     """A predicate over whole objects. Fields the real API does not index for ``resource`` are
     refused with its 400 ("field label not supported"), so tests cannot rely on what a real
     cluster would reject."""
     allowed = {"metadata.name", "metadata.namespace", *resource.field_labels}
-    checks: list[Predicate] = []
+    checks: list[FieldRequirement] = []
     for term in _split_terms(text or ""):
         match = _EQ_TERM.match(term)
         if not match:
             raise bad_request(f"invalid selector: '{text}'; can't understand '{term.strip()}'")
-        key, value, negate = match["key"], match["value"], match["op"] == "!="
-        if key not in allowed:
-            raise bad_request(f'field label not supported: {key}')
-        checks.append(
-            lambda obj, k=key, v=value, n=negate: (field_value(obj, k) == v) != n
-        )
+        if match["key"] not in allowed:
+            raise bad_request(f"field label not supported: {match['key']}")
+        checks.append(FieldRequirement(match["key"], match["value"], match["op"] == "!="))
     return lambda obj: all(check(obj) for check in checks)
 
 
@@ -107,15 +132,14 @@ def match_label_selector(selector: Mapping[str, Any] | None, labels: Mapping[str
     for key, value in (selector.get("matchLabels") or {}).items():
         if labels.get(key) != value:
             return False
+    operators = {"In": "in", "NotIn": "notin", "Exists": "exists", "DoesNotExist": "!exists"}
     for expression in selector.get("matchExpressions") or []:
-        key, operator = expression.get("key", ""), expression.get("operator", "")
-        values = set(expression.get("values") or [])
-        ok = {
-            "In": lambda k=key, vs=values: labels.get(k) in vs,
-            "NotIn": lambda k=key, vs=values: labels.get(k) not in vs,
-            "Exists": lambda k=key: k in labels,
-            "DoesNotExist": lambda k=key: k not in labels,
-        }.get(operator)
-        if ok is None or not ok():
+        operator = operators.get(str(expression.get("operator", "")))
+        if operator is None:
+            return False
+        requirement = Requirement(
+            str(expression.get("key", "")), operator, frozenset(expression.get("values") or [])
+        )
+        if not requirement(labels):
             return False
     return True

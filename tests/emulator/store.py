@@ -14,11 +14,14 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tests.emulator import errors
 from tests.emulator.kinds import ResourceType
-from tests.emulator.selectors import Predicate
+
+if TYPE_CHECKING:
+    from tests.emulator.selectors import Predicate
+
 
 Obj = dict[str, Any]
 Key = tuple[str, str, str]  # plural, namespace ("" when cluster-scoped), name
@@ -83,14 +86,13 @@ class Store:
     def list(
         self, resource: ResourceType, namespace: str | None, predicate: Predicate | None = None
     ) -> list[Obj]:
-        items = [
+        return [
             copy.deepcopy(obj)
             for (plural, ns, _), obj in sorted(self._objects.items())
             if plural == resource.plural
             and (namespace is None or ns == namespace)
             and (predicate is None or predicate(obj))
         ]
-        return items
 
     def all_objects(self) -> Iterator[tuple[ResourceType, Obj]]:
         for (plural, _, _), obj in list(self._objects.items()):
@@ -102,7 +104,11 @@ class Store:
         """Store a new object: uid, creationTimestamp and resourceVersion are set here.
         409 AlreadyExists when the name is taken."""
         meta = obj.setdefault("metadata", {})
-        key = (resource.plural, meta.get("namespace", "") if resource.namespaced else "", meta["name"])
+        key = (
+            resource.plural,
+            meta.get("namespace", "") if resource.namespaced else "",
+            meta["name"],
+        )
         if key in self._objects:
             raise errors.already_exists(resource.plural, meta["name"], resource.group)
         meta["uid"] = str(uuid.uuid4())
@@ -113,10 +119,16 @@ class Store:
         self._kinds[resource.plural] = resource
         return self._commit("ADDED", resource, key, obj)
 
-    def update(self, resource: ResourceType, obj: Obj, *, expected_version: str | None = None) -> Obj:
+    def update(
+        self, resource: ResourceType, obj: Obj, *, expected_version: str | None = None
+    ) -> Obj:
         """Replace a stored object. 409 Conflict when ``expected_version`` is stale."""
         meta = obj["metadata"]
-        key = (resource.plural, meta.get("namespace", "") if resource.namespaced else "", meta["name"])
+        key = (
+            resource.plural,
+            meta.get("namespace", "") if resource.namespaced else "",
+            meta["name"],
+        )
         old = self._objects.get(key)
         if old is None:
             raise errors.not_found(resource.plural, meta["name"], resource.group)

@@ -26,11 +26,41 @@ VALIDATING = "ValidatingWebhookConfiguration"
 def render_kustomization(directory: Path, *, kubectl: str = KUBECTL) -> list[Obj]:
     """``kubectl kustomize DIR`` as objects. Raises ``RuntimeError`` with kubectl's own message."""
     result = subprocess.run(
-        [kubectl, "kustomize", str(directory)], capture_output=True, text=True, timeout=60, check=False
+        [kubectl, "kustomize", str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     if result.returncode != 0:
         raise RuntimeError(f"kubectl kustomize {directory} failed: {result.stderr.strip()}")
     return [doc for doc in yaml.safe_load_all(result.stdout) if isinstance(doc, dict)]
+
+
+@dataclass(frozen=True)
+class RequestTarget:
+    """What a request is about, as rules see it."""
+
+    operation: str  # CREATE, UPDATE, DELETE, CONNECT
+    group: str
+    version: str
+    resource: str  # plural
+    subresource: str
+    namespaced: bool
+
+    @property
+    def path(self) -> str:
+        return f"{self.resource}/{self.subresource}" if self.subresource else self.resource
+
+
+def _resource_matches(pattern: str, target: RequestTarget) -> bool:
+    """``pods``, ``pods/status``, ``pods/*``, ``*/status``, ``*`` (no subresources) or ``*/*``."""
+    main, _, sub = pattern.partition("/")
+    if pattern in ("*/*", target.path):
+        return True
+    if not target.subresource:
+        return pattern == "*"
+    return (main == "*" and sub == target.subresource) or (main == target.resource and sub == "*")
 
 
 @dataclass(frozen=True)
@@ -41,25 +71,15 @@ class Rule:
     resources: tuple[str, ...]
     scope: str
 
-    def matches(self, operation: str, group: str, version: str, resource: str, subresource: str, namespaced: bool) -> bool:
-        if not ({"*", operation} & set(self.operations)):
-            return False
-        if not ({"*", group} & set(self.api_groups)) or not ({"*", version} & set(self.api_versions)):
-            return False
-        if self.scope == "Cluster" and namespaced or self.scope == "Namespaced" and not namespaced:
-            return False
-        wanted = f"{resource}/{subresource}" if subresource else resource
-        for pattern in self.resources:
-            main, _, sub = pattern.partition("/")
-            if pattern == "*/*" or pattern == wanted:
-                return True
-            if pattern == "*" and not subresource:
-                return True
-            if main == "*" and sub == subresource and subresource:
-                return True
-            if main == resource and sub == "*" and subresource:
-                return True
-        return False
+    def matches(self, target: RequestTarget) -> bool:
+        scope_ok = self.scope == "*" or (self.scope == "Namespaced") == target.namespaced
+        return (
+            bool({"*", target.operation} & set(self.operations))
+            and bool({"*", target.group} & set(self.api_groups))
+            and bool({"*", target.version} & set(self.api_versions))
+            and scope_ok
+            and any(_resource_matches(p, target) for p in self.resources)
+        )
 
 
 @dataclass
@@ -82,13 +102,17 @@ class Webhook:
     reinvocation: str
     conditions: list[match_conditions.Condition] = field(default_factory=list)
 
-    def applies_to(self, operation: str, group: str, version: str, resource: str, subresource: str, namespaced: bool) -> bool:
-        return any(r.matches(operation, group, version, resource, subresource, namespaced) for r in self.rules)
+    def applies_to(self, target: RequestTarget) -> bool:
+        return any(rule.matches(target) for rule in self.rules)
 
-    def selects(self, namespace_labels: Mapping[str, str] | None, object_labels: Iterable[Mapping[str, str]]) -> bool:
+    def selects(
+        self, namespace_labels: Mapping[str, str] | None, object_labels: Iterable[Mapping[str, str]]
+    ) -> bool:
         """namespaceSelector (skipped for cluster-scoped objects, None labels) and objectSelector
         (the new or the old object may match)."""
-        if namespace_labels is not None and not match_label_selector(self.namespace_selector, namespace_labels):
+        if namespace_labels is not None and not match_label_selector(
+            self.namespace_selector, namespace_labels
+        ):
             return False
         return any(match_label_selector(self.object_selector, labels) for labels in object_labels)
 
@@ -111,7 +135,9 @@ def _webhook(kind: str, configuration: str, raw: Obj) -> Webhook:
         configuration=configuration,
         name=str(raw["name"]),
         url=str(client.get("url") or ""),
-        service=(service["namespace"], service["name"], int(service.get("port", 443))) if service else None,
+        service=(service["namespace"], service["name"], int(service.get("port", 443)))
+        if service
+        else None,
         path=str((service or {}).get("path") or "/"),
         ca_bundle=base64.b64decode(client.get("caBundle") or ""),
         rules=rules,
@@ -125,7 +151,9 @@ def _webhook(kind: str, configuration: str, raw: Obj) -> Webhook:
     )
 
 
-def load_webhooks(objects: Iterable[Obj], *, ca_bundle: bytes | None = None) -> tuple[list[Webhook], list[Webhook]]:
+def load_webhooks(
+    objects: Iterable[Obj], *, ca_bundle: bytes | None = None
+) -> tuple[list[Webhook], list[Webhook]]:
     """(mutating, validating) webhooks in the order kube-apiserver calls them: configurations
     sorted by name, webhooks in their listed order. ``ca_bundle`` fills an empty ``caBundle`` the
     way cert-manager's CA injector would. Raises ``UnsupportedCel`` for a matchCondition the
