@@ -4,7 +4,6 @@ init containers, images that cannot be pulled, env and volumes, logs and gracefu
 from __future__ import annotations
 
 import base64
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -303,7 +302,7 @@ def test_follow_streams_log_lines_as_they_are_written(
     follower.wait_for_line("first")
     # when the gate opens, the follower gets the last line, then the stream ends with the container
     assert emulator.emulated is not None
-    pod_dir = Path(emulator.emulated.workdir) / "kubelet" / "node-1" / running["metadata"]["uid"]
+    pod_dir = emulator.emulated.kubelets["node-1"].workers[running["metadata"]["uid"]].sandbox.dir
     (pod_dir / "volumes" / "gate" / "open").write_text("")
     assert follower.wait_for_end() == ["first", "last"]
 

@@ -17,7 +17,7 @@ import shutil
 import ssl
 import tempfile
 import threading
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,6 +27,7 @@ import yaml
 from tests.emulator import errors
 from tests.emulator.admission import WebhookAdmission
 from tests.emulator.controllers import Controllers
+from tests.emulator.device_plugins import DeviceManager
 from tests.emulator.kinds import resource_for_kind
 from tests.emulator.kubelet import Kubelet, PodAddresses
 from tests.emulator.pod_worker import Allocate, Backoff
@@ -59,6 +60,8 @@ class EmulatedCluster:
         workdir: Path | None = None,
         allocate: Allocate | None = None,
         backoff: Backoff | None = None,
+        device_plugins: bool = False,
+        node_env: Mapping[str, str] | None = None,
     ) -> None:
         self._own_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="bf-emulator-"))
@@ -77,6 +80,9 @@ class EmulatedCluster:
         self.kubelets: dict[str, Kubelet] = {}
         self.services: dict[tuple[str, str], tuple[str, int]] = {}
         self.allocate = allocate
+        self.device_plugins = device_plugins
+        self.node_env = dict(node_env or {})
+        self.device_managers: dict[str, DeviceManager] = {}
         self.backoff = backoff or Backoff()
 
     # ----- lifecycle ------------------------------------------------------------------------------
@@ -161,16 +167,24 @@ class EmulatedCluster:
         self._components.append(Scheduler(self.registry))
         addresses = PodAddresses()
         for node in self.nodes:
+            root = self.workdir / "kubelet" / node.name
             kubelet = Kubelet(
                 self.registry,
                 node.name,
-                self.workdir / "kubelet" / node.name,
+                root / "pods",
                 addresses=addresses,
                 allocate=self.allocate,
                 backoff=self.backoff,
+                node_env=self.node_env,
             )
             self.kubelets[node.name] = kubelet
             self._components.append(kubelet)
+            if self.device_plugins:
+                manager = DeviceManager(self.registry, node.name, root / "device-plugins")
+                await manager.start()
+                kubelet.devices = manager
+                self.device_managers[node.name] = manager
+                self._components.append(manager)
 
         authority = trustme.CA()
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

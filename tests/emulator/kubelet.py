@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import logging
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +20,7 @@ from tests.emulator.sandbox import PodSandbox
 
 if TYPE_CHECKING:
     from tests.emulator.container_logs import ContainerLog
+    from tests.emulator.device_plugins import DeviceManager
     from tests.emulator.registry import Registry
 
 Obj = dict[str, Any]
@@ -54,12 +55,15 @@ class Kubelet:
         addresses: PodAddresses,
         allocate: Allocate | None = None,
         backoff: Backoff | None = None,
+        node_env: Mapping[str, str] | None = None,
     ) -> None:
         self.registry = registry
         self.store = registry.store
         self.node_name = node_name
         self.root = root
         self.allocate = allocate
+        self.devices: DeviceManager | None = None
+        self.node_env = dict(node_env or {})
         self.backoff = backoff or Backoff()
         self.events = EventRecorder(self.store, "kubelet", node_name)
         self.workers: dict[str, PodWorker] = {}
@@ -104,11 +108,18 @@ class Kubelet:
             pod_ip=self.addresses.take(),
             events=self.events,
             write_status=self._write_status,
-            allocate=self.allocate,
+            allocate=self._allocate,
             backoff=self.backoff,
+            node_env=self.node_env,
         )
         self.workers[worker.uid] = worker
         worker.start()
+
+    async def _allocate(self, pod: Obj, container: Obj) -> dict[str, str]:
+        env = await self.allocate(pod, container) if self.allocate else {}
+        if self.devices is not None:
+            env.update(await self.devices.allocate(pod, container))
+        return env
 
     def _write_status(self, uid: str, status: Obj) -> bool:
         """Write a worker's status onto the stored pod (if it is still that pod)."""
@@ -142,6 +153,8 @@ class Kubelet:
         await worker.terminate(grace)
         if self.workers.pop(worker.uid, None) is not None:
             self.addresses.give_back(worker.pod_ip)
+        if self.devices is not None:
+            self.devices.release(worker.pod)
         shutil.rmtree(worker.sandbox.dir, ignore_errors=True)
 
     # ----- logs -----------------------------------------------------------------------------------

@@ -14,11 +14,12 @@ import copy
 import os
 import secrets
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tests.emulator.container_logs import ContainerLog
+from tests.emulator.device_plugins import DeviceAllocationError
 from tests.emulator.sandbox import ContainerConfigError, MountError, PodSandbox
 from tests.emulator.store import now_rfc3339
 
@@ -52,6 +53,7 @@ class PodWorker:
         write_status: Callable[[str, Obj], bool],
         allocate: Allocate | None,
         backoff: Backoff,
+        node_env: Mapping[str, str] | None = None,
     ) -> None:
         self.uid = pod["metadata"]["uid"]
         self.pod = pod
@@ -61,6 +63,7 @@ class PodWorker:
         self._write = write_status
         self._allocate = allocate
         self.backoff = backoff
+        self.node_env = dict(node_env or {})
         self.logs: dict[str, list[ContainerLog]] = {}
         self.statuses: dict[str, Obj] = {}
         self.init_statuses: dict[str, Obj] = {}
@@ -172,12 +175,16 @@ class PodWorker:
         if not await self._pull(container, table, where):
             return None
         try:
-            extra = await self._allocate(self.pod, container) if self._allocate else {}
+            extra = dict(self.node_env)
+            extra.update(await self._allocate(self.pod, container) if self._allocate else {})
             plan = self.sandbox.plan(container, self._current_pod(), extra)
-        except ContainerConfigError as error:
-            table[name]["state"] = {
-                "waiting": {"reason": "CreateContainerConfigError", "message": str(error)}
-            }
+        except (ContainerConfigError, DeviceAllocationError) as error:
+            reason = (
+                "CreateContainerConfigError"
+                if isinstance(error, ContainerConfigError)
+                else "UnexpectedAdmissionError"
+            )
+            table[name]["state"] = {"waiting": {"reason": reason, "message": str(error)}}
             self.publish()
             self.events.record(self.pod, "Warning", "Failed", f"Error: {error}", field_path=where)
             return (
