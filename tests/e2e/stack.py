@@ -203,8 +203,9 @@ class BitfusionStack:
 
     # ----- stop -----------------------------------------------------------------------------------
 
-    def stop(self) -> None:
-        """Stop the daemons (their process groups) and the cluster; remove every file."""
+    def stop(self, *, keep_files: bool = False) -> None:
+        """Stop the daemons (their process groups) and the cluster; remove every file unless
+        ``keep_files`` (then ``remove_files()`` does, after a test looked at the pool)."""
         if self.handle is not None:
             self.handle.api.close()
         for process in reversed(self.processes):
@@ -212,6 +213,11 @@ class BitfusionStack:
         self.processes.clear()
         if self.cluster is not None:
             self.cluster.stop()
+            self.cluster = None
+        if not keep_files:
+            self.remove_files()
+
+    def remove_files(self) -> None:
         if self._own_root:
             shutil.rmtree(self.root, ignore_errors=True)
 

@@ -97,10 +97,12 @@ def test_a_second_sixty_percent_pod_is_refused_by_the_quota(
     # when a second 60 % pod is created
     with pytest.raises(KubeApiError) as refused:
         cluster.api.create("Pod", workload("second", 60, ["sleep", "30"]), quota_namespace)
-    # then it is refused for the quota: 60 + 60 units exceed 100
+    # then it is refused for the quota (60 + 60 units exceed 100): our validating webhook says so
+    # first, naming the ResourceQuota; the ResourceQuota itself would refuse it otherwise
     assert refused.value.status == 403
     message = str(refused.value)
-    assert "60" in message and "100" in message and "quota" in message, message
+    assert "ResourceQuota gpu-quota" in message or "exceeded quota: gpu-quota" in message, message
+    assert "60" in message and "100" in message, message
     assert cluster.api.list("Pod", quota_namespace, field_selector="metadata.name=second") == []
 
 
@@ -124,7 +126,7 @@ def test_concurrent_sixty_percent_pods_get_kubernetes_quota_wording(
         "exceeded quota: gpu-quota, requested: requests.bitfusion.io/gpu=60, "
         "used: requests.bitfusion.io/gpu=60, limited: requests.bitfusion.io/gpu=100"
     )
-    assert kubernetes_words in refusal or "quota" in refusal, refusal
+    assert kubernetes_words in refusal or "ResourceQuota gpu-quota" in refusal, refusal
 
 
 def test_image_that_cannot_be_pulled_shows_image_pull_back_off(
