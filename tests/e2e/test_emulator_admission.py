@@ -283,3 +283,25 @@ def test_cel_provides_kubernetes_string_functions_and_refuses_unknown_ones() -> 
                 }
             ]
         )
+
+
+def test_shipped_match_conditions_stay_within_the_emulated_cel() -> None:
+    """Every matchCondition in the rendered cluster/ manifests compiles with the emulator's CEL
+    (cel-python plus the Kubernetes functions it adds) and evaluates on a GPU pod and a plain one."""
+    from tests.e2e.stack import REPO
+    from tests.emulator.webhook_config import load_webhooks, render_kustomization
+
+    if not (REPO / "cluster" / "kustomization.yaml").exists():
+        pytest.skip("cluster/ manifests are not in this checkout yet")
+    mutating, validating = load_webhooks(render_kustomization(REPO / "cluster"))
+    assert mutating and validating
+    from tests.emulator import match_conditions
+
+    gpu = pod("gpu", "auto-management/bitfusion")
+    gpu["spec"]["containers"][0]["resources"] = {"limits": {"bitfusion.io/gpu-amount": "1"}}
+    plain = pod("plain")
+    plain["spec"]["containers"][0]["resources"] = {}
+    for webhook in [*mutating, *validating]:
+        for subject, expected in ((gpu, True), (plain, False)):
+            variables = {"object": subject, "oldObject": None, "request": {"operation": "CREATE"}}
+            assert match_conditions.evaluate(webhook.conditions, variables) == (expected, ""), webhook.name
