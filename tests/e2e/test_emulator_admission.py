@@ -304,4 +304,6 @@ def test_shipped_match_conditions_stay_within_the_emulated_cel() -> None:
     for webhook in [*mutating, *validating]:
         for subject, expected in ((gpu, True), (plain, False)):
             variables = {"object": subject, "oldObject": None, "request": {"operation": "CREATE"}}
-            assert match_conditions.evaluate(webhook.conditions, variables) == (expected, ""), webhook.name
+            assert match_conditions.evaluate(webhook.conditions, variables) == (expected, ""), (
+                webhook.name
+            )

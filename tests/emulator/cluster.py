@@ -28,6 +28,7 @@ from tests.emulator import errors
 from tests.emulator.admission import WebhookAdmission
 from tests.emulator.controllers import Controllers
 from tests.emulator.device_plugins import DeviceManager
+from tests.emulator.jobs import JobController
 from tests.emulator.kinds import resource_for_kind
 from tests.emulator.kubelet import Kubelet, PodAddresses
 from tests.emulator.pod_worker import Allocate, Backoff
@@ -165,6 +166,7 @@ class EmulatedCluster:
             )
         await self._start_nodes()
         self._components.append(Scheduler(self.registry))
+        self._components.append(JobController(self.registry))
         addresses = PodAddresses()
         for node in self.nodes:
             root = self.workdir / "kubelet" / node.name

@@ -95,6 +95,10 @@ def default_object(resource: ResourceType, obj: Obj) -> None:
     elif resource.kind == "ResourceQuota":
         hard = {k: quantity_text(v) for k, v in ((obj.get("spec") or {}).get("hard") or {}).items()}
         obj.setdefault("spec", {})["hard"] = hard
+    elif resource.kind == "Job":
+        from tests.emulator.jobs import default_job
+
+        default_job(obj)
     elif resource.kind == "Event":
         obj.setdefault("type", "Normal")
         obj.setdefault("count", 1)

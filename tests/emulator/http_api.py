@@ -176,6 +176,7 @@ class ResourceHandler(_Base):
             target.resource, target.namespace, predicate, since
         )
         self._closed = asyncio.Event()
+        self._watcher = watcher
         self.set_header("Content-Type", "application/json")
         self.set_header("Transfer-Encoding", "chunked")
         loop = asyncio.get_running_loop()
@@ -206,6 +207,7 @@ class ResourceHandler(_Base):
         closed = getattr(self, "_closed", None)
         if closed is not None:
             closed.set()
+            self._watcher.queue.put_nowait(None)  # wake the stream so it unregisters now
 
     async def _stream_log(self, target: Target) -> None:
         if self.logs is None or target.resource.kind != "Pod":
