@@ -47,11 +47,15 @@ def main() -> None:
         print(f"full stack skipped: missing {', '.join(missing_parts())}")
     else:
         cases.append(("full e2e stack (webhook + device plugin + sim)", time_stack))
-    print(f"{'fixture':48} {'start median':>13} {'start max':>10} {'stop median':>12}  ({args.runs} runs)")
+    print(
+        f"{'fixture':48} {'start median':>13} {'start max':>10} {'stop median':>12}  ({args.runs} runs)"
+    )
     for name, measure in cases:
         runs = [measure() for _ in range(args.runs)]
         starts, stops = [r[0] for r in runs], [r[1] for r in runs]
-        print(f"{name:48} {statistics.median(starts):12.2f}s {max(starts):9.2f}s {statistics.median(stops):11.2f}s")
+        print(
+            f"{name:48} {statistics.median(starts):12.2f}s {max(starts):9.2f}s {statistics.median(stops):11.2f}s"
+        )
 
 
 if __name__ == "__main__":
