@@ -42,7 +42,9 @@ def reasons(handle: ClusterHandle, namespace: str, name: str) -> list[str]:
 def test_pod_runs_to_success_with_status_and_events_like_a_kubelet(
     emulator: ClusterHandle, emulator_namespace: str
 ) -> None:
-    emulator.api.create("Pod", pod("ok", python("print('hello from the pod')")), emulator_namespace)
+    created = emulator.api.create(
+        "Pod", pod("ok", python("print('hello from the pod')")), emulator_namespace
+    )
     done = emulator.wait_for_pod_phase(emulator_namespace, "ok", "Succeeded")
     status = done["status"]
     terminated = status["containerStatuses"][0]["state"]["terminated"]
@@ -53,6 +55,44 @@ def test_pod_runs_to_success_with_status_and_events_like_a_kubelet(
     assert {"Scheduled", "Pulled", "Created", "Started"} <= set(
         reasons(emulator, emulator_namespace, "ok")
     )
+    # the phases it went through, replayed from its creation's resourceVersion
+    phases: list[str] = []
+    for event in emulator.api.watch(
+        "Pod", emulator_namespace, field_selector="metadata.name=ok",
+        resource_version=created["metadata"]["resourceVersion"], timeout_seconds=1,
+    ):  # fmt: skip
+        phase = event.object["status"]["phase"]
+        if not phases or phases[-1] != phase:
+            phases.append(phase)
+    assert phases == ["Pending", "Running", "Succeeded"]
+
+
+def test_pod_can_serve_on_its_own_address(emulator: ClusterHandle, emulator_namespace: str) -> None:
+    code = "import os,socket; s=socket.socket(); s.bind((os.environ['POD_IP'], 0)); s.listen(); print(s.getsockname()[0])"
+    env = [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]
+    emulator.api.create(
+        "Pod", pod("server", python(code), container={"env": env}), emulator_namespace
+    )
+    done = emulator.wait_for_pod_phase(emulator_namespace, "server", ("Succeeded", "Failed"))
+    assert emulator.pod_log(emulator_namespace, "server") == done["status"]["podIP"]
+
+
+def test_status_subresource_changes_status_only(
+    emulator: ClusterHandle, emulator_namespace: str
+) -> None:
+    emulator.api.create(
+        "Pod", pod("held", ["true"], container={"image": "x:missing"}), emulator_namespace
+    )
+    core = emulator.core_v1()
+    patched = core.patch_namespaced_pod_status(
+        "held",
+        emulator_namespace,
+        {"status": {"message": "set by a test"}, "metadata": {"labels": {"ignored": "yes"}}},
+    )
+    assert patched.status.message == "set by a test"
+    assert not (patched.metadata.labels or {}).get("ignored")
+    main = emulator.api.patch("Pod", "held", {"status": {"message": "ignored"}}, emulator_namespace)
+    assert main["status"]["message"] == "set by a test"
 
 
 def test_failing_container_fails_the_pod_with_its_exit_code(
@@ -317,13 +357,22 @@ def test_deletion_sends_sigterm_then_sigkill_after_the_grace_period(
         "print('ready', flush=True)\nwhile True: time.sleep(0.1)"
     )
     emulator.api.create("Pod", pod("stubborn", python(code)), emulator_namespace)
-    emulator.wait_for_pod_phase(emulator_namespace, "stubborn", "Running")
+    running = emulator.wait_for_pod_phase(emulator_namespace, "stubborn", "Running")
     follower = emulator.follow_log(emulator_namespace, "stubborn")
     follower.wait_for_line("ready")
     # when it is deleted
-    deleted = emulator.api.delete("Pod", "stubborn", emulator_namespace)
-    assert deleted
+    assert emulator.api.delete("Pod", "stubborn", emulator_namespace)
     # then its process gets SIGTERM, survives it, is killed after the grace period, and the pod goes
     assert follower.wait_for_end() == ["ready", "got SIGTERM"]
     emulator.wait_for_pod_gone(emulator_namespace, "stubborn")
+    # having been marked terminating (deletionTimestamp, the grace period) before it went
+    events = [
+        (event.type, event.object["metadata"].get("deletionGracePeriodSeconds"))
+        for event in emulator.api.watch(
+            "Pod", emulator_namespace, field_selector="metadata.name=stubborn",
+            resource_version=running["metadata"]["resourceVersion"], timeout_seconds=1,
+        )
+    ]  # fmt: skip
+    assert ("MODIFIED", 1) in events
+    assert events[-1][0] == "DELETED"
     assert "Killing" in reasons(emulator, emulator_namespace, "stubborn")
