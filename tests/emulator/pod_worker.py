@@ -20,6 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 from tests.emulator.container_logs import ContainerLog
 from tests.emulator.device_plugins import DeviceAllocationError
+from tests.emulator.pod_status import (
+    HOST_IP,
+    conditions,
+    new_container_status,
+    pod_phase,
+    pod_status,
+)
 from tests.emulator.sandbox import ContainerConfigError, MountError, PodSandbox
 from tests.emulator.store import now_rfc3339
 
@@ -71,6 +78,7 @@ class PodWorker:
         self.stopping = asyncio.Event()
         self.initialized = False
         self.failed = False
+        self._conditions: list[Obj] = []
         self.started_at = now_rfc3339()
         self.task: asyncio.Task[None] | None = None
 
@@ -94,7 +102,9 @@ class PodWorker:
                     if section == "containers" and self.spec.get("initContainers")
                     else "ContainerCreating"
                 )
-                table[container["name"]] = self._status(container, {"waiting": {"reason": reason}})
+                table[container["name"]] = new_container_status(
+                    container, {"waiting": {"reason": reason}}
+                )
         self.publish()
         if not await self._mount_volumes():
             return
@@ -374,26 +384,14 @@ class PodWorker:
 
     # ----- status ---------------------------------------------------------------------------------
 
-    def _status(self, container: Obj, state: Obj) -> Obj:
-        return {
-            "name": container["name"],
-            "state": state,
-            "lastState": {},
-            "ready": False,
-            "restartCount": 0,
-            "image": container.get("image", ""),
-            "imageID": "",
-            "started": False,
-        }
-
     def _current_pod(self) -> Obj:
         """The pod as the Downward API sees it at container start (its IPs included)."""
         pod = copy.deepcopy(self.pod)
         pod.setdefault("status", {}).update(
             podIP=self.pod_ip,
             podIPs=[{"ip": self.pod_ip}],
-            hostIP="127.0.0.1",
-            hostIPs=[{"ip": "127.0.0.1"}],
+            hostIP=HOST_IP,
+            hostIPs=[{"ip": HOST_IP}],
         )
         return pod
 
@@ -402,65 +400,27 @@ class PodWorker:
         self.pod = pod
 
     def phase(self) -> str:
-        if self.failed:
-            return "Failed"
-        if not self.initialized:
-            return "Pending"
-        states = list(self.statuses.values())
-        waiting = sum(1 for s in states if "waiting" in s["state"] and not s["lastState"])
-        running = sum(1 for s in states if "running" in s["state"])
-        stopped = [
-            s
-            for s in states
-            if "terminated" in s["state"] or ("waiting" in s["state"] and s["lastState"])
-        ]
-        policy = self.spec.get("restartPolicy", "Always")
-        if waiting:
-            return "Pending"
-        if running:
-            return "Running"
-        if policy == "Always" or any("waiting" in s["state"] for s in stopped):
-            return "Running"
-        succeeded = all(s["state"].get("terminated", {}).get("exitCode") == 0 for s in stopped)
-        return "Succeeded" if succeeded else "Failed"
+        return pod_phase(
+            failed=self.failed,
+            initialized=self.initialized,
+            statuses=self.statuses.values(),
+            restart_policy=self.spec.get("restartPolicy", "Always"),
+        )
 
     def publish(self) -> None:
         phase = self.phase()
         ready = all(s.get("ready") for s in self.statuses.values()) and phase == "Running"
-        now = now_rfc3339()
-        conditions = [
-            {
-                "type": "Initialized",
-                "status": str(self.initialized),
-                "lastProbeTime": None,
-                "lastTransitionTime": now,
-            },
-            {
-                "type": "Ready",
-                "status": str(ready),
-                "lastProbeTime": None,
-                "lastTransitionTime": now,
-            },
-            {
-                "type": "ContainersReady",
-                "status": str(ready),
-                "lastProbeTime": None,
-                "lastTransitionTime": now,
-            },
-        ]
-        status: Obj = {
-            "phase": phase,
-            "hostIP": "127.0.0.1",
-            "hostIPs": [{"ip": "127.0.0.1"}],
-            "podIP": self.pod_ip,
-            "podIPs": [{"ip": self.pod_ip}],
-            "startTime": self.started_at,
-            "conditions": conditions,
-            "containerStatuses": [dict(s) for s in self.statuses.values()],
-            "qosClass": (self.pod.get("status") or {}).get("qosClass", "BestEffort"),
-        }
-        if self.init_statuses:
-            status["initContainerStatuses"] = [dict(s) for s in self.init_statuses.values()]
+        wanted = {"Initialized": self.initialized, "Ready": ready, "ContainersReady": ready}
+        self._conditions = conditions(self._conditions, wanted)
+        status = pod_status(
+            phase=phase,
+            pod_ip=self.pod_ip,
+            started_at=self.started_at,
+            condition_list=self._conditions,
+            statuses=self.statuses.values(),
+            init_statuses=self.init_statuses.values(),
+            qos_class=(self.pod.get("status") or {}).get("qosClass", "BestEffort"),
+        )
         self._write(self.uid, status)
 
 
