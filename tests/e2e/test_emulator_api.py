@@ -161,21 +161,23 @@ def test_watch_without_version_replays_current_state_then_streams(
     assert seen == [("ADDED", "one")]
 
 
-def test_too_old_resource_version_is_gone(emulator: ClusterHandle, emulator_namespace: str) -> None:
-    from tests.emulator import store
+def test_watch_from_a_version_older_than_the_history_is_gone() -> None:
+    from tests.emulator import errors
+    from tests.emulator.kinds import resource_for_kind
+    from tests.emulator.selectors import object_filter
+    from tests.emulator.store import Store
 
-    emulator_store = emulator.emulated.store if emulator.emulated else None
-    assert emulator_store is not None
-    oldest = emulator_store._history[0][0]
-    if oldest <= 2:
-        pytest.skip(f"watch history still reaches the beginning (keeps {store.HISTORY} events)")
-    with pytest.raises(KubeApiError) as gone:
-        list(
-            emulator.api.watch(
-                "ConfigMap", emulator_namespace, resource_version="1", timeout_seconds=1
-            )
-        )
-    assert gone.value.status == 410
+    config_maps = resource_for_kind("ConfigMap")
+    store = Store(history=3)
+    for index in range(5):
+        store.create(config_maps, {"metadata": {"name": f"c{index}", "namespace": "n"}})
+    everything = object_filter(config_maps, "", "")
+    with pytest.raises(errors.ApiError) as gone:
+        store.open_watch(config_maps, "n", everything, "1")
+    assert (gone.value.code, gone.value.reason) == (410, "Expired")
+    assert "too old resource version" in gone.value.message
+    recent = store.open_watch(config_maps, "n", everything, str(int(store.revision) - 1))
+    assert recent.queue.qsize() == 1
 
 
 def test_put_with_a_stale_resource_version_conflicts(

@@ -54,11 +54,11 @@ class Watcher:
 
 
 class Store:
-    def __init__(self) -> None:
+    def __init__(self, *, history: int = HISTORY) -> None:
         self._objects: dict[Key, Obj] = {}
         self._kinds: dict[str, ResourceType] = {}
         self._revision = 1
-        self._history: deque[tuple[int, str, ResourceType, Obj]] = deque(maxlen=HISTORY)
+        self._history: deque[tuple[int, str, ResourceType, Obj]] = deque(maxlen=history)
         self._watchers: set[Watcher] = set()
         self._listeners: list[Listener] = []
 
