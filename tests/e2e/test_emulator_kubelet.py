@@ -352,8 +352,8 @@ def test_deletion_sends_sigterm_then_sigkill_after_the_grace_period(
 ) -> None:
     # given a pod whose process ignores SIGTERM (and says so), with a 1 s grace period
     code = (
-        "import signal,time\n"
-        "signal.signal(signal.SIGTERM, lambda *a: print('got SIGTERM', flush=True))\n"
+        "import os,signal,time\n"
+        "signal.signal(signal.SIGTERM, lambda *a: os.write(1, b'got SIGTERM\\n'))\n"
         "print('ready', flush=True)\nwhile True: time.sleep(0.1)"
     )
     emulator.api.create("Pod", pod("stubborn", python(code)), emulator_namespace)
