@@ -234,6 +234,8 @@ class PodWorker:
             self.events.record(self.pod, "Warning", "Failed", f"Error: {message}", field_path=where)
             return 128
         self.processes[name] = process
+        if self.stopping.is_set():  # the pod began stopping while this container was starting
+            kill_group(process.pid, signal.SIGKILL)
         table[name].update(
             state={"running": {"startedAt": started}},
             ready=True,
@@ -381,6 +383,8 @@ class PodWorker:
         if self.task is not None:
             with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError):
                 await asyncio.wait_for(self.task, 10)
+        for process in list(self.processes.values()):  # started meanwhile: never outlive the pod
+            kill_group(process.pid, signal.SIGKILL)
 
     # ----- status ---------------------------------------------------------------------------------
 
