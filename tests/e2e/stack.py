@@ -7,8 +7,9 @@
   client binary at ``bitfusion-sim`` (a client "image" directory holding ``bin/bitfusion-sim``);
 - ``bf-jupyter device-plugin`` as a process registered with node-1's kubelet (the device manager
   in ``tests.emulator.device_plugins``), advertising the ``bitfusion-sim`` pool;
-- one ``BF_SIM_HOME`` per stack, given to the device plugin and (as node environment) to every
-  pod, so leases taken in pods are this stack's and can be checked.
+- ``bitfusion-sim`` state (``BF_SIM_HOME``) per stack for the device plugin, and per test
+  namespace for its pods (given to them by the kubelet), so one test's leases never meet another's
+  and each test can check its own.
 
 Every test namespace gets the token Secret ``bitfusion-secret`` the webhook requires.
 """
@@ -95,7 +96,7 @@ class BitfusionStack:
             )
             api = KubeApi.connect(kubeconfig=str(self.cluster.kubeconfig))
             self.handle = ClusterHandle(self.cluster.kubeconfig, api, self.cluster)
-            self.handle.namespace_setup.append(self._add_token_secret)
+            self.handle.namespace_setup.append(self._prepare_namespace)
             return self.handle
         except BaseException:
             self.stop()
@@ -178,21 +179,28 @@ class BitfusionStack:
         (overlay / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
         return render_kustomization(overlay)
 
-    def _add_token_secret(self, namespace: str) -> None:
+    def _prepare_namespace(self, namespace: str) -> None:
+        """The token Secret the webhook requires, and the namespace's own bitfusion-sim state."""
         assert self.handle is not None
-        self.handle.api.create(
-            "Secret", {"metadata": {"name": TOKEN_SECRET}, "stringData": TOKEN_FILES}, namespace
-        )
+        secret = {"metadata": {"name": TOKEN_SECRET}, "stringData": TOKEN_FILES}
+        self.handle.api.create("Secret", secret, namespace)
+        home = self.sim_home_of(namespace)
+        home.mkdir(parents=True, exist_ok=True)
+        self.cluster.set_namespace_env(namespace, {"BF_SIM_HOME": str(home)})
+
+    def sim_home_of(self, namespace: str | None) -> Path:
+        return self.sim_home / "namespaces" / namespace if namespace else self.sim_home
 
     # ----- checks ---------------------------------------------------------------------------------
 
-    def leases(self) -> list[Any]:
-        """The leases the stack's ``bitfusion-sim`` pool holds now."""
+    def leases(self, namespace: str | None = None) -> list[Any]:
+        """The leases held now in ``namespace``'s bitfusion-sim pool (the stack's without one)."""
         from bf_jupyter.bitfusion.records import parse_list_gpus
 
+        env = {**self._environment(), "BF_SIM_HOME": str(self.sim_home_of(namespace))}
         result = subprocess.run(
             [script(SIM_SCRIPT), "list_gpus"],
-            env=self._environment(),
+            env=env,
             capture_output=True,
             text=True,
             timeout=30,

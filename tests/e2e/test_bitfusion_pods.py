@@ -86,7 +86,7 @@ def test_workload_pod_runs_under_a_half_gpu_lease(
     assert "slice 1x50% units 50" in log
     if bitfusion_stack is not None:
         assert int(node["status"]["allocatable"][QUOTA_RESOURCE]) == 100 * 2  # the sim's 2 GPUs
-        assert bitfusion_stack.leases() == []  # released when the command ended
+        assert bitfusion_stack.leases(quota_namespace) == []  # released when the command ended
 
 
 def test_a_second_sixty_percent_pod_is_refused_by_the_quota(

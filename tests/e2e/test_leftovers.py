@@ -78,10 +78,10 @@ def test_stack_releases_leases_and_leaves_no_process_or_directory() -> None:
         handle.api.create("Pod", workload("holder", 50, ["sleep", "300"]), namespace)
         handle.wait_for_pod_phase(namespace, "holder", "Running", timeout=60)
         handle.follow_log(namespace, "holder", container="train").wait_for_line("Locked 1 GPUs")
-        assert len(stack.leases()) == 1
+        assert len(stack.leases(namespace)) == 1
     finally:
         stack.stop(keep_files=True)
     assert descendants(os.getpid()) - before == set()
-    assert stack.leases() == []
+    assert stack.leases(namespace) == []
     stack.remove_files()
     assert not stack.root.exists()

@@ -150,6 +150,16 @@ class EmulatedCluster:
 
         self.call(install())
 
+    def set_namespace_env(self, namespace: str, env: Mapping[str, str]) -> None:
+        """Environment every kubelet adds to the containers of ``namespace``'s pods (on top of
+        ``node_env``), e.g. a per-test ``BF_SIM_HOME``."""
+
+        async def install() -> None:
+            for kubelet in self.kubelets.values():
+                kubelet.namespace_env[namespace] = dict(env)
+
+        self.call(install())
+
     # ----- inside the loop ------------------------------------------------------------------------
 
     async def _start(self) -> None:

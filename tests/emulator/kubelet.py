@@ -64,6 +64,8 @@ class Kubelet:
         self.allocate = allocate
         self.devices: DeviceManager | None = None
         self.node_env = dict(node_env or {})
+        # per-namespace additions (tests give each namespace its own bitfusion-sim state)
+        self.namespace_env: dict[str, dict[str, str]] = {}
         self.backoff = backoff or Backoff()
         self.events = EventRecorder(self.store, "kubelet", node_name)
         self.workers: dict[str, PodWorker] = {}
@@ -110,7 +112,7 @@ class Kubelet:
             write_status=self._write_status,
             allocate=self._allocate,
             backoff=self.backoff,
-            node_env=self.node_env,
+            node_env={**self.node_env, **self.namespace_env.get(pod["metadata"]["namespace"], {})},
         )
         self.workers[worker.uid] = worker
         worker.start()
