@@ -130,7 +130,8 @@ def test_on_failure_restarts_with_back_off_until_success(
     done = emulator.wait_for_pod_phase(emulator_namespace, "flaky", "Succeeded")
     container = done["status"]["containerStatuses"][0]
     assert container["restartCount"] == 2
-    assert container["lastState"]["terminated"]["exitCode"] == 0
+    assert container["state"]["terminated"]["exitCode"] == 0
+    assert container["lastState"]["terminated"]["exitCode"] == 1
     assert "BackOff" in reasons(emulator, emulator_namespace, "flaky")
 
 

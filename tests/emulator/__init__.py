@@ -15,6 +15,9 @@ no binaries in any registry), so this package provides one, under ``tests/`` onl
   them as local process groups, each pod on its own 127.x.y.z address;
 - ``cluster``: the facade tests use (start in a background thread, kubeconfig, stop cleanly).
 
+Debugging: ``kubectl --kubeconfig <cluster.kubeconfig>`` works for reads (get, describe, logs,
+wait) and delete; its writes send protobuf bodies, which the emulator refuses with a 415.
+
 Why not ``kmock``: its ``KubernetesEmulator`` is a mock of storage and verbs; the tests here need the
 API server's *behaviour* — admission calls, ResourceQuota, graceful pod deletion, subresources (status,
 log with follow), field selectors, garbage collection — and hooks for a scheduler and kubelet. Adding

@@ -93,6 +93,13 @@ class _Base(tornado.web.RequestHandler):
     def _body(self) -> Any:
         if not self.request.body:
             return {}
+        if "protobuf" in self.request.headers.get("Content-Type", ""):
+            raise errors.ApiError(
+                415,
+                "UnsupportedMediaType",
+                "the emulated API server reads JSON bodies only (kubectl writes protobuf): "
+                "create objects with the kubernetes Python client; kubectl works for reads",
+            )
         try:
             return json.loads(self.request.body)
         except ValueError as error:

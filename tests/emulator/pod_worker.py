@@ -161,6 +161,8 @@ class PodWorker:
         name, delay = container["name"], self.backoff.delay(attempt)
         meta = self.pod["metadata"]
         message = f"back-off {delay:g}s restarting failed container={name} pod={meta['name']}_{meta['namespace']}({self.uid})"
+        if "terminated" in table[name]["state"]:  # the run that ended becomes the last state
+            table[name]["lastState"] = {"terminated": dict(table[name]["state"]["terminated"])}
         table[name]["state"] = {"waiting": {"reason": "CrashLoopBackOff", "message": message}}
         table[name]["ready"] = False
         self.publish()
@@ -293,7 +295,6 @@ class PodWorker:
             state["signal"] = code - 128
         status = table[name]
         status.update(state={"terminated": state}, ready=False, started=False)
-        status["lastState"] = {"terminated": dict(state)}
         self.publish()
 
     async def _pull(self, container: Obj, table: dict[str, Obj], where: str) -> bool:
