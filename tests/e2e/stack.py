@@ -31,6 +31,7 @@ import yaml
 from bf_jupyter.kubeapi import KubeApi
 from tests.e2e.cluster_handle import ClusterHandle
 from tests.e2e.managed_process import ManagedProcess
+from tests.emulator.webhook_config import kubectl_path
 
 Obj = dict[str, Any]
 REPO = Path(__file__).resolve().parents[2]
@@ -245,4 +246,6 @@ def missing_parts() -> list[str]:
     missing = [what for module, what in wanted.items() if importlib.util.find_spec(module) is None]
     if not (REPO / "cluster" / "base" / "kustomization.yaml").exists():
         missing.append("the cluster/ manifests")
+    if kubectl_path() is None:
+        missing.append("kubectl (for kubectl kustomize)")
     return missing

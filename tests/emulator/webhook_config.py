@@ -6,6 +6,8 @@ matchConditions (``match_conditions``)."""
 from __future__ import annotations
 
 import base64
+import os
+import shutil
 import subprocess
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -18,13 +20,27 @@ from tests.emulator import match_conditions
 from tests.emulator.selectors import match_label_selector
 
 Obj = dict[str, Any]
-KUBECTL = "/usr/bin/kubectl"
+
+
+def kubectl_path() -> str | None:
+    """``$KUBECTL``, else ``kubectl`` on PATH, else /usr/bin/kubectl; None when there is none."""
+    for candidate in (os.environ.get("KUBECTL"), shutil.which("kubectl"), "/usr/bin/kubectl"):
+        if candidate and Path(candidate).exists():
+            return candidate
+    return None
+
+
 MUTATING = "MutatingWebhookConfiguration"
 VALIDATING = "ValidatingWebhookConfiguration"
 
 
-def render_kustomization(directory: Path, *, kubectl: str = KUBECTL) -> list[Obj]:
+def render_kustomization(directory: Path, *, kubectl: str | None = None) -> list[Obj]:
     """``kubectl kustomize DIR`` as objects. Raises ``RuntimeError`` with kubectl's own message."""
+    kubectl = kubectl or kubectl_path()
+    if kubectl is None:
+        raise RuntimeError(
+            "kubectl is not installed: it renders the cluster/ manifests (kustomize)"
+        )
     result = subprocess.run(
         [kubectl, "kustomize", str(directory)],
         capture_output=True,
