@@ -15,7 +15,10 @@ from typing import Protocol, cast
 from bf_jupyter import __version__
 
 # subcommand → module implementing it (see the module docstring for the protocol).
-COMMANDS: dict[str, str] = {}
+COMMANDS: dict[str, str] = {
+    "webhook": "bf_jupyter.cluster.webhook.command",
+    "certs": "bf_jupyter.cluster.certs",
+}
 
 
 class Subcommand(Protocol):
