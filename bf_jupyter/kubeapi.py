@@ -73,23 +73,27 @@ class KubeApi:
         kubeconfig: str | None = None,
         context: str | None = None,
         request_timeout: float | None = None,
+        retries: int | None = None,
     ) -> KubeApi:
         """In-cluster credentials when running in a pod (and no kubeconfig is given), else the
         kubeconfig (``kubeconfig`` argument, ``$KUBECONFIG``, ``~/.kube/config``). Calls of the
-        returned connection give up after ``request_timeout`` seconds when it is set.
+        returned connection give up after ``request_timeout`` seconds when it is set, and retry a
+        failed connection ``retries`` times (None: the client's default of 3, with back-off).
 
         Raises ``KubeUnavailable`` naming what was tried.
         """
         from kubernetes import client, config
 
         try:
-            if kubeconfig is None and context is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
-                config.load_incluster_config()
-                return cls(client.ApiClient(), request_timeout=request_timeout)
             configuration = client.Configuration()
-            config.load_kube_config(
-                config_file=kubeconfig, context=context, client_configuration=configuration
-            )
+            if kubeconfig is None and context is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
+                config.load_incluster_config(client_configuration=configuration)
+            else:
+                config.load_kube_config(
+                    config_file=kubeconfig, context=context, client_configuration=configuration
+                )
+            if retries is not None:
+                configuration.retries = retries
             return cls(client.ApiClient(configuration), request_timeout=request_timeout)
         except (config.ConfigException, OSError, TypeError, ValueError) as error:
             where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"

@@ -24,7 +24,8 @@ HELP = "Serve the Bitfusion admission webhooks (POST /mutate, /validate) over HT
 
 log = logging.getLogger("bf_jupyter.webhook")
 
-# One API call may take this long; three of them stay inside the API server's 5 s webhook timeout.
+# One API call may take this long, without retries: the three a validation makes stay inside the
+# API server's 5 s webhook timeout.
 _API_CALL_SECONDS = 1.0
 
 
@@ -112,7 +113,9 @@ def _cluster_facts(args: argparse.Namespace) -> ClusterFacts:
     if args.no_cluster_checks:
         return NoClusterFacts("cluster checks are turned off (--no-cluster-checks)")
     try:
-        api = KubeApi.connect(kubeconfig=args.kubeconfig, request_timeout=_API_CALL_SECONDS)
+        api = KubeApi.connect(
+            kubeconfig=args.kubeconfig, request_timeout=_API_CALL_SECONDS, retries=0
+        )
     except KubeUnavailable as error:
         log.warning("running stand-alone, quota/capacity/token checks skipped: %s", error)
         return NoClusterFacts(f"the webhook has no Kubernetes API ({error})")
