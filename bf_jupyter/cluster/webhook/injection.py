@@ -111,7 +111,7 @@ def mount_conflicts(container: Mapping[str, Any], wanted: list[dict[str, Any]]) 
     taken = {
         m.get("mountPath"): m.get("name")
         for m in existing
-        if isinstance(m, Mapping) and isinstance(m.get("mountPath"), str)
+        if isinstance(m, dict) and isinstance(m.get("mountPath"), str)
     }
     return [
         f"{m['mountPath']} (volume {taken[m['mountPath']]})"
@@ -122,7 +122,7 @@ def mount_conflicts(container: Mapping[str, Any], wanted: list[dict[str, Any]]) 
 
 def with_mounts(existing: list[Any], wanted: list[dict[str, Any]]) -> list[Any]:
     """``existing`` plus each wanted mount it does not already have (same volume, same path)."""
-    have = {(m.get("name"), m.get("mountPath")) for m in existing if isinstance(m, Mapping)}
+    have = {(m.get("name"), m.get("mountPath")) for m in existing if isinstance(m, dict)}
     return existing + [m for m in wanted if (m["name"], m["mountPath"]) not in have]
 
 
@@ -135,7 +135,7 @@ def prefixed_env(env: list[Any], library_path: str, fallback: str) -> list[Any]:
     positions = [
         i
         for i, item in enumerate(env)
-        if isinstance(item, Mapping) and item.get("name") == LIBRARY_ENV
+        if isinstance(item, dict) and item.get("name") == LIBRARY_ENV
     ]
     if not positions:
         value = f"{library_path}:{fallback}" if fallback else library_path

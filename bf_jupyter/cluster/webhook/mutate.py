@@ -14,7 +14,7 @@ from typing import Any
 from bf_jupyter.bitfusion.client import BitfusionClient
 from bf_jupyter.cluster.webhook import injection
 from bf_jupyter.cluster.webhook.config import ClientBuild, UnknownClient, WebhookConfig
-from bf_jupyter.cluster.webhook.patching import REMOVE, PatchBuilder, pointer
+from bf_jupyter.cluster.webhook.patching import REMOVE, PatchBuilder
 from bf_jupyter.cluster.webhook.podspec import (
     PodShapeError,
     annotations_of,
@@ -112,7 +112,7 @@ def _mutate_managed(
     patch = PatchBuilder()
     for index, container, changes in users:
         for field, value in changes.items():
-            patch.set_member(pointer("spec", "containers", index), container, field, value)
+            patch.set_member(f"/spec/containers/{index}", container, field, value)
     _add_pod_parts(patch, pod, build, config, {ANNOTATION_STATUS: STATUS_INJECTED, **recorded})
     return Verdict.allow(patch=patch.build())
 
@@ -210,14 +210,14 @@ def _add_pod_parts(
     ):
         if spec.get(field) is not None and not isinstance(spec[field], list):
             raise PodShapeError(f"spec.{field}", spec[field], "a list")
-        patch.set_named_items(pointer("spec"), spec, field, items)
+        patch.set_named_items("/spec", spec, field, items)
     metadata = pod.get("metadata")
-    if not isinstance(metadata, Mapping):
+    if not isinstance(metadata, dict):
         patch.set_member("", pod, "metadata", {"annotations": annotations})
         return
     current = metadata.get("annotations")
-    if not isinstance(current, Mapping):
-        patch.set_member(pointer("metadata"), metadata, "annotations", annotations)
+    if not isinstance(current, dict):
+        patch.set_member("/metadata", metadata, "annotations", annotations)
         return
     for key, value in annotations.items():
-        patch.set_member(pointer("metadata", "annotations"), current, key, value)
+        patch.set_member("/metadata/annotations", current, key, value)

@@ -1,9 +1,12 @@
-"""JSONPatch operations at field granularity, from the values a rule wants.
+"""JSONPatch (RFC 6902) operations at field granularity, from the values a rule wants.
 
 ``jsonpatch.make_patch`` diffs whole pods element by element (about a millisecond per pod, and a
 wrapped command comes out as a dozen index-shifting inserts). The mutating rule knows which fields it
 changes, so it states the new value of each and this builder writes one ``add``, ``replace`` or
-``remove`` per field, against the object as received. The result is checked by ``jsonpatch.JsonPatch``.
+``remove`` per field, against the object as received, with pointers escaped by ``jsonpointer`` (the
+jsonpatch library's own). Loading the operations into ``jsonpatch.JsonPatch`` would cost a third of
+a mutation on the admission hot path, so the tests do that instead: every patch they see, including
+10,000 fuzzed ones, is applied with ``jsonpatch.apply_patch``.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import jsonpatch
+from jsonpointer import escape
 
 __all__ = ["REMOVE", "PatchBuilder", "pointer"]
 
@@ -20,7 +23,7 @@ REMOVE = object()  # the value meaning "delete this member"
 
 def pointer(*parts: str | int) -> str:
     """A JSON pointer (RFC 6901) to ``parts``: ``~`` and ``/`` inside a part are escaped."""
-    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+    return "".join([f"/{escape(p) if isinstance(p, str) else p}" for p in parts])
 
 
 class PatchBuilder:
@@ -31,7 +34,7 @@ class PatchBuilder:
 
     def set_member(self, path: str, parent: Mapping[str, Any], key: str, value: Any) -> None:
         """Make ``parent[key]`` (``parent`` found at ``path``) equal ``value``, or delete it for ``REMOVE``."""
-        where = path + pointer(key)
+        where = f"{path}/{escape(key)}"
         if value is REMOVE:
             if key in parent:
                 self._ops.append({"op": "remove", "path": where})
@@ -50,19 +53,17 @@ class PatchBuilder:
             self.set_member(path, parent, key, list(items))
             return
         where = {
-            item.get("name"): index
-            for index, item in enumerate(current)
-            if isinstance(item, Mapping)
+            item.get("name"): index for index, item in enumerate(current) if isinstance(item, dict)
         }
         for item in items:
             index = where.get(item["name"])
             if index is None:
-                self._ops.append({"op": "add", "path": path + pointer(key, "-"), "value": item})
+                self._ops.append({"op": "add", "path": f"{path}/{escape(key)}/-", "value": item})
             elif current[index] != item:
                 self._ops.append(
-                    {"op": "replace", "path": path + pointer(key, index), "value": item}
+                    {"op": "replace", "path": f"{path}/{escape(key)}/{index}", "value": item}
                 )
 
     def build(self) -> tuple[dict[str, Any], ...]:
-        """The operations, validated as a JSONPatch document."""
-        return tuple(jsonpatch.JsonPatch(self._ops).patch)
+        """The operations, in order."""
+        return tuple(self._ops)

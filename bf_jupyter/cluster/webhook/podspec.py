@@ -40,8 +40,8 @@ class PodShapeError(ValueError):
 def annotations_of(pod: Mapping[str, Any]) -> dict[str, str]:
     """The pod's annotations; non-text values (never sent by the API server) are dropped."""
     metadata = pod.get("metadata")
-    annotations = metadata.get("annotations") if isinstance(metadata, Mapping) else None
-    if not isinstance(annotations, Mapping):
+    annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
+    if not isinstance(annotations, dict):
         return {}
     return {k: v for k, v in annotations.items() if isinstance(k, str) and isinstance(v, str)}
 
@@ -51,7 +51,7 @@ def containers_of(pod: Mapping[str, Any], field: str = "containers") -> list[dic
     spec = pod.get("spec")
     if spec is None:
         return []
-    if not isinstance(spec, Mapping):
+    if not isinstance(spec, dict):
         raise PodShapeError("spec", spec, "a mapping")
     containers = spec.get(field)
     if containers is None:
@@ -76,12 +76,12 @@ def resource_section(container: Mapping[str, Any], section: str) -> Mapping[str,
     resources = container.get("resources")
     if resources is None:
         return {}
-    if not isinstance(resources, Mapping):
+    if not isinstance(resources, dict):
         raise PodShapeError("resources", resources, "a mapping of requests and limits")
     values = resources.get(section)
     if values is None:
         return {}
-    if not isinstance(values, Mapping):
+    if not isinstance(values, dict):
         raise PodShapeError(f"resources.{section}", values, "a mapping of resource amounts")
     return values
 

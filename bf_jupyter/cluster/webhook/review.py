@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 __all__ = [
     "ADMISSION_API_VERSION",
     "AdmissionRequest",
@@ -106,9 +108,12 @@ class AdmissionRequest:
 def parse_review(body: bytes | str) -> AdmissionRequest:
     """Read an ``admission.k8s.io/v1`` AdmissionReview. Raises ``MalformedReview`` saying what is wrong."""
     try:
-        review = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError) as error:
-        raise MalformedReview(f"body is not JSON ({type(error).__name__})") from None
+        review = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        try:  # orjson refuses integers beyond 64 bits, which JSON allows
+            review = json.loads(body)
+        except (ValueError, UnicodeDecodeError, RecursionError) as error:
+            raise MalformedReview(f"body is not JSON ({type(error).__name__})") from None
     if not isinstance(review, dict):
         raise MalformedReview("body is not a JSON object: send an AdmissionReview")
     request = review.get("request")
@@ -143,13 +148,20 @@ def render_reply(uid: str, verdict: Verdict) -> bytes:
         response["status"] = {"code": verdict.code, "message": verdict.message()}
     if verdict.patch:
         response["patchType"] = "JSONPatch"
-        response["patch"] = base64.b64encode(
-            json.dumps(list(verdict.patch), separators=(",", ":")).encode()
-        ).decode("ascii")
+        response["patch"] = base64.b64encode(_dumps(list(verdict.patch))).decode("ascii")
     if verdict.warnings:
         response["warnings"] = [_clip(text) for text in dict.fromkeys(verdict.warnings)]
     reply = {"apiVersion": ADMISSION_API_VERSION, "kind": "AdmissionReview", "response": response}
-    return json.dumps(reply, separators=(",", ":")).encode()
+    return _dumps(reply)
+
+
+def _dumps(value: object) -> bytes:
+    """Compact JSON; orjson is ~10x faster than ``json`` on the hot path, ``json`` takes what it
+    refuses (integers beyond 64 bits copied from a pod's fields)."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value, separators=(",", ":")).encode()
 
 
 def _text(value: object) -> str:
