@@ -24,4 +24,3 @@ def test_splitting_without_quotes_matches_shlex(text: str) -> None:
 @given(st.from_regex(re.compile(r"[0-9]{1,20}"), fullmatch=True))
 def test_plain_digits_parse_like_any_quantity(digits: str) -> None:
     assert parse_quantity(digits) == Fraction(int(digits)) == parse_quantity(digits + "e0")
-
