@@ -18,6 +18,7 @@ from bf_jupyter import __version__
 COMMANDS: dict[str, str] = {
     "webhook": "bf_jupyter.cluster.webhook.command",
     "certs": "bf_jupyter.cluster.certs",
+    "device-plugin": "bf_jupyter.cluster.deviceplugin.command",
 }
 
 
