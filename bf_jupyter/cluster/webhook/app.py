@@ -173,7 +173,6 @@ class WebhookServer:
             ssl_options=self._context,
             max_body_size=MAX_BODY_BYTES,
             idle_connection_timeout=120,
-            body_timeout=10,
         )
         family = socket.AF_INET if self._address in ("", "0.0.0.0") else socket.AF_UNSPEC
         sockets = tornado.netutil.bind_sockets(self._port, self._address or None, family=family)
