@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "webhook": "bf_jupyter.cluster.webhook.command",
     "certs": "bf_jupyter.cluster.certs",
     "device-plugin": "bf_jupyter.cluster.deviceplugin.command",
+    "pool": "bf_jupyter.bitfusion.pool_command",
 }
 
 
