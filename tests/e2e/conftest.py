@@ -99,7 +99,7 @@ def cluster(bitfusion_stack: BitfusionStack | None) -> Iterator[ClusterHandle]:
     assert kubeconfig is not None
     api = KubeApi.connect(kubeconfig=str(kubeconfig))
     handle = ClusterHandle(kubeconfig, api)
-    source = os.environ.get(TOKEN_NAMESPACE_ENV, "kube-system")
+    source = os.environ.get(TOKEN_NAMESPACE_ENV, "bf-system")
 
     def copy_token_secret(namespace: str) -> None:
         secret = api.get("Secret", "bitfusion-secret", source)

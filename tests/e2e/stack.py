@@ -17,7 +17,6 @@ Every test namespace gets the token Secret ``bitfusion-secret`` the webhook requ
 from __future__ import annotations
 
 import concurrent.futures
-import importlib
 import os
 import shutil
 import subprocess
@@ -122,8 +121,8 @@ class BitfusionStack:
         return process
 
     def _write_certs(self) -> Path:
-        # imported by name: the certs module lands with the webhook (see ``missing_parts``)
-        certs = importlib.import_module("bf_jupyter.cluster.certs")
+        from bf_jupyter.cluster import certs
+
         out = self.root / "certs"
         certs.write_files(out, certs.issue(service=WEBHOOK_SERVICE, namespace=WEBHOOK_NAMESPACE))
         return out
