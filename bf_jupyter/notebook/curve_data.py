@@ -187,7 +187,7 @@ class TrainingCurves:
         batches_per_s = p.rate
         samples_per_s = batches_per_s * p.batch_size if batches_per_s and p.batch_size else None
         return {
-            "epoch": p.epoch + 1 if p.batches or p.step is not None else 0,
+            "epoch": p.epoch + 1 if p.batches or p.started is not None else 0,
             "epochs": p.epochs,
             "step": None if p.step is None else p.step + 1,
             "steps": p.steps,

@@ -304,6 +304,10 @@ def _pick_options(words: Sequence[str], parser: _Parser) -> tuple[list[str], lis
 def _slice(name: str, words: Sequence[str]) -> GpuSlice:
     if not words:
         raise MagicError(name, f"needs a SLICE: use {TEXT_FORMS}, or -n N -p FRACTION")
+    if not words[0].startswith("-"):  # text form: an option here is one of ours, misspelt
+        stray = next((w for w in words[1:] if w.startswith("-") and w != "--filter"), None)
+        if stray is not None:
+            raise MagicError(name, f"unknown option {stray} (see --help)")
     try:
         return GpuSlice.parse(shlex.join(words))
     except SliceError as error:
