@@ -81,7 +81,7 @@ def test_with_a_metrics_file_and_a_stop_request_it_stops_cleanly(tmp_path: Path)
 
 
 def test_in_a_kernel_it_drives_the_widget_and_stop_ends_training_after_the_current_batch() -> None:
-    keras = pytest.importorskip("keras")
+    keras: Any = pytest.importorskip("keras")
     import numpy as np
 
     from bf_jupyter.notebook.curve_widget import LiveCurves

@@ -34,7 +34,8 @@ def _curve(state: dict[str, Any], key: str, axis: str) -> np.ndarray:
 
 
 def test_the_saved_notebook_carries_the_curves(tmp_path: Any) -> None:
-    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in CELLS])
+    cells = [nbformat.v4.new_code_cell(c) for c in CELLS]  # type: ignore[no-untyped-call]
+    notebook = nbformat.v4.new_notebook(cells=cells)  # type: ignore[no-untyped-call]
     client = NotebookClient(
         notebook,
         timeout=180,
@@ -44,8 +45,8 @@ def test_the_saved_notebook_carries_the_curves(tmp_path: Any) -> None:
 
     client.execute()
     path = tmp_path / "trained.ipynb"
-    nbformat.write(notebook, path)
-    saved = nbformat.read(path, as_version=4)
+    nbformat.write(notebook, path)  # type: ignore[no-untyped-call]
+    saved = nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call]
 
     models = saved.metadata["widgets"][WIDGET_STATE]["state"]
     curves = [m for m in models.values() if m["model_name"] == "AnyModel"]
