@@ -33,27 +33,31 @@ def series_key(scope: str, metric: str) -> str:
 class MetricSeries:
     """Every value of one metric, in order, with its x position (the batch count when it was seen)."""
 
-    __slots__ = ("_downsampler", "_x", "_x0", "_y")
+    __slots__ = ("_downsampler", "_next_x", "_x", "_x0", "_y")
 
     def __init__(self, max_points: int = DEFAULT_MAX_POINTS) -> None:
         self._y = array("d")
         self._x: array[float] | None = None  # only when x is not x0, x0 + 1, x0 + 2, ...
         self._x0 = 0.0
+        self._next_x: float = math.nan  # the x that keeps the series dense (NaN: never)
         self._downsampler = PeakDownsampler(max_points)
 
     def __len__(self) -> int:
         return len(self._y)
 
     def append(self, x: float, y: float) -> None:
-        values = self._y
-        if self._x is None:
-            if not values:
-                self._x0 = x
-            elif x != self._x0 + len(values):
-                self._x = array("d", (self._x0 + i for i in range(len(values))))
-        if self._x is not None:
+        if x == self._next_x:  # the hot path: the next batch of a dense series
+            self._y.append(y)
+            self._next_x = x + 1
+            return
+        if not self._y and self._x is None:
+            self._x0, self._next_x = x, x + 1
+        else:
+            if self._x is None:
+                self._x = array("d", (self._x0 + i for i in range(len(self._y))))
+                self._next_x = math.nan
             self._x.append(x)
-        values.append(y)
+        self._y.append(y)
 
     def values(self) -> np.ndarray[Any, np.dtype[np.float64]]:
         """Every value (a view; do not keep it across appends)."""
@@ -99,6 +103,8 @@ class TrainingCurves:
     def __init__(self, *, max_points: int = DEFAULT_MAX_POINTS) -> None:
         self.max_points = max_points
         self.series: dict[str, MetricSeries] = {}
+        self._batch_series: dict[str, MetricSeries] = {}  # by metric name, for the hot path
+        self._batches_changed = False
         self._progress = _Progress()
         self._changed: set[str] = set()
         self._cached: dict[str, dict[str, Any]] = {}
@@ -115,18 +121,24 @@ class TrainingCurves:
         progress.rate_mark = (time, progress.batches)
 
     def add_batch(self, epoch: int, step: int, metrics: Mapping[str, float], time: float) -> None:
-        """One batch's values (the hot path)."""
+        """One batch's values (the hot path: a dict lookup and an array append per metric)."""
         progress = self._progress
-        x = float(progress.batches)
+        x = progress.batches
+        batch_series = self._batch_series
         for name, value in metrics.items():
-            key = BATCH + ":" + name
-            series = self.series.get(key)
+            series = batch_series.get(name)
             if series is None:
-                series = self.series[key] = MetricSeries(self.max_points)
+                series = batch_series[name] = self._new_series(BATCH, name)
             series.append(x, value)
-            self._changed.add(key)
-        progress.batches += 1
-        progress.epoch, progress.step, progress.last_time = epoch, step, time
+        self._batches_changed = True
+        progress.batches = x + 1
+        progress.epoch = epoch
+        progress.step = step
+        progress.last_time = time
+
+    def _new_series(self, scope: str, name: str) -> MetricSeries:
+        series = self.series[series_key(scope, name)] = MetricSeries(self.max_points)
+        return series
 
     def add_batches(
         self, epoch: int, last_step: int, metrics: Mapping[str, Sequence[float]], time: float
@@ -143,12 +155,12 @@ class TrainingCurves:
         self._update_rate(time)
 
     def add_epoch(self, epoch: int, metrics: Mapping[str, float], time: float) -> None:
-        x = float(self._progress.batches)
+        x = self._progress.batches
         for name, value in metrics.items():
             key = series_key(EPOCH, name)
             series = self.series.get(key)
             if series is None:
-                series = self.series[key] = MetricSeries(self.max_points)
+                series = self._new_series(EPOCH, name)
             series.append(x, value)
             self._changed.add(key)
         self._progress.epoch = epoch
@@ -212,11 +224,14 @@ class TrainingCurves:
         return max(0.0, remaining / batches_per_s)
 
     def has_changes(self) -> bool:
-        return bool(self._changed)
+        return self._batches_changed or bool(self._changed)
 
     def payload(self) -> dict[str, dict[str, Any]]:
         """Every series, downsampled; only the ones that changed since the last call are recomputed
         (the others reuse their bytes)."""
+        if self._batches_changed:
+            self._changed.update(series_key(BATCH, name) for name in self._batch_series)
+            self._batches_changed = False
         for key in self._changed:
             self._cached[key] = {"key": key, **self.series[key].payload()}
         self._changed.clear()

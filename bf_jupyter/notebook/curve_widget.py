@@ -146,8 +146,9 @@ class LiveCurves(anywidget.AnyWidget):
         self, epoch: int, step: int, metrics: Mapping[str, float], time: float | None = None
     ) -> None:
         """One batch (``step`` counts from 0 within ``epoch``, itself from 0)."""
-        self.data.add_batch(epoch, step, metrics, self._clock() if time is None else time)
-        if self._clock() >= self._next_poll:
+        now = self._clock()
+        self.data.add_batch(epoch, step, metrics, now if time is None else time)
+        if now >= self._next_poll:
             self.tick(time)
 
     def add_batches(

@@ -237,20 +237,20 @@ class RecordWriter:
         self._next_flush = self.clock() + self.batch_interval
 
     def batch(self, epoch: int, step: int, metrics: Mapping[str, float]) -> None:
-        """Buffer one batch's values (the hot path: a few list appends)."""
+        """Buffer one batch's values (the hot path: a list append per metric)."""
         if epoch != self._epoch and self._pending_count:
             self.flush_batches()
         self._epoch, self._step = epoch, step
         pending = self._pending
-        for name, value in metrics.items():
-            values = pending.get(name)
-            if values is None:
-                values = pending[name] = [math.nan] * self._pending_count
-            values.append(value)
+        if metrics.keys() == pending.keys():
+            for name, value in metrics.items():
+                pending[name].append(value)
+        else:  # a metric appeared or is missing: keep the arrays aligned with NaN
+            for name in metrics.keys() - pending.keys():
+                pending[name] = [math.nan] * self._pending_count
+            for name, values in pending.items():
+                values.append(metrics.get(name, math.nan))
         self._pending_count += 1
-        for values in pending.values():
-            if len(values) < self._pending_count:  # a metric absent from this batch
-                values.append(math.nan)
         if self.clock() >= self._next_flush:
             self.flush_batches()
 
@@ -259,7 +259,7 @@ class RecordWriter:
             self._write(
                 "batch", {"epoch": self._epoch, "step": self._step, "metrics": self._pending}
             )
-            self._pending = {}
+            self._pending = {name: [] for name in self._pending}
             self._pending_count = 0
         self._next_flush = self.clock() + self.batch_interval
 

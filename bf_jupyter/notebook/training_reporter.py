@@ -35,6 +35,7 @@ __all__ = ["RecordSink", "SinkName", "TrainingReporter", "WidgetSink", "choose_s
 SinkName = Literal["auto", "widget", "records"]
 _GPU_INTERVAL = 5.0  # seconds between GPU memory readings during an epoch
 _STOP_CHECK_INTERVAL = 0.5
+_CHECK_EVERY = 64  # batches between looks at the clock for slow periodic work
 
 
 def choose_sink(sink: SinkName = "auto") -> Literal["widget", "records"]:
@@ -71,7 +72,7 @@ class WidgetSink:
         widget.on_stop(request_stop)
 
     def begin(self, epochs: int | None, steps: int | None, batch_size: int | None) -> None:
-        if not self._shown:
+        if not self._shown and choose_sink() == "widget":  # only a kernel has somewhere to show it
             from IPython.display import display
 
             display(self.widget)  # type: ignore[no-untyped-call]
@@ -109,6 +110,7 @@ class RecordSink:
         self._stop_file = env.get(STOP_FILE_ENV, "") or None
         self._request_stop = request_stop
         self._next_check = 0.0
+        self._countdown = 1
         self._previous_sigterm: Any = None
         self._terminating = False
 
@@ -122,7 +124,10 @@ class RecordSink:
 
     def batch(self, epoch: int, step: int, metrics: Mapping[str, float]) -> None:
         self.writer.batch(epoch, step, metrics)
-        self.idle()
+        self._countdown -= 1
+        if self._countdown <= 0:
+            self._countdown = _CHECK_EVERY
+            self.idle()
 
     def idle(self) -> None:
         if self._stop_file is None:
@@ -191,6 +196,8 @@ class TrainingReporter:
         self._backend = backend
         self._epoch = 0
         self._next_gpu = 0.0
+        self._countdown = _CHECK_EVERY
+        self._float_keys: frozenset[str] | None = None
         if widget is not None or choose_sink(sink) == "widget":
             self.sink: Sink = WidgetSink(widget, title=title, request_stop=self.request_stop)
         else:
@@ -210,10 +217,19 @@ class TrainingReporter:
 
     def batch_end(self, step: int, logs: Mapping[str, Any] | None) -> None:
         """After each training batch: the hot path, a few microseconds."""
-        metrics = {k: v for k, v in logs.items() if type(v) is float} if logs else {}
+        if not logs:
+            metrics: Mapping[str, float] = {}
+        elif logs.keys() == self._float_keys:  # Keras sends the same float metrics every batch
+            metrics = logs
+        else:
+            metrics = {k: v for k, v in logs.items() if type(v) is float}
+            self._float_keys = frozenset(metrics) if len(metrics) == len(logs) else None
         self.sink.batch(self._epoch, step, metrics)
-        if time.monotonic() >= self._next_gpu:
-            self._report_gpu()
+        self._countdown -= 1
+        if self._countdown <= 0:
+            self._countdown = _CHECK_EVERY
+            if time.monotonic() >= self._next_gpu:
+                self._report_gpu()
 
     def idle(self) -> None:
         """Between validation batches: keep the Stop button and the display alive."""
