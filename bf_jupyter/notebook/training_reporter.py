@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from types import FrameType
 from typing import IO, TYPE_CHECKING, Any, Literal, Protocol
@@ -197,7 +198,7 @@ class TrainingReporter:
         self._epoch = 0
         self._next_gpu = 0.0
         self._countdown = _CHECK_EVERY
-        self._float_keys: frozenset[str] | None = None
+        self._float_keys: AbstractSet[str] = frozenset()  # logs keys that all hold floats
         if widget is not None or choose_sink(sink) == "widget":
             self.sink: Sink = WidgetSink(widget, title=title, request_stop=self.request_stop)
         else:
@@ -223,7 +224,7 @@ class TrainingReporter:
             metrics = logs
         else:
             metrics = {k: v for k, v in logs.items() if type(v) is float}
-            self._float_keys = frozenset(metrics) if len(metrics) == len(logs) else None
+            self._float_keys = frozenset(metrics) if len(metrics) == len(logs) else frozenset()
         self.sink.batch(self._epoch, step, metrics)
         self._countdown -= 1
         if self._countdown <= 0:
