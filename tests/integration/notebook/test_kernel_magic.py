@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from jupyter_client.manager import start_new_kernel
 
+from bf_jupyter.notebook import EXTENSION_ARGS
 from bf_jupyter.notebook.metric_records import encode_record
 
 if TYPE_CHECKING:
@@ -74,7 +75,7 @@ class Kernel:
 def kernel(pool: Pool) -> Iterator[Kernel]:
     """A kernel started the way our kernelspecs start one: ``--ext bf_jupyter``."""
     manager, client = start_new_kernel(
-        kernel_name="python3", extra_arguments=["--ext", "bf_jupyter"], startup_timeout=TIMEOUT
+        kernel_name="python3", extra_arguments=list(EXTENSION_ARGS), startup_timeout=TIMEOUT
     )
     try:
         yield Kernel(manager, client)

@@ -65,3 +65,19 @@ def test_a_missing_client_is_one_line(
         shown.out + shown.err
     )
     assert "Traceback" not in shown.out + shown.err
+
+
+def test_kernelspecs_get_an_argv_that_loads_the_extension() -> None:
+    from bf_jupyter.notebook import kernel_argv
+
+    argv = kernel_argv("/opt/conda/bin/python")
+
+    assert argv == [
+        "/opt/conda/bin/python",
+        "-m",
+        "ipykernel_launcher",
+        "-f",
+        "{connection_file}",
+        "--ext",
+        "bf_jupyter",
+    ]
