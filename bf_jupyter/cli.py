@@ -15,7 +15,9 @@ from typing import Protocol, cast
 from bf_jupyter import __version__
 
 # subcommand → module implementing it (see the module docstring for the protocol).
-COMMANDS: dict[str, str] = {}
+COMMANDS: dict[str, str] = {
+    "device-plugin": "bf_jupyter.cluster.deviceplugin.command",
+}
 
 
 class Subcommand(Protocol):
