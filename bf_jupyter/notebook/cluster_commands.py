@@ -215,10 +215,20 @@ class ClusterCommands:
         try:
             _stream(lines, router.line, router.idle)
         except BaseException:
-            feed.close(stopped=True)
+            feed.close(detached=True)  # we stop following; the pod runs on
             raise
-        final = api.get("Pod", pod_name, namespace)
+        try:
+            final = api.get("Pod", pod_name, namespace)
+        except KubeApiError as error:
+            if not error.not_found:
+                raise
+            feed.close(stopped=True)  # deleted while we followed it (Stop, or someone's cancel)
+            print(f"{kind.lower()} {name} was deleted")
+            return
         phase, code, reason = pod_outcome(final)
+        if phase not in {"Succeeded", "Failed"}:  # logs without -f of a running pod
+            feed.close(detached=True)
+            return
         if phase == "Failed":
             feed.close(failed=True)
             detail = f"exit code {code}" if code is not None else "no exit code"

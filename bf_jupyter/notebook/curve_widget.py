@@ -31,7 +31,7 @@ from bf_jupyter.notebook.ui_poll import KernelEventPump
 __all__ = ["LiveCurves", "SendThrottle"]
 
 _STATIC = Path(__file__).with_name("static")
-STATUSES = ("waiting", "running", "stopping", "stopped", "finished", "failed")
+STATUSES = ("waiting", "running", "stopping", "stopped", "finished", "failed", "detached")
 
 
 @dataclass
@@ -172,12 +172,20 @@ class LiveCurves(anywidget.AnyWidget):
         self.data.set_gpu_memory(used_mib, total_mib)
 
     def end(
-        self, *, stopped: bool = False, failed: bool = False, time: float | None = None
+        self,
+        *,
+        stopped: bool = False,
+        failed: bool = False,
+        detached: bool = False,
+        time: float | None = None,
     ) -> None:
-        """The run is over: final status and a last update with everything."""
+        """This view of the run is over — it finished, stopped, failed, or goes on unwatched
+        (``detached``: a pod we stopped following) — with a last update holding everything."""
         with self.hold_sync():
             if failed:
                 self.status = "failed"
+            elif detached:
+                self.status = "detached"
             else:
                 self.status = "stopped" if stopped or self._stop_requested else "finished"
             self.stoppable = False

@@ -64,10 +64,10 @@ class CurveFeed:
         if self.widget is not None:
             self.widget.tick()
 
-    def close(self, *, failed: bool = False, stopped: bool = False) -> None:
-        """The process is over: end the curves if its records did not say so."""
+    def close(self, *, failed: bool = False, stopped: bool = False, detached: bool = False) -> None:
+        """The process is over (or no longer followed): end the curves if its records did not."""
         if self.widget is not None and not self._ended:
-            self.widget.end(failed=failed, stopped=stopped)
+            self.widget.end(failed=failed, stopped=stopped, detached=detached)
             self._ended = True
 
     def _widget(self) -> LiveCurves:

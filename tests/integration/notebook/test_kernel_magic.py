@@ -209,3 +209,56 @@ print("left the loop:", widget.stop_requested, widget.status)
     replies = [kernel.client.get_shell_msg(timeout=TIMEOUT) for _ in range(2)]
     assert [r["parent_header"]["msg_id"] for r in replies] == [busy, queued]
     assert all(r["content"]["status"] == "ok" for r in replies)
+
+
+def _stop_click(kernel: Kernel, comm_id: str) -> None:
+    """What the widget's Stop button sends."""
+    kernel.client.shell_channel.send(
+        kernel.client.session.msg(
+            "comm_msg",
+            {"comm_id": comm_id, "data": {"method": "custom", "content": {"event": "stop"}}},
+        )
+    )
+
+
+def test_stop_during_a_run_ends_the_commands_training_cleanly(
+    kernel: Kernel, pool: Pool, script: Any
+) -> None:
+    program = script(
+        "trainer.py",
+        """
+        import time
+        from bf_jupyter.notebook.training_reporter import TrainingReporter
+
+        asked = []
+        reporter = TrainingReporter(stop=lambda: asked.append(True), sink="records")
+        reporter.train_begin(epochs=1, steps=10**6, batch_size=4)
+        reporter.epoch_begin(0)
+        step = 0
+        while not asked and step < 10**6:
+            reporter.batch_end(step, {"loss": 1.0 / (step + 1)})
+            time.sleep(0.002)
+            step += 1
+        reporter.train_end()
+        print("training stopped cleanly after", step, "batches", flush=True)
+        """,
+    )
+    msg_id = kernel.execute(f"%bitfusion run 1x50% -- {sys.executable} {program}")
+    started = kernel.collect(
+        msg_id,
+        until=lambda r: any(u.get("state", {}).get("stoppable") for u in r.comm_updates),
+    )
+    comm_id = next(
+        c["comm_id"]
+        for c in started.comm_opens
+        if c["data"]["state"].get("_model_name") == "AnyModel"
+    )
+
+    _stop_click(kernel, comm_id)
+    reply = kernel.collect(msg_id)
+
+    assert not reply.error
+    assert "training stopped cleanly after" in reply.stdout
+    states = [u["state"] for u in reply.comm_updates if "status" in u.get("state", {})]
+    assert states[-1]["status"] == "stopped"
+    assert pool.leases() == 0

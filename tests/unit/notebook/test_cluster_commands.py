@@ -298,3 +298,42 @@ def test_cancel_refuses_a_pod_that_was_not_submitted_with_the_magic() -> None:
 def test_status_quota_line_never_fails() -> None:
     assert _commands(None).quota_line(None) == ("-", "no Kubernetes cluster configured")
     assert _commands(FakeKubeApi()).quota_line("ml") == ("ml", "no bitfusion.io/gpu quota")
+
+
+def test_logs_without_follow_of_a_running_pod_prints_what_there_is_and_returns(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    api = FakeKubeApi(
+        pod_statuses=[], log_lines=["epoch 1 done"], final_status={"phase": "Running"}
+    )
+    _run(_commands(api), "submit 1 --image img --name r1 --detach -- x")
+    api.pod_statuses = [{"phase": "Running"}]
+
+    _run(_commands(api), "logs r1")
+
+    out = capsys.readouterr().out
+    assert "epoch 1 done" in out
+    assert "succeeded" not in out and "failed" not in out
+
+
+def test_a_pod_deleted_while_followed_ends_the_follow_quietly(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    api = FakeKubeApi(log_lines=["training"])
+    real_get = api.get
+
+    def get_after_deletion(kind: str, name: str, namespace: str) -> dict[str, Any]:
+        if kind == "Pod" and api.log_lines == []:
+            raise KubeApiError(f'pods "{name}" not found', status=404, reason="NotFound")
+        return real_get(kind, name, namespace)
+
+    def log_then_delete(name: str, namespace: str, **_: Any) -> Iterator[str]:
+        yield "training"
+        api.log_lines = []  # the pod is gone once its log ends
+
+    api.get = get_after_deletion  # type: ignore[method-assign]
+    api.pod_log = log_then_delete  # type: ignore[method-assign]
+
+    _run(_commands(api), "submit 1 --image img --name d1 -- x")
+
+    assert capsys.readouterr().out.rstrip().endswith("pod d1 was deleted")
