@@ -194,12 +194,7 @@ print("left the loop:", widget.stop_requested, widget.status)
     )
     queued = kernel.execute("print('queued cell ran')")
 
-    kernel.client.shell_channel.send(
-        kernel.client.session.msg(
-            "comm_msg",
-            {"comm_id": comm_id, "data": {"method": "custom", "content": {"event": "stop"}}},
-        )
-    )
+    _stop_click(kernel, comm_id)
     finished = kernel.collect(busy)
     after = kernel.collect(queued)
 
