@@ -6,7 +6,6 @@ through ``$BF_BITFUSION_BIN`` exactly as users' kernels resolve it.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 import textwrap
@@ -20,7 +19,6 @@ import pytest
 from bf_jupyter.bitfusion.client import BitfusionClient, resolve_client
 
 SIM_SCRIPT = Path(sys.executable).with_name("bitfusion-sim")
-HAVE_SIM = importlib.util.find_spec("bf_jupyter.bitfusion.sim.cli") is not None
 
 
 @dataclass
@@ -36,22 +34,12 @@ class Pool:
 def pool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pool:
     """A private pool; ``resolve_client()`` (here and in kernels started by the test) finds it."""
     home = tmp_path / "pool"
-    for name in [n for n in os.environ if n.startswith(("BF_SIM_", "BF_FAKE_"))]:
+    for name in [n for n in os.environ if n.startswith("BF_SIM_")]:
         monkeypatch.delenv(name)
     monkeypatch.delenv("BF_SLICE", raising=False)
-    if HAVE_SIM:
-        monkeypatch.setenv("BF_SIM_HOME", str(home))
-        monkeypatch.setenv("BF_SIM_POOL", "virtual")
-        monkeypatch.setenv("BF_BITFUSION_BIN", str(SIM_SCRIPT))
-    else:
-        script = tmp_path / "bitfusion-sim"
-        fake = Path(__file__).with_name("fake_client.py")
-        script.write_text(
-            f"#!{sys.executable}\nimport runpy\nrunpy.run_path({str(fake)!r}, run_name='__main__')\n"
-        )
-        script.chmod(0o755)
-        monkeypatch.setenv("BF_FAKE_HOME", str(home))
-        monkeypatch.setenv("BF_BITFUSION_BIN", str(script))
+    monkeypatch.setenv("BF_SIM_HOME", str(home))
+    monkeypatch.setenv("BF_SIM_POOL", "virtual")
+    monkeypatch.setenv("BF_BITFUSION_BIN", str(SIM_SCRIPT))
     return Pool(resolve_client(), home)
 
 

@@ -26,7 +26,7 @@ def test_run_streams_the_output_and_releases_the_slice(
         "show.py",
         """
         import os
-        print("slice:", os.environ["BF_SLICE"], "memory:", os.environ["BF_GPU_MEMORY_MIB"])
+        print("slice:", os.environ["BF_SLICE"], "leased:", os.environ["BF_SIM_SLICE"])
         """,
     )
 
@@ -35,7 +35,7 @@ def test_run_streams_the_output_and_releases_the_slice(
     assert result.error_in_exec is None
     out = _output(capsys)
     assert "Locked 1 GPUs" in out
-    assert "slice: 1x50% memory:" in out
+    assert "slice: 1x50% leased: 1x50%" in out
     assert pool.leases() == 0
 
 
