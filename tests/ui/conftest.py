@@ -178,20 +178,29 @@ def open_notebook(page: Any, lab: Lab, name: str, cells: Sequence[str]) -> None:
         "nbformat_minor": 5,
     }
     (lab.root / name).write_text(json.dumps(notebook))
-    page.goto(lab.page_url(f"lab/tree/{name}"))
-    page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=60_000)
-    # The status bar says "Idle" once the kernel is connected: cells run before that are dropped.
-    page.locator(".jp-StatusBar-TextItem", has_text="| Idle").first.wait_for(timeout=60_000)
+    page.goto(f"{lab.url}/lab/tree/{name}?reset&token={lab.token}")  # reset: only this notebook
+    panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+    panel.locator(".jp-Cell").first.wait_for(timeout=60_000)
+    # The kernel indicator says "idle" once this notebook's kernel is connected: cells run
+    # before that are dropped.
+    panel.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(
+        state="attached", timeout=60_000
+    )
 
 
 def run_all(page: Any) -> None:
-    """Run every cell of the open notebook, one Shift+Enter each, from the first, and wait until
-    the first one has started."""
-    cells = page.locator(".jp-Notebook .jp-CodeCell")
-    count = cells.count()
-    cells.first.locator(".jp-InputPrompt").click()
-    for _ in range(count):
-        page.keyboard.press("Shift+Enter")
-    cells.first.locator(".jp-InputPrompt", has_text="[*]").or_(
-        cells.first.locator(".jp-InputPrompt", has_text="[1]")
-    ).wait_for(timeout=30_000)
+    """Run every cell of the open notebook, one Shift+Enter each from the first, and wait until
+    the first one has started (pressing again if the kernel was not listening yet)."""
+    cells = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell")
+    prompt = cells.first.locator(".jp-InputPrompt")
+    started = prompt.filter(has_text="[*]").or_(prompt.filter(has_text="[1]"))
+    for _ in range(3):
+        prompt.click()
+        for _ in range(cells.count()):
+            page.keyboard.press("Shift+Enter")
+        try:
+            started.wait_for(timeout=10_000)
+            return
+        except Exception:  # playwright's TimeoutError: the kernel was not ready, try again
+            continue
+    started.wait_for(timeout=10_000)
