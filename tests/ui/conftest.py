@@ -3,8 +3,8 @@
 * ``lab`` — JupyterLab (this environment's, with every installed extension) on 127.0.0.1, a random
   port and a random token, ``--allow-root``, settings and workspaces in a temporary directory, the
   news/update checks and their first-run toast switched off (no network). Stopped at the end.
-* ``browser`` — ``/usr/bin/chromium`` driven by Playwright's sync API, headless, sandbox off, no
-  background networking. Playwright never downloads a browser here.
+* ``browser`` (per module) — ``/usr/bin/chromium`` driven by Playwright's sync API, headless,
+  sandbox off, no background networking. Playwright never downloads a browser here.
 * ``page`` — a fresh page; ``open_notebook(page, lab, name, cells)`` writes a notebook into the
   Lab's root directory and opens it once its kernel is idle; ``run_all(page)`` runs its cells.
 * ``ARTIFACTS`` — ``artifacts/ui/`` at the repository root, where screenshots go.
@@ -127,8 +127,10 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             process.wait()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Module-scoped on purpose: Playwright's sync API keeps an asyncio loop marked as running in
+    this thread while it is open, which would break every async test that runs after it."""
     if not CHROMIUM.exists():
         pytest.skip("Debian's chromium is not installed (make test installs it)")
     from playwright.sync_api import sync_playwright
