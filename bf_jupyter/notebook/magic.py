@@ -11,6 +11,7 @@ Settings (``%config BitfusionMagics.namespace = "ml"`` or in ``ipython_kernel_co
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from IPython.core.magic import Magics, line_cell_magic, magics_class
@@ -18,12 +19,15 @@ from traitlets import Float, Unicode
 
 from bf_jupyter.notebook.magic_args import (
     HelpRequested,
+    MagicError,
     ParsedLine,
     parse_cell_line,
     parse_line,
 )
 
 __all__ = ["BitfusionMagics", "load_ipython_extension"]
+
+_log = logging.getLogger(__name__)
 
 
 @magics_class
@@ -54,6 +58,14 @@ class BitfusionMagics(Magics):
                 run_cell(parsed.gpu_slice, cell, wait=parsed.options.wait, grace=self.stop_grace)
         except HelpRequested as request:
             print(request.text)
+        except MagicError:
+            raise
+        except Exception as error:  # a failure we did not foresee: still one line, details logged
+            _log.debug("%%bitfusion %s failed", line, exc_info=True)
+            subcommand = "cell" if cell is not None else (line.split() or [""])[0]
+            raise MagicError(
+                subcommand, f"failed unexpectedly ({type(error).__name__}: {error})"
+            ) from None
 
     def _line(self, parsed: ParsedLine) -> None:
         if parsed.subcommand == "status":

@@ -81,3 +81,24 @@ def test_kernelspecs_get_an_argv_that_loads_the_extension() -> None:
         "--ext",
         "bf_jupyter",
     ]
+
+
+def test_an_unforeseen_failure_is_still_one_line(
+    shell: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bf_jupyter.notebook import local_commands
+
+    def broken() -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(local_commands, "show_smi", broken)
+
+    result = shell.run_cell("%bitfusion smi")
+
+    assert result.error_in_exec is not None
+    shown = capsys.readouterr()
+    assert (
+        "%bitfusion smi: failed unexpectedly (OSError: [Errno 28] No space left on device)"
+        in shown.err + shown.out
+    )
+    assert "Traceback" not in shown.err + shown.out
