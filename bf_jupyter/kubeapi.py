@@ -92,7 +92,9 @@ class KubeApi:
                 config.load_incluster_config(client_configuration=configuration)
             else:
                 config.load_kube_config(
-                    config_file=kubeconfig, context=context, client_configuration=configuration
+                    config_file=_kubeconfig_file(kubeconfig),
+                    context=context,
+                    client_configuration=configuration,
                 )
             if retries is not None:
                 configuration.retries = retries
@@ -120,9 +122,11 @@ class KubeApi:
             except OSError:
                 pass
         try:
-            _, active = config.list_kube_config_contexts(config_file=kubeconfig)
+            _, active = config.list_kube_config_contexts(config_file=_kubeconfig_file(kubeconfig))
             if context is not None:
-                contexts, _ = config.list_kube_config_contexts(config_file=kubeconfig)
+                contexts, _ = config.list_kube_config_contexts(
+                    config_file=_kubeconfig_file(kubeconfig)
+                )
                 active = next((c for c in contexts if c.get("name") == context), active)
             namespace = str(((active or {}).get("context") or {}).get("namespace") or "")
         except (config.ConfigException, OSError, TypeError, ValueError):
@@ -297,3 +301,9 @@ class KubeApi:
         if isinstance(error, HTTPError | OSError):
             return KubeUnavailable(f"Kubernetes API unreachable: {error}")
         return error
+
+
+def _kubeconfig_file(explicit: str | None) -> str | None:
+    """``$KUBECONFIG`` as it is now: the client reads it once, at import, so a kernel that sets
+    it later (``%env KUBECONFIG=...``) would otherwise still get the old one."""
+    return explicit or os.environ.get("KUBECONFIG") or None

@@ -25,7 +25,7 @@ from bf_jupyter.notebook.magic_args import (
     parse_line,
 )
 
-__all__ = ["BitfusionMagics", "load_ipython_extension"]
+__all__ = ["BitfusionMagics", "load_ipython_extension", "unload_ipython_extension"]
 
 _log = logging.getLogger(__name__)
 
@@ -111,3 +111,10 @@ class BitfusionMagics(Magics):
 def load_ipython_extension(ipython: Any) -> None:
     """Register the magics with an IPython shell (``%load_ext bf_jupyter``)."""
     ipython.register_magics(BitfusionMagics)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """Remove the magics again (``%unload_ext bf_jupyter``)."""
+    for kind in ("line", "cell"):
+        ipython.magics_manager.magics[kind].pop("bitfusion", None)
+    ipython.magics_manager.registry.pop(BitfusionMagics.__name__, None)

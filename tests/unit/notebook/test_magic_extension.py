@@ -32,6 +32,14 @@ def test_the_magic_is_registered_for_lines_and_cells(shell: Any) -> None:
     assert "bitfusion" in magics["cell"]
 
 
+def test_unloading_removes_the_magic(shell: Any) -> None:
+    shell.run_line_magic("unload_ext", "bf_jupyter")
+
+    assert "bitfusion" not in shell.magics_manager.magics["line"]
+    shell.run_line_magic("load_ext", "bf_jupyter")
+    assert "bitfusion" in shell.magics_manager.magics["cell"]
+
+
 def test_the_magic_alone_prints_the_overview(
     shell: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
