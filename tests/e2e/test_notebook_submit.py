@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -17,7 +17,8 @@ pytest.importorskip(
     "tests.e2e.cluster_handle", reason="the emulated cluster is not in this checkout"
 )
 
-ClusterHandle = Any  # tests.e2e.cluster_handle.ClusterHandle, absent until the emulator lands
+if TYPE_CHECKING:
+    from tests.e2e.cluster_handle import ClusterHandle
 
 TRAIN = "; ".join(
     [
