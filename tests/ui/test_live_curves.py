@@ -89,7 +89,11 @@ curves.end()
 
 
 def _saved_widget_state(path: Path) -> dict[str, Any] | None:
-    notebook = json.loads(path.read_text())
+    """The saved widget state of the live-curve model, or None (not saved yet, or being written)."""
+    try:
+        notebook = json.loads(path.read_text())
+    except ValueError:
+        return None
     models = notebook.get("metadata", {}).get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
     return next((m for m in models.values() if m.get("model_name") == "AnyModel"), None)
 
