@@ -16,6 +16,8 @@ __all__ = [
     "ANNOTATION_FILTER",
     "ANNOTATION_MANAGEMENT",
     "ANNOTATION_STATUS",
+    "COMPONENT_WORKLOAD",
+    "ENV_SLICE",
     "LABEL_COMPONENT",
     "LABEL_KERNEL_ID",
     "LABEL_NAME",
@@ -62,6 +64,11 @@ LABEL_NAME = "app.kubernetes.io/name"
 LABEL_COMPONENT = "app.kubernetes.io/component"
 LABEL_KERNEL_ID = "bf-jupyter/kernel-id"
 LABEL_USER = "bf-jupyter/user"
+# Work submitted with ``%bitfusion submit`` carries app.kubernetes.io/component=workload.
+COMPONENT_WORKLOAD = "workload"
+
+# The slice a kernel or submitted workload runs on, in text form (``1x50%``), for code inside it.
+ENV_SLICE = "BF_SLICE"
 
 
 class ManagementMode(enum.Enum):

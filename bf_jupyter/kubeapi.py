@@ -14,11 +14,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 __all__ = ["KubeApi", "KubeApiError", "KubeUnavailable", "WatchEvent"]
 
 Obj = dict[str, Any]
+_SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 
 # kind → (client API class, resource name in its method names)
@@ -90,7 +92,9 @@ class KubeApi:
                 config.load_incluster_config(client_configuration=configuration)
             else:
                 config.load_kube_config(
-                    config_file=kubeconfig, context=context, client_configuration=configuration
+                    config_file=_kubeconfig_file(kubeconfig),
+                    context=context,
+                    client_configuration=configuration,
                 )
             if retries is not None:
                 configuration.retries = retries
@@ -103,6 +107,31 @@ class KubeApi:
 
     def close(self) -> None:
         self._client.close()
+
+    @staticmethod
+    def default_namespace(*, kubeconfig: str | None = None, context: str | None = None) -> str:
+        """The namespace to work in when none is given: the pod's own (in a cluster), else the
+        kubeconfig context's, else ``default``. Never raises."""
+        from kubernetes import config
+
+        if kubeconfig is None and context is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
+            try:
+                namespace = Path(_SERVICE_ACCOUNT_NAMESPACE).read_text(encoding="utf-8").strip()
+                if namespace:
+                    return namespace
+            except OSError:
+                pass
+        try:
+            _, active = config.list_kube_config_contexts(config_file=_kubeconfig_file(kubeconfig))
+            if context is not None:
+                contexts, _ = config.list_kube_config_contexts(
+                    config_file=_kubeconfig_file(kubeconfig)
+                )
+                active = next((c for c in contexts if c.get("name") == context), active)
+            namespace = str(((active or {}).get("context") or {}).get("namespace") or "")
+        except (config.ConfigException, OSError, TypeError, ValueError):
+            namespace = ""
+        return namespace or "default"
 
     # ----- generic verbs over the core/v1 and batch/v1 resources we use ---------------------------
 
@@ -141,8 +170,10 @@ class KubeApi:
         namespace: str | None = None,
         *,
         grace_period_seconds: int | None = None,
+        propagation_policy: str | None = None,
     ) -> bool:
-        """Delete; returns False when the object was already gone."""
+        """Delete; returns False when the object was already gone. ``propagation_policy``
+        (``Background``, ``Foreground``, ``Orphan``) says what happens to what it owns (a Job's pods)."""
         try:
             self._call(
                 kind,
@@ -150,6 +181,7 @@ class KubeApi:
                 name=name,
                 namespace=namespace,
                 grace_period_seconds=grace_period_seconds,
+                propagation_policy=propagation_policy,
             )
         except KubeApiError as error:
             if error.not_found:
@@ -269,3 +301,9 @@ class KubeApi:
         if isinstance(error, HTTPError | OSError):
             return KubeUnavailable(f"Kubernetes API unreachable: {error}")
         return error
+
+
+def _kubeconfig_file(explicit: str | None) -> str | None:
+    """``$KUBECONFIG`` as it is now: the client reads it once, at import, so a kernel that sets
+    it later (``%env KUBECONFIG=...``) would otherwise still get the old one."""
+    return explicit or os.environ.get("KUBECONFIG") or None
