@@ -109,7 +109,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--cache",
         default="memory",
-        help="where resized images are kept after the first epoch: memory, none, or a DIRECTORY for cache files (default: %(default)s)",
+        help="where tf.data keeps the resized images after the first epoch: memory, none, or a DIRECTORY for cache files (default: %(default)s)",
     )
     parser.add_argument(
         "--loader",
@@ -169,15 +169,14 @@ def plan_split(args: argparse.Namespace) -> tuple[list[ClassInfo], Split]:
     return classes, split_files(list_images(args.data_dir, classes), args.seed)
 
 
-def prepare_output(directory: Path) -> Path:
+def writable_directory(option: str, directory: Path) -> Path:
+    """``directory``, created if missing; UsageError naming ``option`` when it cannot be written."""
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise UsageError(
-            f"--output-dir {directory}: cannot create it ({error.strerror})"
-        ) from error
+        raise UsageError(f"{option} {directory}: cannot create it ({error.strerror})") from error
     if not os.access(directory, os.W_OK):
-        raise UsageError(f"--output-dir {directory} is not writable: choose another directory")
+        raise UsageError(f"{option} {directory} is not writable: choose another directory")
     return directory
 
 
@@ -367,7 +366,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parse_args(argv)
         weights = resolve_weights(args.weights)
         classes, split = plan_split(args)
-        output = prepare_output(args.output_dir)
+        output = writable_directory("--output-dir", args.output_dir)
+        if args.cache not in {"memory", "none"}:
+            writable_directory("--cache", Path(args.cache))
         write_manifest(
             output / "split.json",
             data_dir=args.data_dir,
