@@ -15,7 +15,9 @@ from typing import Protocol, cast
 from bf_jupyter import __version__
 
 # subcommand → module implementing it (see the module docstring for the protocol).
-COMMANDS: dict[str, str] = {}
+COMMANDS: dict[str, str] = {
+    "kernelspec": "bf_jupyter.kernels.kernelspec_cli",
+}
 
 
 class Subcommand(Protocol):

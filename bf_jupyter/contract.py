@@ -17,6 +17,7 @@ __all__ = [
     "LABEL_COMPONENT",
     "LABEL_KERNEL_ID",
     "LABEL_NAME",
+    "LABEL_SERVER",
     "LABEL_USER",
     "QUOTA_RESOURCE",
     "RESOURCE_AMOUNT",
@@ -49,11 +50,13 @@ ANNOTATION_CLIENT_VERSION = "bitfusion-client/version"
 ANNOTATION_FILTER = "bitfusion-client/filter"
 _SLICE_ANNOTATION_PREFIX = "slice.bitfusion.io/"
 
-# Kernel pods: app.kubernetes.io/name=bf-jupyter, app.kubernetes.io/component=kernel, plus these two.
+# Kernel pods: app.kubernetes.io/name=bf-jupyter, app.kubernetes.io/component=kernel, plus these.
 LABEL_NAME = "app.kubernetes.io/name"
 LABEL_COMPONENT = "app.kubernetes.io/component"
 LABEL_KERNEL_ID = "bf-jupyter/kernel-id"
 LABEL_USER = "bf-jupyter/user"
+# Which notebook server launched a kernel pod: its reaper deletes only its own orphans.
+LABEL_SERVER = "bf-jupyter/server"
 
 
 class ManagementMode(enum.Enum):
