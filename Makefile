@@ -9,7 +9,7 @@ STAMPS := .make-stamps
 EXTRAS := dev,cluster,hub,tensorflow
 PYTEST_ARGS ?=
 
-.PHONY: help install demo test lint format pytest clean
+.PHONY: help install demo test lint format pytest protos clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -49,6 +49,11 @@ pytest: install $(STAMPS)/chromium  ## Run the Python test suites only
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint pytest  ## Install every test dependency, then run all checks
+
+# The device plugin's gRPC modules are committed; regenerate them after editing api.proto.
+DEVICEPLUGIN_PROTO := bf_jupyter/cluster/deviceplugin/api.proto
+protos: install  ## Regenerate the device plugin's gRPC modules from api.proto
+	$(BIN)/python -m grpc_tools.protoc -I . --python_out=. --pyi_out=. --grpc_python_out=. $(DEVICEPLUGIN_PROTO)
 
 clean:  ## Remove the virtual environment and build outputs
 	rm -rf $(VENV) $(STAMPS) build dist .mypy_cache .ruff_cache .pytest_cache

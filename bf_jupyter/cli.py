@@ -16,6 +16,7 @@ from bf_jupyter import __version__
 
 # subcommand → module implementing it (see the module docstring for the protocol).
 COMMANDS: dict[str, str] = {
+    "device-plugin": "bf_jupyter.cluster.deviceplugin.command",
     "kernelspec": "bf_jupyter.kernels.kernelspec_cli",
 }
 

@@ -9,6 +9,8 @@ import enum
 from collections.abc import Mapping
 
 __all__ = [
+    "ALLOCATED_SHARES_ENV",
+    "ALLOCATED_UNITS_ENV",
     "ANNOTATION_CLIENT_OS",
     "ANNOTATION_CLIENT_VERSION",
     "ANNOTATION_FILTER",
@@ -40,6 +42,12 @@ SLICE_RESOURCE_KEYS = (RESOURCE_AMOUNT, RESOURCE_PERCENT, RESOURCE_MEMORY)
 # The quota resource the webhook writes: 1 unit = 1 % of one GPU.
 QUOTA_RESOURCE = "bitfusion.io/gpu"
 UNITS_PER_GPU = 100
+
+# What the device plugin's Allocate puts in a container's environment: the quota units the kubelet
+# granted (e.g. "150") and how they were packed, GPU by GPU ("s0-g0:100,s0-g1:50"). Bitfusion
+# still picks the real GPUs at `bitfusion run` time; these are the node's accounting.
+ALLOCATED_UNITS_ENV = "BF_JUPYTER_GPU_UNITS"
+ALLOCATED_SHARES_ENV = "BF_JUPYTER_GPU_SHARES"
 
 # Pod annotations.
 ANNOTATION_MANAGEMENT = "auto-management/bitfusion"
