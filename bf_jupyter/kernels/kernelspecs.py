@@ -1,7 +1,7 @@
 """The two Bitfusion kernelspecs, and installing one with a chosen slice, image and namespace.
 
 The templates live in the repository's ``kernelspecs/`` (kernel.json + logos); a wheel carries them
-as ``bf_jupyter/kernelspecs`` and also installs the local one into ``share/jupyter/kernels`` so that
+as data in ``share/bf-jupyter/kernelspecs`` and installs the local one into ``share/jupyter/kernels`` so that
 ``pip install bf-jupyter`` alone makes "Python 3 (Bitfusion GPU, local)" appear. Installing goes
 through jupyter_client's ``KernelSpecManager``, so ``--user`` honours ``JUPYTER_DATA_DIR`` exactly
 like ``jupyter kernelspec install``.
@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import sys
+import sysconfig
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,15 +60,19 @@ class KernelspecRequest:
 
 
 def kernelspec_source(backend: Backend) -> Path:
-    """The template directory of a backend: packaged in the wheel, else the source tree's."""
-    packaged = Path(__file__).resolve().parent.parent / "kernelspecs" / _TEMPLATE_DIR[backend]
-    if packaged.is_dir():
-        return packaged
-    tree = Path(__file__).resolve().parents[2] / "kernelspecs" / _TEMPLATE_DIR[backend]
-    if tree.is_dir():
-        return tree
+    """The template directory of a backend: the source tree's (a checkout), else the copy the
+    wheel installed under ``<data>/share/bf-jupyter/kernelspecs``."""
+    candidates = [
+        Path(__file__).resolve().parents[2] / "kernelspecs",
+        Path(sysconfig.get_paths()["data"]) / "share" / "bf-jupyter" / "kernelspecs",
+        Path(sys.prefix) / "share" / "bf-jupyter" / "kernelspecs",
+    ]
+    for candidate in candidates:
+        if (candidate / _TEMPLATE_DIR[backend] / "kernel.json").is_file():
+            return candidate / _TEMPLATE_DIR[backend]
+    looked = ", ".join(str(c) for c in candidates)
     raise KernelspecError(
-        f"the {backend} kernelspec template is missing (looked in {packaged} and {tree}): reinstall bf-jupyter"
+        f"the {backend} kernelspec template is missing (looked in {looked}): reinstall bf-jupyter"
     )
 
 

@@ -18,14 +18,13 @@ import asyncio
 import contextlib
 import os
 import socket
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 from traitlets import Bool, Dict, Int, List, Unicode, default
 from typing_extensions import override
 
-from bf_jupyter.bitfusion.run_output import failure_reason, read_run_line
 from bf_jupyter.kernels import pod_watch
 from bf_jupyter.kernels.kernel_reaper import KernelReaper, server_pod_owner
 from bf_jupyter.kernels.pod_builder import (
@@ -34,7 +33,8 @@ from bf_jupyter.kernels.pod_builder import (
     KernelPodSettings,
     PodLaunch,
 )
-from bf_jupyter.kernels.pod_status import event_progress, one_sentence, read_pod
+from bf_jupyter.kernels.pod_startup import PodStartupWatch
+from bf_jupyter.kernels.pod_status import one_sentence, read_pod
 from bf_jupyter.kernels.remote import (
     Address,
     Progress,
@@ -257,105 +257,19 @@ class BitfusionKubernetesProvisioner(RemoteKernelProvisioner):
 
     @override
     async def watch_start(self) -> AsyncGenerator[Progress | Address, None]:
-        api = await self.kube()
-        name = self._pod_name
-        assert name is not None, "create_remote names the pod"
-        merged: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-        pumps = [
-            asyncio.create_task(self._pump("pod", self._pod_changes(api, name), merged)),
-            asyncio.create_task(
-                self._pump("event", pod_watch.follow_events(api, self.namespace, name), merged)
-            ),
-        ]
-        reached: set[str] = set()
-        recent: list[str] = []
-        address_sent = False
-        try:
-            while True:
-                kind, payload = await merged.get()
-                if kind == "error":
-                    raise payload
-                if kind == "event":
-                    progress = event_progress(payload)
-                    if progress and progress[0] not in reached:
-                        reached.add(progress[0])
-                        yield Progress(*progress)
-                elif kind == "log":
-                    recent = [*recent[-39:], payload]
-                    run_line = read_run_line(payload)
-                    if run_line.locked and "locked" not in reached:
-                        reached.add("locked")
-                        yield Progress("locked", run_line.summary())
-                elif kind == "pod":
-                    self._pod_version = (payload.object.get("metadata") or {}).get(
-                        "resourceVersion"
-                    )
-                    if payload.type == "DELETED":
-                        raise RemoteStartFailure(
-                            "The kernel pod was deleted before the kernel was ready."
-                        )
-                    reading = read_pod(
-                        payload.object,
-                        container=CONTAINER_NAME,
-                        fail_on_unschedulable=self.fail_on_unschedulable,
-                    )
-                    if reading.failure:
-                        if reading.exit_code is not None:
-                            reading = await self._with_log_reason(api, name, payload.object, recent)
-                        raise RemoteStartFailure(reading.failure)
-                    for stage, message in reading.reached:
-                        if stage not in reached:
-                            reached.add(stage)
-                            yield Progress(stage, message)
-                    if reading.running and "log" not in reached:
-                        reached.add("log")
-                        pumps.append(
-                            asyncio.create_task(
-                                self._pump(
-                                    "log",
-                                    pod_watch.follow_log(api, self.namespace, name, CONTAINER_NAME),
-                                    merged,
-                                )
-                            )
-                        )
-                    if reading.ip and not address_sent:
-                        address_sent = True
-                        yield Address(reading.ip)
-        finally:
-            for pump in pumps:
-                pump.cancel()
-            await asyncio.gather(*pumps, return_exceptions=True)
-
-    async def _with_log_reason(
-        self, api: KubeApi, name: str, pod: dict[str, Any], recent: list[str]
-    ) -> Any:
-        """Re-read an exited pod with the reason from its log when its status has no message."""
-        lines = recent or await pod_watch.log_tail(api, self.namespace, name, CONTAINER_NAME)
-        return read_pod(
-            pod,
-            container=CONTAINER_NAME,
+        assert self._pod_name is not None, "create_remote names the pod"
+        startup = PodStartupWatch(
+            await self.kube(),
+            namespace=self.namespace,
+            name=self._pod_name,
+            resource_version=self._pod_version,
             fail_on_unschedulable=self.fail_on_unschedulable,
-            last_log_line=failure_reason(lines) if lines else None,
         )
-
-    def _pod_changes(self, api: KubeApi, name: str) -> AsyncIterator[Any]:
-        return pod_watch.follow_pod(api, self.namespace, name, resource_version=self._pod_version)
-
-    @staticmethod
-    async def _pump(
-        kind: str, source: AsyncIterator[Any], into: asyncio.Queue[tuple[str, Any]]
-    ) -> None:
         try:
-            async for item in source:
-                into.put_nowait((kind, item))
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:
-            into.put_nowait(("error", error))
+            async for signal_ in startup.signals():
+                yield signal_
         finally:
-            aclose = getattr(source, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            self._pod_version = startup.resource_version
 
     @override
     async def follow_remote(self) -> int:
