@@ -47,11 +47,12 @@ class LineStream:
         if self._closed:
             return
         self._closed = True
-        # shutdown() wakes a reader blocked in recv(); close() alone would not.
+        # shutdown() wakes a reader blocked in recv(); close() alone would not. The connection
+        # is closed, never returned to the pool: it is mid-stream and no request may reuse it.
         with contextlib.suppress(Exception):
             self._response.shutdown()
         with contextlib.suppress(Exception):
-            self._response.release_conn()
+            self._response.close()
 
 
 _END = object()

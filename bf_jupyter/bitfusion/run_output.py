@@ -56,13 +56,15 @@ def read_run_line(line: str) -> RunLine:
 
 
 def failure_reason(lines: Iterable[str], *, default: str = "no output") -> str:
-    """The line that best says why a run failed: the last ERROR/FATAL line, else the last non-empty
-    line (a traceback's final line names the exception), shortened to one readable sentence."""
+    """The line that best says why a run failed: the last ERROR/FATAL line; else the command's own
+    last line (not the client's INFO chatter around it: a traceback's final line names the
+    exception); else the last line. Shortened to one readable sentence."""
     parsed = [read_run_line(line) for line in lines if line.strip()]
     if not parsed:
         return default
     errors = [p for p in parsed if p.level in {"ERROR", "FATAL", "PANIC"}]
-    chosen = (errors or parsed)[-1].text
+    own = [p for p in parsed if p.level not in {"INFO", "DEBUG", "WARN", "WARNING"}]
+    chosen = (errors or own or parsed)[-1].text
     if len(chosen) > _MAX_REASON:
         chosen = chosen[: _MAX_REASON - 1].rstrip() + "…"
     return chosen

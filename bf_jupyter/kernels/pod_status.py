@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from bf_jupyter.bitfusion.run_output import failure_reason
+
 if TYPE_CHECKING:
     from bf_jupyter.kernels.progress import Stage
 
@@ -123,7 +125,7 @@ def _failure(
         return waiting_failure
     if terminated is not None:
         lines = str(terminated.get("message") or "").strip().splitlines()
-        said = lines[-1] if lines else (last_log_line or "no output")
+        said = failure_reason(lines) if lines else (last_log_line or "no output")
         return one_sentence(
             f"The kernel container exited with code {terminated.get('exitCode', '?')} "
             f"({terminated.get('reason') or 'Error'}) before the kernel was ready: {said}"
@@ -162,7 +164,7 @@ def _waiting_failure(
         said = str(previous.get("message") or message or "").strip().splitlines()
         return one_sentence(
             "The kernel container keeps crashing (CrashLoopBackOff, last exit code "
-            f"{previous.get('exitCode', '?')}): {said[-1] if said else 'no output'}"
+            f"{previous.get('exitCode', '?')}): {failure_reason(said)}"
         )
     return None
 
