@@ -28,6 +28,8 @@ class KernelReaper:
 
     # Kernels this process launched or reattached (the MultiKernelManager may not list them yet).
     _known: ClassVar[set[str]] = set()
+    # (namespace, server id) pairs this process has reaped: once per server process is enough.
+    _reaped: ClassVar[set[tuple[str, str]]] = set()
 
     def __init__(self, api: KubeApi, *, namespace: str, server_id: str) -> None:
         self.api = api
@@ -47,6 +49,20 @@ class KernelReaper:
     @classmethod
     def forget(cls, kernel_id: str) -> None:
         cls._known.discard(label_value(kernel_id))
+
+    @classmethod
+    def start_over(cls) -> None:
+        """Forget what this process launched and reaped, as a freshly started server would."""
+        cls._known.clear()
+        cls._reaped.clear()
+
+    def first_time(self) -> bool:
+        """True once per process for this namespace and server (the reaping happens then)."""
+        marker = (self.namespace, self.selector)
+        if marker in self._reaped:
+            return False
+        self._reaped.add(marker)
+        return True
 
     @classmethod
     def known_kernel_ids(cls, kernel_manager: Any) -> set[str]:

@@ -20,7 +20,7 @@ import os
 import socket
 from collections.abc import AsyncGenerator, Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from traitlets import Bool, Dict, Int, List, Unicode, default
 from typing_extensions import override
@@ -136,7 +136,6 @@ class BitfusionKubernetesProvisioner(RemoteKernelProvisioner):
     def _default_reap_orphans(self) -> bool:
         return _in_pod()
 
-    _reaped: ClassVar[set[tuple[str, str]]] = set()
     _pod_name: str | None = None
     _pod_version: str | None = None
     _api: KubeApi | None = None
@@ -245,12 +244,10 @@ class BitfusionKubernetesProvisioner(RemoteKernelProvisioner):
             self.log.warning("kernel %s: Secret not owned by its pod: %s", self.kernel_id, error)
 
     async def _reap_once(self, api: KubeApi, own_kernel_id: str) -> None:
-        marker = (self.namespace, self.server_id)
-        if not self.reap_orphans or marker in self._reaped:
-            return
-        type(self)._reaped.add(marker)
-        known = set(KernelReaper.known_kernel_ids(self.parent)) | {own_kernel_id}
         reaper = KernelReaper(api, namespace=self.namespace, server_id=self.server_id)
+        if not self.reap_orphans or not reaper.first_time():
+            return
+        known = set(KernelReaper.known_kernel_ids(self.parent)) | {own_kernel_id}
         removed = await asyncio.to_thread(reaper.reap, known)
         for name in removed:
             self.log.warning("deleted orphaned kernel object %s/%s", self.namespace, name)

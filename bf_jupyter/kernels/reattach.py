@@ -42,5 +42,6 @@ async def reattach_kernel(kernel_manager: Any, provisioner_info: Mapping[str, An
     ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     ready.set_result(None)
     kernel_manager._ready = ready
+    kernel_manager._attempted_start = True  # later restarts and shutdowns make fresh futures
     kernel_manager._connect_control_socket()
     kernel_manager.start_restarter()

@@ -67,9 +67,8 @@ async def test_unschedulable_pod_fails_with_the_scheduler_message(
     kernelspecs: KernelspecFactory,
     kernel_managers: Callable[[str], AsyncKernelManager],
 ) -> None:
-    manager = kernel_managers(
-        kernelspecs(namespace, node_selector={"bf-e2e/no-such-node": "true"}, launch_timeout=NEVER)
-    )
+    # No node has a thousand CPUs (the emulated scheduler fits resources, not node selectors).
+    manager = kernel_managers(kernelspecs(namespace, cpu_request="1000", launch_timeout=NEVER))
     message, stages = await _failed_launch(manager)
     assert message.startswith("No node can run the kernel pod: 0/")
     assert stages == ["created", "failed"]
@@ -101,13 +100,29 @@ async def test_webhook_denial_fails_at_create_with_its_message(
     kernelspecs: KernelspecFactory,
     kernel_managers: Callable[[str], AsyncKernelManager],
 ) -> None:
+    # The validating webhook refuses Bitfusion pods in a namespace without the token Secret.
+    cluster.api.delete("Secret", "bitfusion-secret", namespace)
+    manager = kernel_managers(kernelspecs(namespace, launch_timeout=NEVER))
+    message, stages = await _failed_launch(manager)
+    assert message.startswith("Kubernetes refused the kernel pod: ")
+    assert "denied the request" in message and "bitfusion-secret" in message
+    assert stages == ["failed"]
+    await _assert_nothing_left(manager, cluster, namespace, bitfusion_stack)
+
+
+async def test_a_slice_the_pool_cannot_serve_fails_with_the_client_reason(
+    cluster: ClusterHandle,
+    namespace: str,
+    bitfusion_stack: Any,
+    kernelspecs: KernelspecFactory,
+    kernel_managers: Callable[[str], AsyncKernelManager],
+) -> None:
     if bitfusion_stack is None:
-        pytest.skip("the pool size the webhook checks against is the emulated stack's")
+        pytest.skip("the pool's size is the emulated stack's")
     manager = kernel_managers(kernelspecs(namespace, launch_timeout=NEVER))
     message, stages = await _failed_launch(manager, "3x50%")
-    assert message.startswith("Kubernetes refused the kernel pod: ")
-    assert "asks for 3 GPUs but a Bitfusion server has at most 2" in message
-    assert stages == ["failed"]
+    assert "cannot serve 3 GPUs" in message
+    assert stages.index("started") < stages.index("failed")
     await _assert_nothing_left(manager, cluster, namespace, bitfusion_stack)
 
 

@@ -109,7 +109,7 @@ async def test_first_launch_of_a_new_server_reaps_the_kernels_it_does_not_know(
     assert orphaned.provisioner is not None
     orphan_pod = pod_of(orphaned)
     await _server_dies(orphaned)
-    KernelReaper.forget(str(orphaned.kernel_id))  # the new server process never knew it
+    KernelReaper.start_over()  # a new server process: it never knew that kernel
 
     fresh = kernel_managers(name)
     await fresh.start_kernel()
