@@ -108,10 +108,11 @@ class PodStartupWatch:
         )
 
     async def _read_with_log_reason(self, pod: dict[str, Any]) -> PodReading:
-        """An exited pod, with the reason from its log when its status carries no message."""
-        lines = list(self._recent) or await pod_watch.log_tail(
+        """An exited pod, with the reason from its log when its status carries no message. The
+        log is read again: the followed stream may not have delivered the last lines yet."""
+        lines = await pod_watch.log_tail(
             self.api, self.namespace, self.name, CONTAINER_NAME
-        )
+        ) or list(self._recent)
         return self._read(pod, failure_reason(lines) if lines else None)
 
     def _once(self, stages: list[tuple[Any, str]]) -> list[Signal]:
