@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -49,8 +50,12 @@ class LineStream:
         self._closed = True
         # shutdown() wakes a reader blocked in recv(); close() alone would not. The connection
         # is closed, never returned to the pool: it is mid-stream and no request may reuse it.
+        sock = getattr(getattr(self._response, "connection", None), "sock", None)
         with contextlib.suppress(Exception):
-            self._response.shutdown()
+            if sock is not None:
+                sock.shutdown(socket.SHUT_RDWR)  # also tells the server we are gone
+            else:
+                self._response.shutdown()
         with contextlib.suppress(Exception):
             self._response.close()
 

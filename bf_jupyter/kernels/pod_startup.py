@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 from bf_jupyter.bitfusion.run_output import failure_reason, read_run_line
 from bf_jupyter.kernels import pod_watch
 from bf_jupyter.kernels.pod_builder import CONTAINER_NAME
-from bf_jupyter.kernels.pod_status import PodReading, event_progress, read_pod
+from bf_jupyter.kernels.pod_status import PodReading, event_progress, one_sentence, read_pod
 from bf_jupyter.kernels.remote import Address, Progress, RemoteStartFailure
+from bf_jupyter.kubeapi import KubeApiError, KubeUnavailable
 
 if TYPE_CHECKING:
     from bf_jupyter.kubeapi import KubeApi, WatchEvent
@@ -60,6 +61,10 @@ class PodStartupWatch:
         try:
             while True:
                 kind, payload = await self._merged.get()
+                if isinstance(payload, (KubeApiError, KubeUnavailable)):
+                    raise RemoteStartFailure(
+                        one_sentence(f"Kubernetes failed while the kernel started: {payload}")
+                    )
                 if kind == "error":
                     raise payload
                 for signal_ in await self._interpret(kind, payload):

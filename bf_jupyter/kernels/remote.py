@@ -187,17 +187,24 @@ class RemoteKernelProvisioner(SlicedKernelMixin, KernelProvisionerBase):  # type
         try:
             ip = await asyncio.wait_for(self._until_ready(start), self.launch_timeout)
         except BaseException as error:
+            reason = self._failure_reason(error)
+            if reason is None:  # cancelled, or a bug: clean up and let it propagate as it is
+                await self._abandon_start()
+                raise
+            # Say why first (the user is waiting), then delete what the start created.
+            failed = self.launch_failed(reason)
             await self._abandon_start()
-            if isinstance(error, RemoteStartFailure):
-                raise self.launch_failed(str(error)) from None
-            if isinstance(error, asyncio.TimeoutError):
-                raise self.launch_failed(
-                    f"The kernel did not answer within {self.launch_timeout:g} s of its launch."
-                ) from None
-            raise
+            raise failed from None
         self.connection_info = self._connection_info(start, ip)
         self._follow_task = asyncio.create_task(self._follow(), name=f"kernel-{self.kernel_id}")
         return self.connection_info
+
+    def _failure_reason(self, error: BaseException) -> str | None:
+        if isinstance(error, RemoteStartFailure):
+            return str(error)
+        if isinstance(error, asyncio.TimeoutError):
+            return f"The kernel did not answer within {self.launch_timeout:g} s of its launch."
+        return None
 
     def _connection_info(self, start: RemoteStart, ip: str) -> KernelConnectionInfo:
         # The key stays bytes, as KernelManager.session.key is: a str would not compare equal.

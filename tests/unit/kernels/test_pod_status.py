@@ -96,7 +96,7 @@ def test_exit_before_ready_quotes_the_last_line_it_printed() -> None:
     assert reading.exit_code == 3
     assert reading.failure == (
         "The kernel container exited with code 3 (Error) before the kernel was ready: "
-        "[ERROR] pool cannot serve 1x50%."
+        "pool cannot serve 1x50%."
     )
 
 
