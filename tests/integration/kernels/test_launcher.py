@@ -23,7 +23,7 @@ PORTS = {"shell": 53100, "iopub": 53101, "stdin": 53102, "control": 53103, "hb":
 
 
 @pytest.fixture
-async def launched() -> AsyncIterator[tuple[subprocess.Popen[bytes], dict[str, Any]]]:
+async def launched() -> AsyncIterator[tuple[subprocess.Popen[bytes], Any]]:
     env = {**os.environ, "BF_KERNEL_KEY": "launcher-test-key", "BF_KERNEL_IP": ADDRESS}
     process = subprocess.Popen(
         [sys.executable, "-m", "bf_jupyter.kernels.launcher", "--ports", format_ports(PORTS)],
@@ -48,7 +48,7 @@ async def launched() -> AsyncIterator[tuple[subprocess.Popen[bytes], dict[str, A
 
 
 async def test_launcher_serves_a_kernel_with_the_magic_and_without_the_key(
-    launched: tuple[subprocess.Popen[bytes], dict[str, Any]],
+    launched: tuple[subprocess.Popen[bytes], Any],
 ) -> None:
     _, info = launched
     client = AsyncKernelClient()
@@ -66,7 +66,7 @@ async def test_launcher_serves_a_kernel_with_the_magic_and_without_the_key(
 
 
 async def test_sigterm_stops_a_busy_kernel_cleanly(
-    launched: tuple[subprocess.Popen[bytes], dict[str, Any]],
+    launched: tuple[subprocess.Popen[bytes], Any],
 ) -> None:
     process, info = launched
     client = AsyncKernelClient()
