@@ -203,7 +203,11 @@ class BitfusionKubernetesProvisioner(RemoteKernelProvisioner):
         )
         self.pod_name = self._pod_name = launch.pod_name
         KernelReaper.remember(start.kernel_id)
-        await asyncio.to_thread(self._create_objects, api, builder, launch, start.key)
+        try:
+            await asyncio.to_thread(self._create_objects, api, builder, launch, start.key)
+        except RemoteStartFailure:
+            self.pod_name = self._pod_name = None
+            raise
         self.publish("created", f"Pod {self.namespace}/{launch.pod_name} created")
 
     def _create_objects(
@@ -334,7 +338,7 @@ class BitfusionKubernetesProvisioner(RemoteKernelProvisioner):
             )
         except (KubeUnavailable, asyncio.TimeoutError) as error:
             self.log.warning("kernel %s: pod %s may still exist: %s", self.kernel_id, name, error)
-        self._pod_name = None
+        self.pod_name = self._pod_name = None
 
     @override
     async def cleanup(self, restart: bool = False) -> None:

@@ -57,10 +57,13 @@ class SlicedKernelMixin(LoggingConfigurable):
     _restart_requested: bool = False
 
     def choose_slice(self, env: Mapping[str, str] | None) -> GpuSlice:
-        """The launch's slice: ``BF_SLICE`` from its environment, else ``default_slice``.
+        """The launch's slice: ``BF_SLICE`` from its environment, else ``default_slice``. Starts the
+        kernel's progress anew (a restart's followers must not stop at the previous start's end).
 
         Raises ``KernelLaunchError`` (after publishing ``failed``) naming the bad part of the slice.
         """
+        if self.kernel_id:
+            PROGRESS.begin(str(self.kernel_id))
         text = (env or {}).get(SLICE_ENV, "").strip()
         source = SLICE_ENV if text else "default_slice"
         try:

@@ -59,6 +59,7 @@ class BitfusionLocalProvisioner(SlicedKernelMixin, LocalProvisioner):  # type: i
     ).tag(config=True)
 
     _stderr_lines: asyncio.Queue[str | None] | None = None
+    _client_name: str = "bitfusion"
 
     @override
     async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
