@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from bf_jupyter.kernels.launch_slice import KernelLaunchError
+from bf_jupyter.kernels.pod_builder import pod_name_for
 from bf_jupyter.kernels.progress import PROGRESS
 from tests.e2e.kernels.conftest import KernelspecFactory, kernel_objects, lease_slices
 
@@ -31,6 +32,12 @@ async def _failed_launch(
     assert history[-1].message == str(caught.value)
     assert "did not answer within" not in str(caught.value)
     return str(caught.value), [event.stage for event in history]
+
+
+def _event_reasons(cluster: ClusterHandle, namespace: str, manager: AsyncKernelManager) -> set[str]:
+    """Reasons of the Kubernetes Events about the (deleted) first pod of the manager's kernel."""
+    pod = pod_name_for(str(manager.kernel_id), 1)
+    return {str(event.get("reason")) for event in cluster.events_for(namespace, pod)}
 
 
 async def _assert_nothing_left(
@@ -57,6 +64,8 @@ async def test_missing_image_fails_with_the_pull_error(
     )
     assert "ErrImagePull" in message or "ImagePullBackOff" in message
     assert stages[0] == "created" and "scheduled" in stages
+    # the reason came from the kubelet's report, which the cluster also recorded as an Event
+    assert "Failed" in _event_reasons(cluster, namespace, manager)
     await _assert_nothing_left(manager, cluster, namespace, bitfusion_stack)
 
 
@@ -72,6 +81,7 @@ async def test_unschedulable_pod_fails_with_the_scheduler_message(
     message, stages = await _failed_launch(manager)
     assert message.startswith("No node can run the kernel pod: 0/")
     assert stages == ["created", "failed"]
+    assert "FailedScheduling" in _event_reasons(cluster, namespace, manager)
     await _assert_nothing_left(manager, cluster, namespace, bitfusion_stack)
 
 
