@@ -18,6 +18,7 @@ from bf_jupyter import __version__
 COMMANDS: dict[str, str] = {
     "device-plugin": "bf_jupyter.cluster.deviceplugin.command",
     "kernelspec": "bf_jupyter.kernels.kernelspec_cli",
+    "pool": "bf_jupyter.bitfusion.pool_command",
 }
 
 

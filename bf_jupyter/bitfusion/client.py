@@ -21,7 +21,13 @@ from bf_jupyter.bitfusion.records import HealthReport, PoolListing, parse_health
 if TYPE_CHECKING:
     from bf_jupyter.slice import GpuSlice
 
-__all__ = ["CLIENT_ENV", "BitfusionClient", "BitfusionClientError", "resolve_client"]
+__all__ = [
+    "CLIENT_ENV",
+    "BitfusionClient",
+    "BitfusionClientError",
+    "pool_report",
+    "resolve_client",
+]
 
 CLIENT_ENV = "BF_BITFUSION_BIN"
 REAL_CLIENT = "bitfusion"
@@ -54,6 +60,16 @@ class BitfusionClient:
         ]
         kind = "simulator" if self.simulated else "Bitfusion client"
         return f"{' '.join(self.argv)} ({kind}, {where})"
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-able: what ``bf-jupyter pool --json`` and the server extension report."""
+        return {
+            "name": self.name,
+            "argv": list(self.argv),
+            "source": self.source,
+            "simulator": self.simulated,
+            "description": self.describe(),
+        }
 
     def run_argv(
         self, gpu_slice: GpuSlice, command: Sequence[str], *, wait_seconds: float | None = None
@@ -127,6 +143,12 @@ def resolve_client(env: Mapping[str, str] | None = None) -> BitfusionClient:
     if sim is not None:
         return BitfusionClient((sim,), "embedded", True)
     return BitfusionClient((sys.executable, "-m", _SIM_MODULE), "embedded", True)
+
+
+def pool_report(client: BitfusionClient, listing: PoolListing) -> dict[str, object]:
+    """``{"client": …, "pool": …}``: what ``bf-jupyter pool --json`` prints and the server
+    extension serves (JSON-able)."""
+    return {"client": client.to_dict(), "pool": listing.to_dict()}
 
 
 def _sibling_script(name: str) -> str | None:

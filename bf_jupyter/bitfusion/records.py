@@ -42,7 +42,7 @@ _LEASE = re.compile(
 )
 _SIMULATED = re.compile(r"\bsimulated\b", re.I)
 _CHECK = re.compile(
-    r"^\s*(?:\[(?P<level>[A-Z]+)\]\s*(?:\S+\s+)?)?(?P<text>.*?)\s*(?P<verdict>OK|PASS(?:ED)?|FAIL(?:ED)?|ERROR|WARN(?:ING)?)\s*$",
+    r"^\s*(?:\[(?P<level>[A-Z]+)\]\s*(?:\S+\s+)?)?(?P<text>.*?)\s*\b(?P<verdict>OK|PASS(?:ED)?|FAIL(?:ED)?|ERROR|WARN(?:ING)?)\s*$",
     re.I,
 )
 
@@ -63,6 +63,20 @@ class GpuRecord:
         used = self.memory_total_mib - self.memory_free_mib
         return min(1.0, max(0.0, used / self.memory_total_mib))
 
+    @property
+    def memory_used_mib(self) -> int:
+        return max(0, self.memory_total_mib - self.memory_free_mib)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "index": self.index,
+            "name": self.name,
+            "memory_total_mib": self.memory_total_mib,
+            "memory_free_mib": self.memory_free_mib,
+            "memory_used_mib": self.memory_used_mib,
+            "used_fraction": round(self.used_fraction, 4),
+        }
+
 
 @dataclass(frozen=True)
 class LeaseRecord:
@@ -74,6 +88,15 @@ class LeaseRecord:
     holder: str
     since: str
 
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "id": self.lease_id,
+            "slice": self.slice_text,
+            "gpus": list(self.gpus),
+            "holder": self.holder,
+            "since": self.since,
+        }
+
 
 @dataclass(frozen=True)
 class ServerRecord:
@@ -82,6 +105,15 @@ class ServerRecord:
     status: str
     gpus: tuple[GpuRecord, ...] = ()
     leases: tuple[LeaseRecord, ...] = ()
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "index": self.index,
+            "address": self.address,
+            "status": self.status,
+            "gpus": [g.to_dict() for g in self.gpus],
+            "leases": [lease.to_dict() for lease in self.leases],
+        }
 
 
 @dataclass(frozen=True)
@@ -108,6 +140,17 @@ class PoolListing:
         sizes = {g.memory_total_mib for s in self.servers for g in s.gpus}
         return sizes.pop() if len(sizes) == 1 else None
 
+    def to_dict(self) -> dict[str, object]:
+        """JSON-able: servers with GPUs and leases, totals, and the lines not understood."""
+        return {
+            "simulated": self.simulated,
+            "total_gpus": self.total_gpus,
+            "largest_server_gpus": self.largest_server_gpus,
+            "gpu_memory_mib": self.gpu_memory_mib,
+            "servers": [server.to_dict() for server in self.servers],
+            "unparsed": list(self.unparsed),
+        }
+
 
 @dataclass(frozen=True)
 class HealthCheck:
@@ -122,6 +165,12 @@ class HealthReport:
     healthy: bool
     checks: tuple[HealthCheck, ...]
     raw: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "healthy": self.healthy,
+            "checks": [{"text": c.text, "passed": c.passed} for c in self.checks],
+        }
 
 
 def parse_list_gpus(text: str) -> PoolListing:

@@ -63,3 +63,8 @@ def test_health_follows_exit_code_and_failed_checks() -> None:
     assert not report.healthy
     assert [c.passed for c in report.checks] == [True, False]
     assert not parse_health("whatever", 1).healthy
+
+
+def test_a_verdict_must_be_a_word_of_its_own() -> None:
+    report = parse_health("Using notebook\nChecking servers ... OK\n", 0)
+    assert [c.text for c in report.checks] == ["Checking servers"]
