@@ -39,6 +39,10 @@ async def request_interrupt(connection_info: Mapping[str, Any], *, timeout: floa
     return True
 
 
+def _as_bytes(value: Any) -> bytes:
+    return value if isinstance(value, bytes) else str(value).encode()
+
+
 async def _request(connection_info: Mapping[str, Any], channel: str, msg_type: str) -> Any:
     import zmq
     import zmq.asyncio
@@ -58,6 +62,11 @@ async def _request(connection_info: Mapping[str, Any], channel: str, msg_type: s
     socket.setsockopt(zmq.LINGER, 0)
     socket.setsockopt(zmq.RECONNECT_IVL, _RECONNECT_MS)
     socket.setsockopt(zmq.RECONNECT_IVL_MAX, 200)
+    public, secret = connection_info.get("curve_publickey"), connection_info.get("curve_secretkey")
+    if public and secret:  # encrypted channels: a client holds the kernel's keypair
+        socket.curve_serverkey = _as_bytes(public)
+        socket.curve_publickey = _as_bytes(public)
+        socket.curve_secretkey = _as_bytes(secret)
     try:
         socket.connect(url)
         sent = session.send(socket, msg_type, {})

@@ -200,24 +200,26 @@ class BitfusionKubernetesProvisioner(RemoteKernelProvisioner):
             signature_scheme=start.signature_scheme,
             environment=start.environment,
             owner=owner,
+            encrypted=start.curve_keys is not None,
         )
         self.pod_name = self._pod_name = launch.pod_name
         KernelReaper.remember(start.kernel_id)
         try:
-            await asyncio.to_thread(self._create_objects, api, builder, launch, start.key)
+            secret = builder.secret(launch, start.key, start.curve_keys)
+            await asyncio.to_thread(self._create_objects, api, builder, launch, secret)
         except RemoteStartFailure:
             self.pod_name = self._pod_name = None
             raise
         self.publish("created", f"Pod {self.namespace}/{launch.pod_name} created")
 
     def _create_objects(
-        self, api: KubeApi, builder: KernelPodBuilder, launch: PodLaunch, key: bytes
+        self, api: KubeApi, builder: KernelPodBuilder, launch: PodLaunch, secret: dict[str, Any]
     ) -> None:
         """Secret first (so the container never waits for it), then the pod, then the pod becomes
         the Secret's owner; a refusal at any step deletes what exists. Raises RemoteStartFailure."""
         namespace = self.namespace
         try:
-            api.create("Secret", builder.secret(launch, key), namespace)
+            api.create("Secret", secret, namespace)
         except (KubeApiError, KubeUnavailable) as error:
             raise RemoteStartFailure(
                 one_sentence(f"The kernel's Secret was refused: {error}")

@@ -7,6 +7,8 @@ chose, signing messages with the key from the kernel's Secret, with the ``%bitfu
 Inputs, none of them secret in the pod spec:
 - ``$BF_KERNEL_KEY`` (or ``--key-env NAME``): the HMAC key, from a ``secretKeyRef``; removed from the
   environment before the kernel starts, so subprocesses of user code do not inherit it;
+- ``$BF_KERNEL_CURVE_SECRETKEY``/``$BF_KERNEL_CURVE_PUBLICKEY`` when the server asked for
+  encrypted channels (CurveZMQ): from the same Secret, removed the same way;
 - ``--ip`` or ``$BF_KERNEL_IP``: the address to bind, from the Downward API (``status.podIP``);
 - ``--ports shell=P,iopub=P,stdin=P,control=P,hb=P`` and ``--signature-scheme``.
 
@@ -34,6 +36,10 @@ __all__ = ["PORT_NAMES", "format_ports", "main", "parse_ports"]
 PORT_NAMES = ("shell", "iopub", "stdin", "control", "hb")
 KEY_ENV = "BF_KERNEL_KEY"
 IP_ENV = "BF_KERNEL_IP"
+CURVE_ENV = {
+    "curve_secretkey": "BF_KERNEL_CURVE_SECRETKEY",
+    "curve_publickey": "BF_KERNEL_CURVE_PUBLICKEY",
+}
 EXTENSION = "bf_jupyter"
 
 
@@ -92,12 +98,16 @@ def connection_file_content(
     ip = options.ip or environ.get(IP_ENV, "")
     if not ip:
         raise LaunchError(f"no address to bind: pass --ip or set ${IP_ENV} (status.podIP)")
+    curve = {field: environ.pop(name, "") for field, name in CURVE_ENV.items()}
+    if any(curve.values()) and not all(curve.values()):
+        raise LaunchError("encrypted channels need both CurveZMQ keys from the kernel's Secret")
     return {
         "ip": ip,
         "transport": "tcp",
         "key": key,
         "signature_scheme": options.signature_scheme,
         **{f"{name}_port": port for name, port in parse_ports(options.ports).items()},
+        **(curve if all(curve.values()) else {}),
     }
 
 
@@ -105,6 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = _arguments(argv)
     try:
         content = connection_file_content(options, os.environ)
+        if "curve_secretkey" in content:
+            _require_curve_support()
     except LaunchError as error:
         print(f"bf-jupyter launcher: {error}", file=sys.stderr, flush=True)
         return 2
@@ -116,6 +128,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run_kernel(connection_file, load_extension=not options.no_extension)
     finally:
         shutil.rmtree(private, ignore_errors=True)
+
+
+def _require_curve_support() -> None:
+    """Refuse to serve in plain text when encryption was asked for and this ipykernel cannot."""
+    from ipykernel.kernelapp import IPKernelApp
+
+    if not IPKernelApp.class_traits().get("curve_secretkey"):
+        raise LaunchError(
+            "encrypted channels were asked for but this image's ipykernel has no CurveZMQ "
+            "support: install ipykernel 7.2 or later in the kernel image"
+        )
 
 
 def _run_kernel(connection_file: Path, *, load_extension: bool) -> int:

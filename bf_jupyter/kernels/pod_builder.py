@@ -30,7 +30,7 @@ from bf_jupyter.contract import (
     LABEL_USER,
     ManagementMode,
 )
-from bf_jupyter.kernels.launcher import IP_ENV, KEY_ENV, PORT_NAMES, format_ports
+from bf_jupyter.kernels.launcher import CURVE_ENV, IP_ENV, KEY_ENV, PORT_NAMES, format_ports
 
 if TYPE_CHECKING:
     from bf_jupyter.slice import GpuSlice
@@ -111,6 +111,7 @@ class PodLaunch:
     signature_scheme: str
     environment: Mapping[str, str]
     owner: Mapping[str, Any] | None = None  # ownerReference to the server's pod
+    encrypted: bool = False  # CurveZMQ keys are in the Secret and reach the launcher
 
     @property
     def pod_name(self) -> str:
@@ -134,8 +135,15 @@ class KernelPodBuilder:
             LABEL_SERVER: label_value(launch.server_id),
         }
 
-    def secret(self, launch: PodLaunch, key: bytes) -> Obj:
-        """The per-kernel Secret holding the HMAC key (the pod is made its owner once it exists)."""
+    def secret(
+        self, launch: PodLaunch, key: bytes, curve_keys: Mapping[str, bytes] | None = None
+    ) -> Obj:
+        """The per-kernel Secret holding the HMAC key, and the CurveZMQ keypair when the channels
+        are encrypted (the pod is made its owner once it exists)."""
+        data = {SECRET_KEY_FIELD: base64.b64encode(key).decode()}
+        data.update(
+            {field: base64.b64encode(value).decode() for field, value in (curve_keys or {}).items()}
+        )
         return {
             "apiVersion": "v1",
             "kind": "Secret",
@@ -146,7 +154,7 @@ class KernelPodBuilder:
             },
             "type": "Opaque",
             "immutable": True,
-            "data": {SECRET_KEY_FIELD: base64.b64encode(key).decode()},
+            "data": data,
         }
 
     def pod(self, launch: PodLaunch) -> Obj:
@@ -211,13 +219,20 @@ class KernelPodBuilder:
         return container
 
     def _env(self, launch: PodLaunch) -> list[Obj]:
-        fixed = {KEY_ENV, IP_ENV, "KERNEL_ID", "BF_SLICE"}
+        fixed = {KEY_ENV, IP_ENV, "KERNEL_ID", "BF_SLICE", *CURVE_ENV.values()}
         env: list[Obj] = [
             {
                 "name": KEY_ENV,
                 "valueFrom": {"secretKeyRef": {"name": launch.pod_name, "key": SECRET_KEY_FIELD}},
             },
             {"name": IP_ENV, "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+            *(
+                {
+                    "name": variable,
+                    "valueFrom": {"secretKeyRef": {"name": launch.pod_name, "key": field}},
+                }
+                for field, variable in (CURVE_ENV.items() if launch.encrypted else ())
+            ),
             {"name": "KERNEL_ID", "value": launch.kernel_id},
             {"name": "BF_SLICE", "value": launch.gpu_slice.to_text()},
         ]

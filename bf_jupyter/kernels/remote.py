@@ -77,6 +77,8 @@ class RemoteStart:
     key: bytes
     signature_scheme: str
     environment: dict[str, str]
+    # CurveZMQ keypair when the channels are encrypted ({"curve_secretkey": ..., "curve_publickey": ...})
+    curve_keys: dict[str, bytes] | None = None
 
 
 class RemoteKernelProvisioner(SlicedKernelMixin, KernelProvisionerBase):  # type: ignore[metaclass]
@@ -169,9 +171,29 @@ class RemoteKernelProvisioner(SlicedKernelMixin, KernelProvisionerBase):  # type
                 allowed_patterns=self.env_allowlist,
                 extra=dict(item.partition("=")[::2] for item in self.extra_env),
             ),
+            curve_keys=self._curve_keys(),
         )
         kwargs["cmd"] = self._start.command
         return kwargs
+
+    def _curve_keys(self) -> dict[str, bytes] | None:
+        """A CurveZMQ keypair when the kernel manager's ``transport_encryption`` policy asks for one
+        (jupyter_client 8.10+: 'required', or 'auto' with ``supported_encryption: ["curve"]`` in the
+        kernelspec's metadata); the same keys across restarts. None leaves the channels plain, as
+        jupyter_client does by default."""
+        km: Any = self.parent
+        policy_of = getattr(km, "_transport_encryption_policy", None)
+        if policy_of is None:
+            return None
+        policy = policy_of()
+        supported = bool(getattr(km, "_kernel_supports_curve_encryption", lambda: False)())
+        if policy == "disabled" or (policy == "auto" and not supported):
+            return None
+        if km.curve_publickey is None or km.curve_secretkey is None:
+            import zmq
+
+            km.curve_publickey, km.curve_secretkey = zmq.curve_keypair()
+        return {"curve_secretkey": km.curve_secretkey, "curve_publickey": km.curve_publickey}
 
     @override
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
@@ -215,6 +237,8 @@ class RemoteKernelProvisioner(SlicedKernelMixin, KernelProvisionerBase):  # type
             "signature_scheme": start.signature_scheme,
         }
         info.update({f"{name}_port": port for name, port in start.ports.items()})
+        # Curve keys as text, as KernelManager.get_connection_info() gives them.
+        info.update({field: value.decode() for field, value in (start.curve_keys or {}).items()})
         kernel_name = getattr(self.parent, "kernel_name", None)
         if kernel_name:
             info["kernel_name"] = kernel_name

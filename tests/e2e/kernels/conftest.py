@@ -62,12 +62,12 @@ def kernelspecs(
 
 
 @pytest.fixture
-async def kernel_managers() -> AsyncIterator[Callable[[str], AsyncKernelManager]]:
-    """``new(kernel_name)``: kernel managers that are shut down (now) at the end of the test."""
+async def kernel_managers() -> AsyncIterator[Callable[..., AsyncKernelManager]]:
+    """``new(kernel_name, **traits)``: kernel managers shut down (now) at the end of the test."""
     made: list[AsyncKernelManager] = []
 
-    def new(kernel_name: str) -> AsyncKernelManager:
-        manager = AsyncKernelManager(kernel_name=kernel_name)
+    def new(kernel_name: str, **traits: Any) -> AsyncKernelManager:
+        manager = AsyncKernelManager(kernel_name=kernel_name, **traits)
         made.append(manager)
         return manager
 

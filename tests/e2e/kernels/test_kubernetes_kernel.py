@@ -114,3 +114,23 @@ async def test_kernel_pod_spec_holds_no_secret_and_no_server_environment(
     ).strip() == "None"
     await manager.shutdown_kernel()
     assert kernel_objects(cluster, namespace) == []
+
+
+async def test_encrypted_channels_between_server_and_pod(
+    cluster: ClusterHandle,
+    namespace: str,
+    bitfusion_stack: Any,
+    kernelspecs: KernelspecFactory,
+    kernel_managers: Callable[..., AsyncKernelManager],
+) -> None:
+    # given a server that requires CurveZMQ on kernel channels (jupyter_client's policy)
+    manager = kernel_managers(kernelspecs(namespace), transport_encryption="required")
+    await manager.start_kernel(env={"BF_SLICE": "1x25%"})
+    pod = cluster.api.get("Pod", pod_of(manager), namespace)
+    assert str(manager.curve_secretkey.decode()) not in str(pod)  # the keypair is in the Secret
+
+    # then the kernel answers over encrypted channels only
+    assert (await _run(manager, "print(6 * 7)")).strip() == "42"
+    await manager.shutdown_kernel()
+    assert kernel_objects(cluster, namespace) == []
+    assert lease_slices(bitfusion_stack) == []

@@ -26,7 +26,7 @@ from bf_jupyter.kernels.remote import (
     RemoteStart,
     RemoteStartFailure,
 )
-from tests.integration.kernels.session import collect_reply, wait_for_output
+from tests.integration.kernels.session import collect_reply, execute, wait_for_output
 
 ADDRESS = "127.0.0.62"
 
@@ -40,6 +40,8 @@ class ProcessRemote(RemoteKernelProvisioner):
     async def create_remote(self, start: RemoteStart) -> None:
         self.calls = ["create"]
         env = {**os.environ, "BF_KERNEL_KEY": start.key.decode(), "BF_KERNEL_IP": ADDRESS}
+        for field, value in (start.curve_keys or {}).items():
+            env[f"BF_KERNEL_{field.upper()}"] = value.decode()
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -91,15 +93,20 @@ def process_kernelspec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
         "display_name": "process remote",
         "language": "python",
         "interrupt_mode": "signal",  # so that interrupts go through the provisioner's send_signal
-        "metadata": {"kernel_provisioner": {"provisioner_name": "local-provisioner", "config": {}}},
+        "metadata": {
+            "supported_encryption": ["curve"],
+            "kernel_provisioner": {"provisioner_name": "local-provisioner", "config": {}},
+        },
     }
     (directory / "kernel.json").write_text(json.dumps(spec))
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
     yield "process-remote"
 
 
-async def _manager(kernel_name: str, **traits: Any) -> tuple[AsyncKernelManager, ProcessRemote]:
-    manager = AsyncKernelManager(kernel_name=kernel_name)
+async def _manager(
+    kernel_name: str, *, encryption: str = "disabled", **traits: Any
+) -> tuple[AsyncKernelManager, ProcessRemote]:
+    manager = AsyncKernelManager(kernel_name=kernel_name, transport_encryption=encryption)
     manager.kernel_id = f"process-remote-{os.urandom(4).hex()}"
     provisioner = ProcessRemote(
         kernel_id=manager.kernel_id,
@@ -142,3 +149,22 @@ async def test_a_failed_start_says_why_before_it_cleans_up(process_kernelspec: s
     assert provisioner.calls == ["create", "release after failed"]
     assert provisioner.process.poll() is not None
     assert not manager.has_kernel
+
+
+async def test_required_transport_encryption_gives_the_kernel_a_curve_keypair(
+    process_kernelspec: str,
+) -> None:
+    manager, provisioner = await _manager(process_kernelspec, encryption="required")
+    await manager.start_kernel()
+    try:
+        info = provisioner.connection_info
+        assert info.get("curve_publickey") and info.get("curve_secretkey")
+        client = manager.client()
+        client.start_channels()
+        try:
+            result = await execute(client, "print(6 * 7)")
+        finally:
+            client.stop_channels()
+        assert result.stdout.strip() == "42"
+    finally:
+        await manager.shutdown_kernel()

@@ -48,3 +48,21 @@ def test_no_key_or_no_address_says_where_it_should_come_from() -> None:
         connection_file_content(_options(), {"BF_KERNEL_IP": "10.0.0.9"})
     with pytest.raises(LaunchError, match=r"status\.podIP"):
         connection_file_content(_options(), {"BF_KERNEL_KEY": "k"})
+
+
+def test_curve_keys_join_the_connection_file_and_leave_the_environment() -> None:
+    environ = {
+        "BF_KERNEL_KEY": "k",
+        "BF_KERNEL_IP": "10.0.0.9",
+        "BF_KERNEL_CURVE_SECRETKEY": "sec",
+        "BF_KERNEL_CURVE_PUBLICKEY": "pub",
+    }
+    content = connection_file_content(_options(), environ)
+    assert (content["curve_secretkey"], content["curve_publickey"]) == ("sec", "pub")
+    assert not any(name.startswith("BF_KERNEL_CURVE") for name in environ)
+
+
+def test_half_a_curve_keypair_is_refused() -> None:
+    environ = {"BF_KERNEL_KEY": "k", "BF_KERNEL_IP": "10.0.0.9", "BF_KERNEL_CURVE_SECRETKEY": "sec"}
+    with pytest.raises(LaunchError, match="both CurveZMQ keys"):
+        connection_file_content(_options(), environ)

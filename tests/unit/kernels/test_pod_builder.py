@@ -184,3 +184,24 @@ def test_kernel_pods_never_restart_in_place(builder: KernelPodBuilder, launch: P
     spec = builder.pod(launch)["spec"]
     assert spec["restartPolicy"] == "Never"
     assert _container(builder.pod(launch))["terminationMessagePolicy"] == "FallbackToLogsOnError"
+
+
+def test_encrypted_channels_take_the_curve_keys_from_the_secret_too(
+    builder: KernelPodBuilder, launch: PodLaunch
+) -> None:
+    keys = {"curve_secretkey": b"S" * 40, "curve_publickey": b"P" * 40}
+    encrypted = dataclasses.replace(launch, encrypted=True)
+    secret = builder.secret(encrypted, b"k", keys)
+    pod = builder.pod(encrypted)
+    assert base64.b64decode(secret["data"]["curve_secretkey"]) == b"S" * 40
+    assert "SSSS" not in json.dumps(pod)
+    refs = {
+        e["name"]: e["valueFrom"]["secretKeyRef"]["key"]
+        for e in _container(pod)["env"]
+        if "secretKeyRef" in e.get("valueFrom", {})
+    }
+    assert refs == {
+        "BF_KERNEL_KEY": "key",
+        "BF_KERNEL_CURVE_SECRETKEY": "curve_secretkey",
+        "BF_KERNEL_CURVE_PUBLICKEY": "curve_publickey",
+    }
