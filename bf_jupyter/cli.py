@@ -16,6 +16,8 @@ from bf_jupyter import __version__
 
 # subcommand → module implementing it (see the module docstring for the protocol).
 COMMANDS: dict[str, str] = {
+    "webhook": "bf_jupyter.cluster.webhook.command",
+    "certs": "bf_jupyter.cluster.certs",
     "device-plugin": "bf_jupyter.cluster.deviceplugin.command",
     "kernelspec": "bf_jupyter.kernels.kernelspec_cli",
     "pool": "bf_jupyter.bitfusion.pool_command",

@@ -64,27 +64,40 @@ class WatchEvent:
 class KubeApi:
     """A connection to one API server. Build with ``KubeApi.connect()``."""
 
-    def __init__(self, api_client: Any) -> None:
+    def __init__(self, api_client: Any, *, request_timeout: float | None = None) -> None:
         self._client = api_client
+        # Seconds one call may take (connect and read), None for the client's default (no limit).
+        self._request_timeout = request_timeout
 
     @classmethod
-    def connect(cls, *, kubeconfig: str | None = None, context: str | None = None) -> KubeApi:
+    def connect(
+        cls,
+        *,
+        kubeconfig: str | None = None,
+        context: str | None = None,
+        request_timeout: float | None = None,
+        retries: int | None = None,
+    ) -> KubeApi:
         """In-cluster credentials when running in a pod (and no kubeconfig is given), else the
-        kubeconfig (``kubeconfig`` argument, ``$KUBECONFIG``, ``~/.kube/config``).
+        kubeconfig (``kubeconfig`` argument, ``$KUBECONFIG``, ``~/.kube/config``). Calls of the
+        returned connection give up after ``request_timeout`` seconds when it is set, and retry a
+        failed connection ``retries`` times (None: the client's default of 3, with back-off).
 
         Raises ``KubeUnavailable`` naming what was tried.
         """
         from kubernetes import client, config
 
         try:
-            if kubeconfig is None and context is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
-                config.load_incluster_config()
-                return cls(client.ApiClient())
             configuration = client.Configuration()
-            config.load_kube_config(
-                config_file=kubeconfig, context=context, client_configuration=configuration
-            )
-            return cls(client.ApiClient(configuration))
+            if kubeconfig is None and context is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
+                config.load_incluster_config(client_configuration=configuration)
+            else:
+                config.load_kube_config(
+                    config_file=kubeconfig, context=context, client_configuration=configuration
+                )
+            if retries is not None:
+                configuration.retries = retries
+            return cls(client.ApiClient(configuration), request_timeout=request_timeout)
         except (config.ConfigException, OSError, TypeError, ValueError) as error:
             where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
             raise KubeUnavailable(
@@ -280,7 +293,7 @@ class KubeApi:
         method = self._method(kind, verb, namespace)
         args = [a for a in (name, namespace) if a is not None]
         try:
-            result = method(*args, **self._kwargs(**kw))
+            result = method(*args, **self._kwargs(_request_timeout=self._request_timeout, **kw))
         except Exception as error:
             raise self._translate(error) from None
         serialized = self._client.sanitize_for_serialization(result)

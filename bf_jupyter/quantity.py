@@ -52,6 +52,8 @@ def parse_quantity(value: str | int) -> Fraction:
         raise QuantityError(f"{value!r} is not a quantity")
     if isinstance(value, int):
         return Fraction(value)
+    if value.isascii() and value.isdigit():  # the common case, "1" or "50": no regex, no parsing
+        return Fraction(int(value))
     match = _QUANTITY.match(value.strip())
     if not match:
         raise QuantityError(f"{value!r} is not a quantity")

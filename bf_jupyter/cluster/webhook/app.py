@@ -1,0 +1,221 @@
+"""The webhook's HTTPS server (tornado): ``POST /mutate``, ``POST /validate``, ``GET /healthz``,
+``GET /readyz`` and ``GET /metrics``.
+
+Handlers are thin: read the body, ask the ``AdmissionService``, write its reply, record metrics.
+Mutation runs on the event loop (pure and fast); validation runs on a small thread pool when it may
+wait for the Kubernetes API. No access log per request on the hot path: only failures are logged.
+The serving certificate is re-read when its files change (cert-manager rotates them in place).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import tornado.httpserver
+import tornado.ioloop
+import tornado.netutil
+import tornado.web
+
+from bf_jupyter.cluster.webhook.metrics import Metrics
+from bf_jupyter.cluster.webhook.review import Verdict, render_reply
+
+if TYPE_CHECKING:
+    from bf_jupyter.cluster.webhook.service import AdmissionService, Reply
+
+__all__ = ["WebhookServer", "make_app", "tls_context"]
+
+log = logging.getLogger("bf_jupyter.webhook")
+
+# An AdmissionReview carries the object and the old object; etcd stores objects up to 1.5 MiB.
+MAX_BODY_BYTES = 8 << 20
+_VALIDATION_THREADS = 8
+
+
+class _AdmissionHandler(tornado.web.RequestHandler):
+    def initialize(
+        self,
+        *,
+        service: AdmissionService,
+        metrics: Metrics,
+        endpoint: str,
+        pool: ThreadPoolExecutor,
+    ) -> None:
+        self.service = service
+        self.metrics = metrics
+        self.endpoint = endpoint
+        self.pool = pool
+
+    async def post(self) -> None:
+        started = time.perf_counter()
+        body = self.request.body
+        reply: Reply
+        if self.endpoint == "mutate":
+            reply = self.service.mutate(body)
+        elif self.service.facts.blocking:
+            reply = await asyncio.get_running_loop().run_in_executor(
+                self.pool, self.service.validate, body
+            )
+        else:
+            reply = self.service.validate(body)
+        self.set_status(reply.status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(reply.body)
+        self.metrics.record(
+            self.endpoint, reply.outcome, time.perf_counter() - started, reply.skipped
+        )
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        # Anything tornado itself refuses (wrong method, bad request) still gets an AdmissionReview.
+        verdict = Verdict.deny([self._reason or "request refused"], code=status_code)
+        self.set_header("Content-Type", "application/json")
+        self.finish(render_reply("", verdict))
+
+
+class _HealthHandler(tornado.web.RequestHandler):
+    def initialize(self, *, draining: asyncio.Event | None = None) -> None:
+        self.draining = draining
+
+    def get(self) -> None:
+        if self.draining is not None and self.draining.is_set():
+            self.set_status(503)
+            self.finish("draining\n")
+            return
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.finish("ok\n")
+
+
+class _MetricsHandler(tornado.web.RequestHandler):
+    def initialize(self, *, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def get(self) -> None:
+        self.set_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+        self.finish(self.metrics.render())
+
+
+def _log_failures(handler: tornado.web.RequestHandler) -> None:
+    status = handler.get_status()
+    if status >= 400:
+        request = handler.request
+        log.info("%s %s answered %d", request.method, request.path, status)
+
+
+def make_app(
+    service: AdmissionService,
+    metrics: Metrics,
+    *,
+    pool: ThreadPoolExecutor,
+    draining: asyncio.Event | None = None,
+) -> tornado.web.Application:
+    """The tornado application serving the five routes."""
+    admission = {"service": service, "metrics": metrics, "pool": pool}
+    return tornado.web.Application(
+        [
+            (r"/mutate", _AdmissionHandler, {**admission, "endpoint": "mutate"}),
+            (r"/validate", _AdmissionHandler, {**admission, "endpoint": "validate"}),
+            (r"/healthz", _HealthHandler),
+            (r"/readyz", _HealthHandler, {"draining": draining}),
+            (r"/metrics", _MetricsHandler, {"metrics": metrics}),
+        ],
+        log_function=_log_failures,
+        compress_response=False,
+    )
+
+
+def tls_context(cert_file: str | Path, key_file: str | Path) -> ssl.SSLContext:
+    """A server TLS context (TLS 1.2+) with the certificate chain and key. Raises ``OSError`` or
+    ``ssl.SSLError`` when the files are missing or do not match."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(str(cert_file), str(key_file))
+    return context
+
+
+class WebhookServer:
+    """Owns one server's sockets, TLS context, thread pool and metrics: ``start``, then ``stop``."""
+
+    def __init__(
+        self,
+        service: AdmissionService,
+        *,
+        tls_cert: str | Path,
+        tls_key: str | Path,
+        port: int = 8443,
+        address: str = "",
+        metrics: Metrics | None = None,
+        reload_seconds: float = 60.0,
+    ) -> None:
+        self.service = service
+        self.metrics = metrics or Metrics()
+        self.draining = asyncio.Event()
+        self._cert, self._key = Path(tls_cert), Path(tls_key)
+        self._port, self._address = port, address
+        self._reload_seconds = reload_seconds
+        self._stamp = self._cert_stamp()
+        self._context = tls_context(self._cert, self._key)
+        self._pool: ThreadPoolExecutor | None = None
+        self._server: tornado.httpserver.HTTPServer | None = None
+        self._reloader: tornado.ioloop.PeriodicCallback | None = None
+
+    async def start(self) -> int:
+        """Listen and serve; returns the bound port (useful with ``port=0``)."""
+        self._pool = ThreadPoolExecutor(_VALIDATION_THREADS, thread_name_prefix="bf-validate")
+        app = make_app(self.service, self.metrics, pool=self._pool, draining=self.draining)
+        self._server = tornado.httpserver.HTTPServer(
+            app,
+            ssl_options=self._context,
+            max_body_size=MAX_BODY_BYTES,
+            idle_connection_timeout=120,
+        )
+        family = socket.AF_INET if self._address in ("", "0.0.0.0") else socket.AF_UNSPEC
+        sockets = tornado.netutil.bind_sockets(self._port, self._address or None, family=family)
+        self._server.add_sockets(sockets)
+        if self._reload_seconds > 0:
+            self._reloader = tornado.ioloop.PeriodicCallback(
+                self._reload_if_changed, self._reload_seconds * 1000
+            )
+            self._reloader.start()
+        return int(sockets[0].getsockname()[1])
+
+    async def stop(self, *, grace_seconds: float = 5.0) -> None:
+        """Stop accepting, let open requests finish for up to ``grace_seconds``, release everything.
+        Safe to call twice."""
+        if self._reloader is not None:
+            self._reloader.stop()
+            self._reloader = None
+        if self._server is not None:
+            server, self._server = self._server, None
+            server.stop()
+            try:
+                await asyncio.wait_for(server.close_all_connections(), grace_seconds)
+            except TimeoutError:
+                log.warning("connections still open after %.0f s; closing anyway", grace_seconds)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    def _cert_stamp(self) -> tuple[float, float]:
+        try:
+            return (self._cert.stat().st_mtime, self._key.stat().st_mtime)
+        except OSError:
+            return (0.0, 0.0)
+
+    def _reload_if_changed(self) -> None:
+        stamp = self._cert_stamp()
+        if stamp == self._stamp:
+            return
+        try:
+            # New handshakes use the new chain; connections already open keep theirs.
+            self._context.load_cert_chain(str(self._cert), str(self._key))
+        except (OSError, ssl.SSLError) as error:
+            log.warning("serving certificate changed but cannot be loaded yet (%s)", error)
+            return
+        self._stamp = stamp
+        log.info("serving certificate reloaded from %s", self._cert)

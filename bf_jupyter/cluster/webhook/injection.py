@@ -1,0 +1,157 @@
+"""The Bitfusion client as it lands in a pod: one init container, three volumes, the mounts and the
+``LD_LIBRARY_PATH`` of the containers that use a slice.
+
+The init container (the client image of the chosen build) copies the client directory into an
+emptyDir that workload containers mount read-only at the same path, and copies the token files from
+the token Secret into a second, writable emptyDir (the client rewrites ``servers.conf``; a Secret
+mount is read-only). That emptyDir is mounted at ``/etc/bitfusion`` and at the user's
+``~/.bitfusion``, where the client looks for ``client.yaml``. The device-plugin DaemonSet in
+``cluster/`` uses the same layout; a test holds the two together. Pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bf_jupyter.cluster.webhook.config import ClientBuild, WebhookConfig
+
+__all__ = [
+    "CLIENT_VOLUME",
+    "INIT_CONTAINER",
+    "LIBRARY_ENV",
+    "TOKEN_DIR",
+    "TOKEN_FILES",
+    "TOKEN_SECRET_VOLUME",
+    "TOKEN_VOLUME",
+    "USER_LIBRARY_ENV",
+    "init_container",
+    "mount_conflicts",
+    "prefixed_env",
+    "volumes",
+    "with_mounts",
+    "workload_mounts",
+]
+
+INIT_CONTAINER = "bf-jupyter-client-init"
+CLIENT_VOLUME = "bf-jupyter-client"
+TOKEN_VOLUME = "bf-jupyter-token"
+TOKEN_SECRET_VOLUME = "bf-jupyter-token-secret"
+TOKEN_DIR = "/etc/bitfusion"
+TOKEN_FILES = ("ca.crt", "client.yaml", "servers.conf")
+LIBRARY_ENV = "LD_LIBRARY_PATH"
+# Where a user's LD_LIBRARY_PATH given by valueFrom moves, so the new value can reference it.
+USER_LIBRARY_ENV = "BF_JUPYTER_USER_LD_LIBRARY_PATH"
+
+_STAGE_CLIENT = "/bf-jupyter/client"
+_STAGE_TOKEN = "/bf-jupyter/token"
+_SECRET_MOUNT = "/bf-jupyter/token-secret"
+# A constant script: every path reaches it as a positional argument ($1..$4), never spliced into the
+# text, so no value can change what runs. The pod's containers may run as any uid and the emptyDir is
+# private to the pod, hence world-readable token files and a world-writable servers.conf.
+_COPY_SCRIPT = (
+    'set -e; cp -R "$1"/. "$2"/; mkdir -p "$4"/tls; '
+    'cp -L "$3"/ca.crt "$4"/tls/ca.crt; cp -L "$3"/client.yaml "$3"/servers.conf "$4"/; '
+    'chmod 0644 "$4"/client.yaml "$4"/tls/ca.crt; chmod 0666 "$4"/servers.conf'
+)
+_SECRET_MODE = 0o444
+
+
+def init_container(build: ClientBuild, config: WebhookConfig) -> dict[str, Any]:
+    """The init container that stages the client and the token files for the pod."""
+    return {
+        "name": INIT_CONTAINER,
+        "image": build.image,
+        "imagePullPolicy": config.image_pull_policy,
+        "command": [
+            "/bin/sh",
+            "-c",
+            _COPY_SCRIPT,
+            INIT_CONTAINER,
+            build.client_dir,
+            _STAGE_CLIENT,
+            _SECRET_MOUNT,
+            _STAGE_TOKEN,
+        ],
+        "resources": {section: dict(v) for section, v in config.init_resources.items()},
+        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+        "volumeMounts": [
+            {"name": CLIENT_VOLUME, "mountPath": _STAGE_CLIENT},
+            {"name": TOKEN_VOLUME, "mountPath": _STAGE_TOKEN},
+            {"name": TOKEN_SECRET_VOLUME, "mountPath": _SECRET_MOUNT, "readOnly": True},
+        ],
+    }
+
+
+def volumes(config: WebhookConfig) -> list[dict[str, Any]]:
+    """The pod volumes: the client copy, the writable token copy (in memory), the token Secret."""
+    return [
+        {"name": CLIENT_VOLUME, "emptyDir": {}},
+        {"name": TOKEN_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
+        {
+            "name": TOKEN_SECRET_VOLUME,
+            "secret": {"secretName": config.token_secret, "defaultMode": _SECRET_MODE},
+        },
+    ]
+
+
+def workload_mounts(build: ClientBuild, config: WebhookConfig) -> list[dict[str, Any]]:
+    """The mounts a container that uses a slice gets."""
+    return [
+        {"name": CLIENT_VOLUME, "mountPath": build.client_dir, "readOnly": True},
+        {"name": TOKEN_VOLUME, "mountPath": TOKEN_DIR},
+        {"name": TOKEN_VOLUME, "mountPath": config.user_config_dir},
+    ]
+
+
+def mount_conflicts(container: Mapping[str, Any], wanted: list[dict[str, Any]]) -> list[str]:
+    """Paths the container already mounts from another volume where the client must go."""
+    existing = container.get("volumeMounts") or []
+    taken = {
+        m.get("mountPath"): m.get("name")
+        for m in existing
+        if isinstance(m, dict) and isinstance(m.get("mountPath"), str)
+    }
+    return [
+        f"{m['mountPath']} (volume {taken[m['mountPath']]})"
+        for m in wanted
+        if m["mountPath"] in taken and taken[m["mountPath"]] != m["name"]
+    ]
+
+
+def with_mounts(existing: list[Any], wanted: list[dict[str, Any]]) -> list[Any]:
+    """``existing`` plus each wanted mount it does not already have (same volume, same path)."""
+    have = {(m.get("name"), m.get("mountPath")) for m in existing if isinstance(m, dict)}
+    return existing + [m for m in wanted if (m["name"], m["mountPath"]) not in have]
+
+
+def prefixed_env(env: list[Any], library_path: str, fallback: str) -> list[Any]:
+    """``env`` with ``LD_LIBRARY_PATH`` starting with the client's libraries and keeping what the
+    container set: a value is kept after the client's path; a ``valueFrom`` moves to
+    ``BF_JUPYTER_USER_LD_LIBRARY_PATH`` and is referenced as ``$(...)``. With neither, ``fallback``
+    (the library path GPU images usually set, which admission cannot see) follows. Idempotent."""
+    env = list(env)
+    positions = [
+        i
+        for i, item in enumerate(env)
+        if isinstance(item, dict) and item.get("name") == LIBRARY_ENV
+    ]
+    if not positions:
+        value = f"{library_path}:{fallback}" if fallback else library_path
+        return [*env, {"name": LIBRARY_ENV, "value": value}]
+    index = positions[-1]  # Kubernetes uses the last definition of a name
+    current = env[index]
+    value = current.get("value")
+    if "valueFrom" in current:
+        moved = {k: v for k, v in current.items() if k != "value"} | {"name": USER_LIBRARY_ENV}
+        env[index : index + 1] = [
+            moved,
+            {"name": LIBRARY_ENV, "value": f"{library_path}:$({USER_LIBRARY_ENV})"},
+        ]
+        return env
+    text = value if isinstance(value, str) else ""
+    if text == library_path or text.startswith(library_path + ":"):
+        return env
+    env[index] = {**current, "value": f"{library_path}:{text}" if text else library_path}
+    return env

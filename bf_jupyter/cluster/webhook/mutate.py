@@ -1,0 +1,223 @@
+"""The mutating rule: a pod that asks for Bitfusion gets the client, its GPU containers run inside
+``bitfusion run``, and its slice keys become quota units.
+
+``mutate_pod`` is pure (pod + configuration → ``Verdict`` with a JSONPatch, or a denial listing every
+problem) and idempotent: it computes the pod it wants from the pod it sees and returns the difference,
+so a pod it already mutated yields an empty patch (``reinvocationPolicy: IfNeeded`` is safe).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from bf_jupyter.bitfusion.client import BitfusionClient
+from bf_jupyter.cluster.webhook import injection
+from bf_jupyter.cluster.webhook.config import ClientBuild, UnknownClient, WebhookConfig
+from bf_jupyter.cluster.webhook.patching import REMOVE, PatchBuilder
+from bf_jupyter.cluster.webhook.podspec import (
+    PodShapeError,
+    annotations_of,
+    container_name,
+    containers_of,
+    has_slice_keys,
+    resource_section,
+)
+from bf_jupyter.cluster.webhook.review import Verdict
+from bf_jupyter.contract import (
+    ANNOTATION_MANAGEMENT,
+    ANNOTATION_STATUS,
+    QUOTA_RESOURCE,
+    RESOURCE_AMOUNT,
+    SLICE_RESOURCE_KEYS,
+    STATUS_INJECTED,
+    ManagementMode,
+    slice_annotation_key,
+)
+from bf_jupyter.slice import GpuSlice, SliceError
+
+__all__ = ["mutate_pod"]
+
+_SLICE_HINT = (
+    f"add {RESOURCE_AMOUNT} (with bitfusion.io/gpu-percent or bitfusion.io/gpu-memory) "
+    "to the limits of the container that uses the GPU"
+)
+
+
+def mutate_pod(pod: Mapping[str, Any], config: WebhookConfig) -> Verdict:
+    """Mutate a pod being created. Pods whose ``auto-management/bitfusion`` is not all/injection
+    (or y/yes/true/on) are allowed unchanged; for the others, the patch or every problem found."""
+    annotations = annotations_of(pod)
+    mode = ManagementMode.from_annotations(annotations)
+    if mode is ManagementMode.NONE:
+        return Verdict.allow()
+    try:
+        return _mutate_managed(pod, annotations, mode, config)
+    except PodShapeError as error:
+        return Verdict.deny([f"pod is malformed: {error}"], code=400)
+
+
+def _mutate_managed(
+    pod: Mapping[str, Any], annotations: dict[str, str], mode: ManagementMode, config: WebhookConfig
+) -> Verdict:
+    problems: list[str] = []
+    build: ClientBuild | None = None
+    try:
+        build = config.client_for(annotations)
+    except UnknownClient as error:
+        problems.append(str(error))
+    problems += _init_container_slices(pod)
+
+    recorded: dict[str, str] = {}
+    # (index, container as received, the new value of each field that changes)
+    users: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
+    for index, container in enumerate(containers_of(pod)):
+        name = container_name(container, index)
+        try:
+            gpu_slice = GpuSlice.from_container(container, annotations)
+        except SliceError as error:
+            problems.append(f"container {name}: {error}")
+            continue
+        if gpu_slice is None:
+            if slice_annotation_key(name) in annotations:
+                users.append((index, container, {}))  # converted by an earlier invocation
+            continue
+        changes: dict[str, Any] = {}
+        problem = _convert(
+            container,
+            name,
+            gpu_slice=gpu_slice,
+            mode=mode,
+            build=build,
+            config=config,
+            changes=changes,
+        )
+        if problem:
+            problems.append(problem)
+            continue
+        recorded[slice_annotation_key(name)] = gpu_slice.to_text()
+        users.append((index, container, changes))
+
+    if not users and not problems:
+        problems.append(
+            f"pod asks for Bitfusion ({ANNOTATION_MANAGEMENT}: {annotations[ANNOTATION_MANAGEMENT]}) "
+            f"but no container asks for a GPU slice: {_SLICE_HINT}, or remove the annotation"
+        )
+    if build is not None:
+        for _, container, changes in users:
+            problems += _add_client(container, build, config, changes)
+    if problems or build is None:
+        return Verdict.deny(problems)
+
+    patch = PatchBuilder()
+    for index, container, changes in users:
+        for field, value in changes.items():
+            patch.set_member(f"/spec/containers/{index}", container, field, value)
+    _add_pod_parts(patch, pod, build, config, {ANNOTATION_STATUS: STATUS_INJECTED, **recorded})
+    return Verdict.allow(patch=patch.build())
+
+
+def _init_container_slices(pod: Mapping[str, Any]) -> list[str]:
+    return [
+        f"init container {container_name(c, i, 'initContainers')} asks for a GPU slice: only "
+        "containers in spec.containers can run inside `bitfusion run`; move its bitfusion.io keys there"
+        for i, c in enumerate(containers_of(pod, "initContainers"))
+        if has_slice_keys(c)
+    ]
+
+
+def _convert(
+    container: Mapping[str, Any],
+    name: str,
+    *,
+    gpu_slice: GpuSlice,
+    mode: ManagementMode,
+    build: ClientBuild | None,
+    config: WebhookConfig,
+    changes: dict[str, Any],
+) -> str | None:
+    """Wrap the command (mode all) and turn the slice keys into quota units, recording the new
+    field values in ``changes``; returns a problem or None."""
+    try:
+        units = gpu_slice.quota_units(config.per_gpu_memory_bytes)
+    except SliceError as error:
+        return f"container {name}: {error}"
+    if mode is ManagementMode.ALL:
+        command = _text_list(container, "command", name)
+        args = _text_list(container, "args", name)
+        if not command:
+            return (
+                f"container {name} has no command: set `command` (and `args`) in the pod spec so it "
+                "can run inside `bitfusion run`; the image's ENTRYPOINT cannot be wrapped"
+            )
+        if build is not None:
+            client = BitfusionClient((build.binary,), "path", simulated=False)
+            changes["command"] = client.run_argv(gpu_slice, [*command, *args])
+            changes["args"] = REMOVE
+    sections = {section: resource_section(container, section) for section in ("requests", "limits")}
+    converted = dict(container.get("resources") or {})
+    for section, values in sections.items():
+        kept = {k: v for k, v in values.items() if k not in SLICE_RESOURCE_KEYS}
+        converted[section] = kept | {QUOTA_RESOURCE: str(units)}
+    changes["resources"] = converted
+    return None
+
+
+def _text_list(container: Mapping[str, Any], field: str, name: str) -> list[str]:
+    value = container.get(field)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise PodShapeError(f"container {name} {field}", value, "a list of strings")
+    return value
+
+
+def _add_client(
+    container: Mapping[str, Any], build: ClientBuild, config: WebhookConfig, changes: dict[str, Any]
+) -> list[str]:
+    """Mount the client and the token into the container and prefix its library path."""
+    name = container.get("name")
+    mounts = injection.workload_mounts(build, config)
+    existing = container.get("volumeMounts") or []
+    env = container.get("env") or []
+    if not isinstance(existing, list):
+        raise PodShapeError(f"container {name} volumeMounts", existing, "a list")
+    if not isinstance(env, list):
+        raise PodShapeError(f"container {name} env", env, "a list")
+    conflicts = injection.mount_conflicts(container, mounts)
+    if conflicts:
+        return [
+            f"container {name} already mounts {', '.join(conflicts)} where the Bitfusion client "
+            "goes: remove those mounts, the webhook provides the client and the token there"
+        ]
+    changes["volumeMounts"] = injection.with_mounts(existing, mounts)
+    changes["env"] = injection.prefixed_env(env, build.library_path, config.fallback_library_path)
+    return []
+
+
+def _add_pod_parts(
+    patch: PatchBuilder,
+    pod: Mapping[str, Any],
+    build: ClientBuild,
+    config: WebhookConfig,
+    annotations: dict[str, str],
+) -> None:
+    """The init container, the volumes and the annotations, each replacing an earlier copy of itself."""
+    spec = pod["spec"]
+    for field, items in (
+        ("initContainers", [injection.init_container(build, config)]),
+        ("volumes", injection.volumes(config)),
+    ):
+        if spec.get(field) is not None and not isinstance(spec[field], list):
+            raise PodShapeError(f"spec.{field}", spec[field], "a list")
+        patch.set_named_items("/spec", spec, field, items)
+    metadata = pod.get("metadata")
+    if not isinstance(metadata, dict):
+        patch.set_member("", pod, "metadata", {"annotations": annotations})
+        return
+    current = metadata.get("annotations")
+    if not isinstance(current, dict):
+        patch.set_member("/metadata", metadata, "annotations", annotations)
+        return
+    for key, value in annotations.items():
+        patch.set_member("/metadata/annotations", current, key, value)
