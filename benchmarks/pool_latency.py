@@ -79,9 +79,8 @@ def emulated_cluster(nodes: int, pods: int) -> Iterator[Path]:
     """The emulated API server with ``nodes`` GPU nodes (4 GPUs each) and ``pods`` pods holding
     half a GPU each; yields its kubeconfig."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from tests.emulator.cluster import EmulatedCluster, NodeSpec
-
     from bf_jupyter.kubeapi import KubeApi
+    from tests.emulator.cluster import EmulatedCluster, NodeSpec
 
     capacity = {"cpu": "8", "memory": "32Gi", "pods": "110", "bitfusion.io/gpu": "400"}
     specs = [NodeSpec(f"gpu-{i}", dict(capacity)) for i in range(nodes)]

@@ -127,7 +127,8 @@ async def test_encrypted_channels_between_server_and_pod(
     manager = kernel_managers(kernelspecs(namespace), transport_encryption="required")
     await manager.start_kernel(env={"BF_SLICE": "1x25%"})
     pod = cluster.api.get("Pod", pod_of(manager), namespace)
-    assert str(manager.curve_secretkey.decode()) not in str(pod)  # the keypair is in the Secret
+    assert manager.curve_secretkey is not None
+    assert manager.curve_secretkey.decode() not in str(pod)  # the keypair is in the Secret
 
     # then the kernel answers over encrypted channels only
     assert (await _run(manager, "print(6 * 7)")).strip() == "42"
