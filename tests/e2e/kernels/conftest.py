@@ -91,6 +91,7 @@ def pod_of(manager: AsyncKernelManager) -> str:
     return str(getattr(manager.provisioner, "pod_name", None))
 
 
-def lease_slices(stack: Any) -> list[str]:
-    """The slices the emulated pool holds ([] on a real cluster, where leases are not visible)."""
-    return [] if stack is None else [lease.slice_text for lease in stack.leases()]
+def lease_slices(stack: Any, namespace: str) -> list[str]:
+    """The slices the namespace's emulated pool holds ([] on a real cluster, where leases are not
+    visible)."""
+    return [] if stack is None else [lease.slice_text for lease in stack.leases(namespace)]

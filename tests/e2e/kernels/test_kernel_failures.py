@@ -45,7 +45,7 @@ async def _assert_nothing_left(
 ) -> None:
     assert not manager.has_kernel
     assert kernel_objects(cluster, namespace) == []
-    assert lease_slices(stack) == []
+    assert lease_slices(stack, namespace) == []
 
 
 async def test_missing_image_fails_with_the_pull_error(

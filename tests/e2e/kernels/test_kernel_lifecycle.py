@@ -58,12 +58,12 @@ async def test_ten_concurrent_launches_against_a_200_unit_quota_start_exactly_fo
         assert len(started) == 4, results
         assert len(refused) == 6, results
         assert all("quota" in message.lower() for message in refused), refused
-        assert sorted(lease_slices(bitfusion_stack)) == (
+        assert sorted(lease_slices(bitfusion_stack, namespace)) == (
             ["1x50%"] * 4 if bitfusion_stack is not None else []
         )
         await asyncio.gather(*(m.shutdown_kernel() for m in started))
         assert kernel_objects(cluster, namespace) == []
-        assert lease_slices(bitfusion_stack) == []
+        assert lease_slices(bitfusion_stack, namespace) == []
     finally:
         cluster.delete_namespace(namespace)
 
@@ -93,7 +93,7 @@ async def test_a_restarted_server_reattaches_to_its_kernel(
     assert getattr(second.provisioner, "gpu_slice", None) is not None
     await second.shutdown_kernel()
     assert kernel_objects(cluster, namespace) == []
-    assert lease_slices(bitfusion_stack) == []
+    assert lease_slices(bitfusion_stack, namespace) == []
 
 
 async def test_first_launch_of_a_new_server_reaps_the_kernels_it_does_not_know(
@@ -122,7 +122,7 @@ async def test_first_launch_of_a_new_server_reaps_the_kernels_it_does_not_know(
         f"secret/{pod_of(fresh)}",
     ]
     await fresh.shutdown_kernel()
-    assert lease_slices(bitfusion_stack) == []
+    assert lease_slices(bitfusion_stack, namespace) == []
 
 
 async def test_kernel_pods_go_with_the_server_pod_that_owns_them(
@@ -161,4 +161,4 @@ async def test_kernel_pods_go_with_the_server_pod_that_owns_them(
     await manager.provisioner.wait()  # the provisioner saw its pod go
 
     assert kernel_objects(cluster, namespace) == []
-    assert lease_slices(bitfusion_stack) == []
+    assert lease_slices(bitfusion_stack, namespace) == []

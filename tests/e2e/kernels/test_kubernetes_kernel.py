@@ -55,7 +55,9 @@ async def test_kernel_in_a_pod_round_trip_leaves_nothing_behind(
     slice_text, lease_id, seen_kernel_id = (await _run(manager, PROVE_SLICE)).split()
     assert slice_text == "1x50%"
     assert seen_kernel_id == kernel_id
-    assert lease_slices(bitfusion_stack) == (["1x50%"] if bitfusion_stack is not None else [])
+    assert lease_slices(bitfusion_stack, namespace) == (
+        ["1x50%"] if bitfusion_stack is not None else []
+    )
     assert (
         await _run(manager, "import os; print('BF_KERNEL_KEY' in os.environ)")
     ).strip() == "False"
@@ -78,7 +80,7 @@ async def test_kernel_in_a_pod_round_trip_leaves_nothing_behind(
     _, new_lease, _ = (await _run(manager, PROVE_SLICE)).split()
     if bitfusion_stack is not None:
         assert new_lease != lease_id
-        assert lease_slices(bitfusion_stack) == ["1x50%"]
+        assert lease_slices(bitfusion_stack, namespace) == ["1x50%"]
     assert kernel_objects(cluster, namespace) == [
         f"pod/{pod_of(manager)}",
         f"secret/{pod_of(manager)}",
@@ -87,7 +89,7 @@ async def test_kernel_in_a_pod_round_trip_leaves_nothing_behind(
     # when shut down, then no pod, Secret or lease remains
     await manager.shutdown_kernel()
     assert kernel_objects(cluster, namespace) == []
-    assert lease_slices(bitfusion_stack) == []
+    assert lease_slices(bitfusion_stack, namespace) == []
     assert not manager.has_kernel
 
 
@@ -134,4 +136,4 @@ async def test_encrypted_channels_between_server_and_pod(
     assert (await _run(manager, "print(6 * 7)")).strip() == "42"
     await manager.shutdown_kernel()
     assert kernel_objects(cluster, namespace) == []
-    assert lease_slices(bitfusion_stack) == []
+    assert lease_slices(bitfusion_stack, namespace) == []
