@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -29,11 +30,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for tests.e2e
 
 from jupyter_client.manager import AsyncKernelManager
-from tests.e2e.stack import BitfusionStack
 
 from bf_jupyter.kernels.kernelspecs import KernelspecRequest, install_kernelspec, render_kernel_json
 from bf_jupyter.kernels.launch_slice import KernelLaunchError
 from bf_jupyter.kernels.progress import PROGRESS
+from tests.e2e.stack import BitfusionStack
 
 PULL_FAILURE_REASONS = {"ErrImagePull", "ImagePullBackOff"}
 
@@ -179,6 +180,7 @@ async def main(runs: int, pull_failures: int) -> None:
         )
     finally:
         stack.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -151,6 +151,9 @@ def _run_kernel(connection_file: Path, *, load_extension: bool) -> int:
         config.InteractiveShellApp.extensions = [EXTENSION]
     app: Any = IPKernelApp.instance(config=config)
     app.initialize([])
+    # The kernel has read (and rewritten) its connection file and bound its sockets: the file,
+    # which holds the key, is not needed any more, and a SIGKILL must not leave it behind.
+    shutil.rmtree(connection_file.parent, ignore_errors=True)
     stopping: list[int] = []
 
     def on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -168,10 +171,9 @@ def _run_kernel(connection_file: Path, *, load_extension: bool) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_sigterm)
-    content = json.loads(connection_file.read_text())
     print(
-        f"bf-jupyter launcher: kernel listening on {content['ip']} "
-        f"(shell {content['shell_port']}, pid {os.getpid()})",
+        f"bf-jupyter launcher: kernel listening on {app.ip} "
+        f"(shell {app.shell_port}, pid {os.getpid()})",
         file=sys.__stderr__,
         flush=True,
     )

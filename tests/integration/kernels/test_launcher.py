@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,8 +24,21 @@ PORTS = {"shell": 53100, "iopub": 53101, "stdin": 53102, "control": 53103, "hb":
 
 
 @pytest.fixture
-async def launched() -> AsyncIterator[tuple[subprocess.Popen[bytes], Any]]:
-    env = {**os.environ, "BF_KERNEL_KEY": "launcher-test-key", "BF_KERNEL_IP": ADDRESS}
+def launcher_tmp(tmp_path: Path) -> Path:
+    """The launcher's TMPDIR."""
+    directory = tmp_path / "launcher-tmp"
+    directory.mkdir()
+    return directory
+
+
+@pytest.fixture
+async def launched(launcher_tmp: Path) -> AsyncIterator[tuple[subprocess.Popen[bytes], Any]]:
+    env = {
+        **os.environ,
+        "BF_KERNEL_KEY": "launcher-test-key",
+        "BF_KERNEL_IP": ADDRESS,
+        "TMPDIR": str(launcher_tmp),
+    }
     process = subprocess.Popen(
         [sys.executable, "-m", "bf_jupyter.kernels.launcher", "--ports", format_ports(PORTS)],
         env=env,
@@ -80,3 +94,11 @@ async def test_sigterm_stops_a_busy_kernel_cleanly(
     finally:
         client.stop_channels()
     assert code == 0
+
+
+async def test_connection_file_is_gone_once_the_kernel_listens(
+    launched: tuple[subprocess.Popen[bytes], Any], launcher_tmp: Path
+) -> None:
+    # the launcher's private directory held the key only until the kernel had bound its sockets,
+    # so even a SIGKILL now leaves nothing behind
+    assert list(launcher_tmp.iterdir()) == []
