@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "webhook": "bf_jupyter.cluster.webhook.command",
     "certs": "bf_jupyter.cluster.certs",
     "device-plugin": "bf_jupyter.cluster.deviceplugin.command",
+    "kernelspec": "bf_jupyter.kernels.kernelspec_cli",
     "lab": "bf_jupyter.server.lab_command",
     "pool": "bf_jupyter.bitfusion.pool_command",
 }
