@@ -9,7 +9,12 @@ STAMPS := .make-stamps
 EXTRAS := dev,cluster,hub,tensorflow
 PYTEST_ARGS ?=
 
-.PHONY: help install demo test lint format pytest protos clean
+# jlpm (yarn, from jupyter-builder in the venv) runs the sidebar's npm scripts in labextension/.
+JLPM := PATH="$(abspath $(BIN)):$$PATH" $(abspath $(BIN))/jlpm
+LABEXT_SOURCES := $(wildcard labextension/src/*.ts labextension/src/*.tsx labextension/style/*.* \
+  labextension/style/icons/*.svg labextension/schema/*.json) labextension/package.json labextension/yarn.lock
+
+.PHONY: help install demo test lint format pytest jstest protos clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -18,8 +23,16 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMPS)/python: pyproject.toml | $(BIN)/python
+# The build hook (pyproject.toml) runs `jlpm install` + `jlpm build:prod` in labextension/ when the
+# prebuilt sidebar is missing, so this also works from a clone without node_modules.
+$(STAMPS)/python: pyproject.toml $(LABEXT_SOURCES) | $(BIN)/python
+	rm -rf bf_jupyter/labextension
 	$(BIN)/python -m pip install --quiet --editable ".[$(EXTRAS)]"
+	@mkdir -p $(STAMPS) && touch $@
+
+# The sidebar's dev tools (jest, eslint, prettier), pinned by labextension/yarn.lock.
+$(STAMPS)/node: labextension/package.json labextension/yarn.lock | $(STAMPS)/python
+	cd labextension && $(JLPM) install
 	@mkdir -p $(STAMPS) && touch $@
 
 # Debian's chromium drives the browser tests (Playwright never downloads a browser here).
@@ -35,20 +48,25 @@ install: $(STAMPS)/python  ## Create .venv and install the project with every ex
 demo: install  ## Start JupyterLab with the extension on the embedded pool (bitfusion-sim)
 	$(BIN)/bf-jupyter lab --backend local
 
-lint: install  ## ruff format --check, ruff check, mypy, import-linter
+lint: install $(STAMPS)/node  ## ruff format --check, ruff check, mypy, import-linter, prettier, eslint
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	cd labextension && $(JLPM) lint:check
 
-format: install  ## Rewrite sources with ruff format and ruff's fixes
+format: install $(STAMPS)/node  ## Rewrite sources with ruff format, ruff's fixes and prettier
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+	cd labextension && $(JLPM) prettier
 
 pytest: install $(STAMPS)/chromium  ## Run the Python test suites only
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test: lint pytest  ## Install every test dependency, then run all checks
+jstest: $(STAMPS)/node  ## Run the sidebar's jest tests
+	cd labextension && $(JLPM) test
+
+test: lint jstest pytest  ## Install every test dependency, then run all checks
 
 # The device plugin's gRPC modules are committed; regenerate them after editing api.proto.
 DEVICEPLUGIN_PROTO := bf_jupyter/cluster/deviceplugin/api.proto
@@ -57,3 +75,4 @@ protos: install  ## Regenerate the device plugin's gRPC modules from api.proto
 
 clean:  ## Remove the virtual environment and build outputs
 	rm -rf $(VENV) $(STAMPS) build dist .mypy_cache .ruff_cache .pytest_cache
+	rm -rf labextension/node_modules labextension/lib labextension/tsconfig.tsbuildinfo bf_jupyter/labextension

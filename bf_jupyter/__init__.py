@@ -16,3 +16,10 @@ def load_ipython_extension(ipython: Any) -> None:
     from bf_jupyter.notebook.magic import load_ipython_extension as load
 
     load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext bf_jupyter``: remove the ``%bitfusion`` magics."""
+    from bf_jupyter.notebook.magic import unload_ipython_extension as unload
+
+    unload(ipython)

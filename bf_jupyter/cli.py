@@ -2,6 +2,8 @@
 
 Each subcommand module exposes ``HELP`` (one line), ``add_arguments(parser)`` and
 ``run(args) -> int`` and keeps its heavy imports inside ``run``, so ``bf-jupyter --help`` stays fast.
+A subcommand that wraps another program (``lab``) sets ``parser.set_defaults(passthrough=True)``:
+the options it does not know arrive in ``args.passthrough_args`` instead of being an error.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ COMMANDS: dict[str, str] = {
     "webhook": "bf_jupyter.cluster.webhook.command",
     "certs": "bf_jupyter.cluster.certs",
     "device-plugin": "bf_jupyter.cluster.deviceplugin.command",
+    "kernelspec": "bf_jupyter.kernels.kernelspec_cli",
+    "lab": "bf_jupyter.server.lab_command",
     "pool": "bf_jupyter.bitfusion.pool_command",
 }
 
@@ -49,7 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args, "passthrough", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args.passthrough_args = unknown
     if args.command is None:
         parser.print_help()
         return 2

@@ -16,9 +16,12 @@ __all__ = [
     "ANNOTATION_FILTER",
     "ANNOTATION_MANAGEMENT",
     "ANNOTATION_STATUS",
+    "COMPONENT_WORKLOAD",
+    "ENV_SLICE",
     "LABEL_COMPONENT",
     "LABEL_KERNEL_ID",
     "LABEL_NAME",
+    "LABEL_SERVER",
     "LABEL_USER",
     "QUOTA_RESOURCE",
     "RESOURCE_AMOUNT",
@@ -57,11 +60,19 @@ ANNOTATION_CLIENT_VERSION = "bitfusion-client/version"
 ANNOTATION_FILTER = "bitfusion-client/filter"
 _SLICE_ANNOTATION_PREFIX = "slice.bitfusion.io/"
 
-# Kernel pods: app.kubernetes.io/name=bf-jupyter, app.kubernetes.io/component=kernel, plus these two.
+# Kernel pods: app.kubernetes.io/name=bf-jupyter, app.kubernetes.io/component=kernel, plus these.
 LABEL_NAME = "app.kubernetes.io/name"
 LABEL_COMPONENT = "app.kubernetes.io/component"
 LABEL_KERNEL_ID = "bf-jupyter/kernel-id"
 LABEL_USER = "bf-jupyter/user"
+# Work submitted with ``%bitfusion submit`` carries app.kubernetes.io/component=workload.
+COMPONENT_WORKLOAD = "workload"
+
+# The slice a kernel or submitted workload runs on, in text form (``1x50%``), for code inside it.
+ENV_SLICE = "BF_SLICE"
+
+# Which notebook server launched a kernel pod: its reaper deletes only its own orphans.
+LABEL_SERVER = "bf-jupyter/server"
 
 
 class ManagementMode(enum.Enum):

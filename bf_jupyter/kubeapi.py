@@ -11,14 +11,19 @@ reviews and tests use, so no caller handles the client's generated model classes
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-__all__ = ["KubeApi", "KubeApiError", "KubeUnavailable", "WatchEvent"]
+from bf_jupyter.kubestreams import LineStream
+
+__all__ = ["KubeApi", "KubeApiError", "KubeUnavailable", "WatchEvent", "watch_event_from_line"]
 
 Obj = dict[str, Any]
+_SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 
 # kind → (client API class, resource name in its method names)
@@ -90,7 +95,9 @@ class KubeApi:
                 config.load_incluster_config(client_configuration=configuration)
             else:
                 config.load_kube_config(
-                    config_file=kubeconfig, context=context, client_configuration=configuration
+                    config_file=_kubeconfig_file(kubeconfig),
+                    context=context,
+                    client_configuration=configuration,
                 )
             if retries is not None:
                 configuration.retries = retries
@@ -103,6 +110,31 @@ class KubeApi:
 
     def close(self) -> None:
         self._client.close()
+
+    @staticmethod
+    def default_namespace(*, kubeconfig: str | None = None, context: str | None = None) -> str:
+        """The namespace to work in when none is given: the pod's own (in a cluster), else the
+        kubeconfig context's, else ``default``. Never raises."""
+        from kubernetes import config
+
+        if kubeconfig is None and context is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
+            try:
+                namespace = Path(_SERVICE_ACCOUNT_NAMESPACE).read_text(encoding="utf-8").strip()
+                if namespace:
+                    return namespace
+            except OSError:
+                pass
+        try:
+            _, active = config.list_kube_config_contexts(config_file=_kubeconfig_file(kubeconfig))
+            if context is not None:
+                contexts, _ = config.list_kube_config_contexts(
+                    config_file=_kubeconfig_file(kubeconfig)
+                )
+                active = next((c for c in contexts if c.get("name") == context), active)
+            namespace = str(((active or {}).get("context") or {}).get("namespace") or "")
+        except (config.ConfigException, OSError, TypeError, ValueError):
+            namespace = ""
+        return namespace or "default"
 
     # ----- generic verbs over the core/v1 and batch/v1 resources we use ---------------------------
 
@@ -141,8 +173,10 @@ class KubeApi:
         namespace: str | None = None,
         *,
         grace_period_seconds: int | None = None,
+        propagation_policy: str | None = None,
     ) -> bool:
-        """Delete; returns False when the object was already gone."""
+        """Delete; returns False when the object was already gone. ``propagation_policy``
+        (``Background``, ``Foreground``, ``Orphan``) says what happens to what it owns (a Job's pods)."""
         try:
             self._call(
                 kind,
@@ -150,6 +184,7 @@ class KubeApi:
                 name=name,
                 namespace=namespace,
                 grace_period_seconds=grace_period_seconds,
+                propagation_policy=propagation_policy,
             )
         except KubeApiError as error:
             if error.not_found:
@@ -213,6 +248,57 @@ class KubeApi:
         except Exception as error:
             raise self._translate(error) from None
 
+    # ----- streams that another thread can end at once (watches and followed logs) ----------------
+
+    def open_watch(
+        self,
+        kind: str,
+        namespace: str | None = None,
+        *,
+        label_selector: str = "",
+        field_selector: str = "",
+        resource_version: str | None = None,
+        timeout_seconds: int | None = None,
+    ) -> LineStream:
+        """Start a watch and return its raw lines (one JSON event each, see
+        ``watch_event_from_line``). The server ends it after ``timeout_seconds``."""
+        method = self._method(kind, "list", namespace)
+        args = [namespace] if namespace is not None else []
+        kwargs = self._kwargs(
+            label_selector=label_selector,
+            field_selector=field_selector,
+            resource_version=resource_version,
+            timeout_seconds=timeout_seconds,
+            allow_watch_bookmarks=True,
+        )
+        try:
+            response = method(*args, watch=True, _preload_content=False, **kwargs)
+        except Exception as error:
+            raise self._translate(error) from None
+        return LineStream(response, self._translate)
+
+    def open_pod_log(
+        self,
+        name: str,
+        namespace: str,
+        *,
+        container: str | None = None,
+        follow: bool = True,
+        tail_lines: int | None = None,
+    ) -> LineStream:
+        """A pod container's log as lines (followed as they come when ``follow``)."""
+        from kubernetes import client
+
+        api = client.CoreV1Api(self._client)
+        kwargs = self._kwargs(container=container, follow=follow, tail_lines=tail_lines)
+        try:
+            response = api.read_namespaced_pod_log(
+                name, namespace, _preload_content=False, **kwargs
+            )
+        except Exception as error:
+            raise self._translate(error) from None
+        return LineStream(response, self._translate)
+
     # ----- plumbing ------------------------------------------------------------------------------
 
     def _method(self, kind: str, verb: str, namespace: str | None) -> Any:
@@ -269,3 +355,26 @@ class KubeApi:
         if isinstance(error, HTTPError | OSError):
             return KubeUnavailable(f"Kubernetes API unreachable: {error}")
         return error
+
+
+def _kubeconfig_file(explicit: str | None) -> str | None:
+    """``$KUBECONFIG`` as it is now: the client reads it once, at import, so a kernel that sets
+    it later (``%env KUBECONFIG=...``) would otherwise still get the old one."""
+    return explicit or os.environ.get("KUBECONFIG") or None
+
+
+def watch_event_from_line(line: str) -> WatchEvent | None:
+    """One line of a raw watch as an event (None for a blank line). An ``ERROR`` event (the API's
+    ``Status``, e.g. 410 Gone when the resourceVersion is too old) raises ``KubeApiError``."""
+    if not line.strip():
+        return None
+    data = json.loads(line)
+    event = WatchEvent(str(data.get("type", "")), dict(data.get("object") or {}))
+    if event.type == "ERROR":
+        status = event.object
+        raise KubeApiError(
+            str(status.get("message") or "watch failed"),
+            status=int(status.get("code") or 500),
+            reason=str(status.get("reason") or ""),
+        )
+    return event

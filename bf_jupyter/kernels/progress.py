@@ -66,6 +66,18 @@ class ProgressBus:
             queue.put_nowait(event)
         return event
 
+    def begin(self, kernel_id: str) -> None:
+        """A new start of the kernel (a restart): drop the events of the previous start, up to and
+        including its final one, so that followers of this start do not stop at the old final."""
+        events = self._history.get(kernel_id)
+        if not events:
+            return
+        finals = [i for i, event in enumerate(events) if event.final]
+        if finals:
+            kept = list(events)[finals[-1] + 1 :]
+            self._history[kernel_id] = deque(kept, maxlen=_HISTORY)
+            self._finished_at.pop(kernel_id, None)
+
     def history(self, kernel_id: str) -> list[ProgressEvent]:
         return list(self._history.get(kernel_id, ()))
 

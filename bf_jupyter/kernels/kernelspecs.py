@@ -1,0 +1,148 @@
+"""The two Bitfusion kernelspecs, and installing one with a chosen slice, image and namespace.
+
+The templates live in the repository's ``kernelspecs/`` (kernel.json + logos); a wheel carries them
+as data in ``share/bf-jupyter/kernelspecs`` and installs the local one into ``share/jupyter/kernels`` so that
+``pip install bf-jupyter`` alone makes "Python 3 (Bitfusion GPU, local)" appear. Installing goes
+through jupyter_client's ``KernelSpecManager``, so ``--user`` honours ``JUPYTER_DATA_DIR`` exactly
+like ``jupyter kernelspec install``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+import sysconfig
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from bf_jupyter.slice import GpuSlice, SliceError
+
+__all__ = [
+    "BACKENDS",
+    "KernelspecError",
+    "KernelspecRequest",
+    "install_kernelspec",
+    "kernelspec_source",
+    "render_kernel_json",
+]
+
+Backend = Literal["kubernetes", "local"]
+BACKENDS: tuple[Backend, ...] = ("kubernetes", "local")
+_TEMPLATE_DIR = {"kubernetes": "bitfusion-kubernetes", "local": "bitfusion-local"}
+# jupyter_client accepts these kernel names (its own rule, repeated so the error is ours and clear)
+_NAME = re.compile(r"^[a-z0-9._-]+$", re.IGNORECASE)
+# Kubernetes names: a DNS-1123 label for the namespace
+_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+class KernelspecError(ValueError):
+    """A kernelspec request was refused; the message names the option, the value and what works."""
+
+
+@dataclass(frozen=True)
+class KernelspecRequest:
+    """What ``bf-jupyter kernelspec install`` was asked for (None = keep the template's value)."""
+
+    backend: Backend = "local"
+    name: str | None = None
+    display_name: str | None = None
+    slice_text: str | None = None
+    image: str | None = None
+    namespace: str | None = None
+
+    @property
+    def kernel_name(self) -> str:
+        return self.name or _TEMPLATE_DIR[self.backend]
+
+
+def kernelspec_source(backend: Backend) -> Path:
+    """The template directory of a backend: the source tree's (a checkout), else the copy the
+    wheel installed under ``<data>/share/bf-jupyter/kernelspecs``."""
+    candidates = [
+        Path(__file__).resolve().parents[2] / "kernelspecs",
+        Path(sysconfig.get_paths()["data"]) / "share" / "bf-jupyter" / "kernelspecs",
+        Path(sys.prefix) / "share" / "bf-jupyter" / "kernelspecs",
+    ]
+    for candidate in candidates:
+        if (candidate / _TEMPLATE_DIR[backend] / "kernel.json").is_file():
+            return candidate / _TEMPLATE_DIR[backend]
+    looked = ", ".join(str(c) for c in candidates)
+    raise KernelspecError(
+        f"the {backend} kernelspec template is missing (looked in {looked}): reinstall bf-jupyter"
+    )
+
+
+def render_kernel_json(request: KernelspecRequest) -> dict[str, Any]:
+    """The template's kernel.json with the request applied. Raises ``KernelspecError``."""
+    _check(request)
+    spec: dict[str, Any] = json.loads(
+        (kernelspec_source(request.backend) / "kernel.json").read_text()
+    )
+    if request.display_name:
+        spec["display_name"] = request.display_name
+    config = spec["metadata"]["kernel_provisioner"]["config"]
+    if request.slice_text is not None:
+        config["default_slice"] = GpuSlice.parse(request.slice_text).to_text()
+    if request.image:
+        config["image"] = request.image
+    if request.namespace:
+        config["namespace"] = request.namespace
+    return spec
+
+
+def install_kernelspec(
+    request: KernelspecRequest, *, user: bool = False, prefix: str | None = None
+) -> Path:
+    """Install (or replace) the kernelspec; return the directory it now lives in.
+
+    ``user`` installs into the Jupyter data dir (``$JUPYTER_DATA_DIR`` if set), ``prefix`` into
+    ``PREFIX/share/jupyter/kernels``, neither into the system-wide Jupyter path.
+    Raises ``KernelspecError`` for a bad request and ``OSError`` when the target is not writable.
+    """
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    spec = render_kernel_json(request)
+    with tempfile.TemporaryDirectory(prefix="bf-kernelspec-") as staging:
+        staged = Path(staging) / request.kernel_name
+        shutil.copytree(kernelspec_source(request.backend), staged)
+        (staged / "kernel.json").write_text(json.dumps(spec, indent=2) + "\n")
+        target = KernelSpecManager().install_kernel_spec(
+            str(staged), kernel_name=request.kernel_name, user=user, prefix=prefix
+        )
+    return Path(target)
+
+
+def _check(request: KernelspecRequest) -> None:
+    if request.backend not in BACKENDS:
+        raise KernelspecError(
+            f"--backend {request.backend} is not a backend: use {' or '.join(BACKENDS)}"
+        )
+    if request.name is not None and not _NAME.match(request.name):
+        raise KernelspecError(
+            f"--name {request.name!r} is not a kernel name: use letters, digits, '.', '_' and '-'"
+        )
+    if request.display_name is not None and not request.display_name.strip():
+        raise KernelspecError("--display-name is empty: give the name people pick the kernel by")
+    if request.slice_text is not None:
+        try:
+            GpuSlice.parse(request.slice_text)
+        except SliceError as error:
+            raise KernelspecError(f"--slice: {error}") from None
+    if request.backend == "local" and (request.image or request.namespace):
+        option = "--image" if request.image else "--namespace"
+        raise KernelspecError(f"{option} applies to --backend kubernetes only")
+    if request.namespace is not None and not _NAMESPACE.match(request.namespace):
+        raise KernelspecError(
+            f"--namespace {request.namespace!r} is not a namespace name: use lower-case letters, "
+            "digits and '-', at most 63 characters"
+        )
+    if request.image is not None and (
+        not request.image.strip() or any(c.isspace() for c in request.image)
+    ):
+        raise KernelspecError(
+            f"--image {request.image!r} is not an image reference: e.g. registry/kernel:1.0"
+        )

@@ -1,0 +1,367 @@
+"""``bitfusion-kubernetes``: each kernel runs in its own pod on the launch's GPU slice.
+
+The Kubernetes leaf of ``RemoteKernelProvisioner``: pod settings as traits (per kernelspec in its
+provisioner ``config``, or server-wide as ``c.BitfusionKubernetesProvisioner.<trait>``), and the
+hooks answered with the API: a Secret holding the key, then the pod (the webhook wraps its command in
+``bitfusion run``), then the Secret made owned by the pod; progress and failures from watches on the
+pod, its Events and its log; deletion waits until the pod is gone, so the slice is released when
+shutdown returns.
+
+Per-launch slice: ``start_kernel(env={"BF_SLICE": "1x50%"})`` (see ``launch_slice``); the server
+extension reads ``provisioner.gpu_slice`` and ``provisioner.pod_name``, also in
+``get_provisioner_info()``. A restarted server reattaches with ``load_provisioner_info()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from collections.abc import AsyncGenerator, Mapping
+from pathlib import Path
+from typing import Any
+
+from traitlets import Bool, Dict, Int, List, Unicode, default
+from typing_extensions import override
+
+from bf_jupyter.kernels import pod_watch
+from bf_jupyter.kernels.kernel_reaper import KernelReaper, server_pod_owner
+from bf_jupyter.kernels.pod_builder import (
+    CONTAINER_NAME,
+    KernelPodBuilder,
+    KernelPodSettings,
+    PodLaunch,
+)
+from bf_jupyter.kernels.pod_startup import PodStartupWatch
+from bf_jupyter.kernels.pod_status import one_sentence, read_pod
+from bf_jupyter.kernels.remote import (
+    Address,
+    Progress,
+    RemoteKernelProvisioner,
+    RemoteStart,
+    RemoteStartFailure,
+)
+from bf_jupyter.kubeapi import KubeApi, KubeApiError, KubeUnavailable
+
+__all__ = ["BitfusionKubernetesProvisioner"]
+
+_SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+_APIS: dict[tuple[str, str], KubeApi] = {}  # one connection per kubeconfig/context per process
+
+
+def _in_pod() -> bool:
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+
+
+class BitfusionKubernetesProvisioner(RemoteKernelProvisioner):
+    """Kernels in pods, wrapped by the Bitfusion webhook, on the GPU slice chosen per launch."""
+
+    namespace = Unicode(
+        help="Namespace of kernel pods (default: the server's own namespace when it runs in a pod, "
+        "else 'default')."
+    ).tag(config=True)
+    image = Unicode(
+        "bf-jupyter/kernel:0.1.0", help="Kernel image (cluster/images/kernel.Dockerfile)."
+    ).tag(config=True)
+    image_pull_policy = Unicode("IfNotPresent", help="Always, IfNotPresent or Never.").tag(
+        config=True
+    )
+    image_pull_secrets = List(Unicode(), help="Names of Secrets to pull the image with.").tag(
+        config=True
+    )
+    service_account = Unicode(
+        "", help="Service account of kernel pods; empty: none, and no API token is mounted."
+    ).tag(config=True)
+    cpu_request = Unicode("500m", help="CPU request of the kernel container ('' for none).").tag(
+        config=True
+    )
+    cpu_limit = Unicode("", help="CPU limit of the kernel container ('' for none).").tag(
+        config=True
+    )
+    memory_request = Unicode("1Gi", help="Memory request ('' for none).").tag(config=True)
+    memory_limit = Unicode("", help="Memory limit ('' for none).").tag(config=True)
+    node_selector = Dict(Unicode(), help="nodeSelector of kernel pods.").tag(config=True)
+    tolerations = List(Dict(), help="Tolerations of kernel pods, as in a pod spec.").tag(
+        config=True
+    )
+    extra_labels = Dict(Unicode(), help="Labels added to kernel pods and Secrets.").tag(config=True)
+    extra_annotations = Dict(Unicode(), help="Annotations added to kernel pods.").tag(config=True)
+    termination_grace_seconds = Int(
+        10, help="Seconds a kernel pod gets to stop (the slice is released when it has)."
+    ).tag(config=True)
+    working_dir = Unicode("", help="Working directory of the kernel ('' for the image's).").tag(
+        config=True
+    )
+    kubeconfig = Unicode(
+        "",
+        help="kubeconfig file ('' for in-cluster credentials, else $KUBECONFIG or ~/.kube/config).",
+    ).tag(config=True)
+    kube_context = Unicode("", help="kubeconfig context ('' for the current one).").tag(config=True)
+    fail_on_unschedulable = Bool(
+        True,
+        help="Fail a launch as soon as the scheduler finds no node. Set False on clusters with a "
+        "node autoscaler, where a pending kernel may fit once a node is added.",
+    ).tag(config=True)
+    server_pod_name = Unicode(
+        help="The notebook server's own pod, made the owner of kernel pods so they go when it goes "
+        "(default: $POD_NAME, else $HOSTNAME, when the server runs in a pod; '' for none)."
+    ).tag(config=True)
+    server_id = Unicode(
+        help="Value of the bf-jupyter/server label on this server's kernel pods (default: its pod "
+        "name, else HOST-USER). Two servers must not share one: each reaps its own orphans."
+    ).tag(config=True)
+    reap_orphans = Bool(
+        help="At the first launch, delete this server's kernel pods whose kernels it no longer "
+        "knows (default: True when the server runs in a pod)."
+    ).tag(config=True)
+
+    @default("namespace")
+    def _default_namespace(self) -> str:
+        with contextlib.suppress(OSError):
+            return _SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or "default"
+        return "default"
+
+    @default("server_pod_name")
+    def _default_server_pod_name(self) -> str:
+        if not _in_pod():
+            return ""
+        return os.environ.get("POD_NAME") or os.environ.get("HOSTNAME") or ""
+
+    @default("server_id")
+    def _default_server_id(self) -> str:
+        return self.server_pod_name or f"{socket.gethostname()}-{self.kernel_user(None)}"
+
+    @default("reap_orphans")
+    def _default_reap_orphans(self) -> bool:
+        return _in_pod()
+
+    _pod_name: str | None = None
+    _pod_version: str | None = None
+    _api: KubeApi | None = None
+
+    # ----- connection and settings -----------------------------------------------------------------
+
+    async def kube(self) -> KubeApi:
+        """The API connection (made once per kubeconfig/context, off the event loop)."""
+        if self._api is None:
+            key = (self.kubeconfig, self.kube_context)
+            if key not in _APIS:
+                _APIS[key] = await asyncio.to_thread(
+                    KubeApi.connect,
+                    kubeconfig=self.kubeconfig or None,
+                    context=self.kube_context or None,
+                )
+            self._api = _APIS[key]
+        return self._api
+
+    def pod_settings(self) -> KernelPodSettings:
+        return KernelPodSettings(
+            namespace=self.namespace,
+            image=self.image,
+            image_pull_policy=self.image_pull_policy,
+            image_pull_secrets=tuple(self.image_pull_secrets),
+            service_account=self.service_account,
+            cpu_request=self.cpu_request,
+            cpu_limit=self.cpu_limit,
+            memory_request=self.memory_request,
+            memory_limit=self.memory_limit,
+            node_selector=dict(self.node_selector),
+            tolerations=tuple(self.tolerations),
+            extra_labels=dict(self.extra_labels),
+            extra_annotations=dict(self.extra_annotations),
+            termination_grace_seconds=self.termination_grace_seconds,
+            working_dir=self.working_dir,
+        )
+
+    @override
+    def termination_grace(self) -> int:
+        return int(self.termination_grace_seconds)
+
+    # ----- hooks ----------------------------------------------------------------------------------
+
+    @override
+    async def create_remote(self, start: RemoteStart) -> None:
+        try:
+            api = await self.kube()
+            await self._reap_once(api, start.kernel_id)
+            owner = await server_pod_owner(api, self.namespace, self.server_pod_name)
+        except (KubeUnavailable, KubeApiError) as error:
+            raise RemoteStartFailure(one_sentence(f"Kubernetes is not usable: {error}")) from None
+        builder = KernelPodBuilder(self.pod_settings())
+        launch = PodLaunch(
+            kernel_id=start.kernel_id,
+            generation=start.generation,
+            gpu_slice=start.gpu_slice,
+            user=start.user,
+            server_id=self.server_id,
+            command=start.command,
+            ports=start.ports,
+            signature_scheme=start.signature_scheme,
+            environment=start.environment,
+            owner=owner,
+            encrypted=start.curve_keys is not None,
+        )
+        self.pod_name = self._pod_name = launch.pod_name
+        KernelReaper.remember(start.kernel_id)
+        try:
+            secret = builder.secret(launch, start.key, start.curve_keys)
+            await asyncio.to_thread(self._create_objects, api, builder, launch, secret)
+        except RemoteStartFailure:
+            self.pod_name = self._pod_name = None
+            raise
+        self.publish("created", f"Pod {self.namespace}/{launch.pod_name} created")
+
+    def _create_objects(
+        self, api: KubeApi, builder: KernelPodBuilder, launch: PodLaunch, secret: dict[str, Any]
+    ) -> None:
+        """Secret first (so the container never waits for it), then the pod, then the pod becomes
+        the Secret's owner; a refusal at any step deletes what exists. Raises RemoteStartFailure."""
+        namespace = self.namespace
+        try:
+            api.create("Secret", secret, namespace)
+        except (KubeApiError, KubeUnavailable) as error:
+            raise RemoteStartFailure(
+                one_sentence(f"The kernel's Secret was refused: {error}")
+            ) from None
+        try:
+            pod = api.create("Pod", builder.pod(launch), namespace)
+        except (KubeApiError, KubeUnavailable) as error:
+            with contextlib.suppress(KubeApiError, KubeUnavailable):
+                api.delete("Secret", launch.pod_name, namespace)
+            raise RemoteStartFailure(
+                one_sentence(f"Kubernetes refused the kernel pod: {error}")
+            ) from None
+        metadata = pod.get("metadata") or {}
+        self._pod_version = metadata.get("resourceVersion")
+        owner = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "name": launch.pod_name,
+            "uid": metadata.get("uid"),
+            "blockOwnerDeletion": False,
+        }
+        try:
+            api.patch(
+                "Secret", launch.pod_name, {"metadata": {"ownerReferences": [owner]}}, namespace
+            )
+        except (KubeApiError, KubeUnavailable) as error:
+            # Not fatal: the Secret is still deleted with the kernel, and reaped if the server dies.
+            self.log.warning("kernel %s: Secret not owned by its pod: %s", self.kernel_id, error)
+
+    async def _reap_once(self, api: KubeApi, own_kernel_id: str) -> None:
+        reaper = KernelReaper(api, namespace=self.namespace, server_id=self.server_id)
+        if not self.reap_orphans or not reaper.first_time():
+            return
+        known = set(KernelReaper.known_kernel_ids(self.parent)) | {own_kernel_id}
+        removed = await asyncio.to_thread(reaper.reap, known)
+        for name in removed:
+            self.log.warning("deleted orphaned kernel object %s/%s", self.namespace, name)
+
+    @override
+    async def watch_start(self) -> AsyncGenerator[Progress | Address, None]:
+        assert self._pod_name is not None, "create_remote names the pod"
+        startup = PodStartupWatch(
+            await self.kube(),
+            namespace=self.namespace,
+            name=self._pod_name,
+            resource_version=self._pod_version,
+            fail_on_unschedulable=self.fail_on_unschedulable,
+        )
+        try:
+            async for signal_ in startup.signals():
+                yield signal_
+        finally:
+            self._pod_version = startup.resource_version
+
+    @override
+    async def follow_remote(self) -> int:
+        api = await self.kube()
+        name = self._pod_name
+        if name is None:
+            return -1
+        current = await pod_watch.read_pod_or_none(api, self.namespace, name)
+        if current is None:
+            return -1
+        changes = pod_watch.follow_pod(
+            api,
+            self.namespace,
+            name,
+            resource_version=(current.get("metadata") or {}).get("resourceVersion"),
+            retry_unavailable=True,
+        )
+        pod: dict[str, Any] | None = current
+        try:
+            while pod is not None:
+                reading = read_pod(pod, container=CONTAINER_NAME, fail_on_unschedulable=False)
+                if reading.exit_code is not None:
+                    return reading.exit_code
+                event = await anext(changes, None)
+                pod = None if event is None or event.type == "DELETED" else event.object
+        finally:
+            await changes.aclose()  # type: ignore[attr-defined]
+        return -1
+
+    @override
+    async def stop_remote(self, *, grace_seconds: int) -> None:
+        if self._pod_name is None:
+            return
+        api = await self.kube()
+        try:
+            await asyncio.to_thread(
+                api.delete,
+                "Pod",
+                self._pod_name,
+                self.namespace,
+                grace_period_seconds=grace_seconds,
+            )
+        except (KubeApiError, KubeUnavailable) as error:
+            self.log.warning(
+                "kernel %s: could not delete pod %s: %s", self.kernel_id, self._pod_name, error
+            )
+
+    @override
+    async def release_remote(self) -> None:
+        name = self._pod_name
+        if name is None:
+            return
+        api = await self.kube()
+
+        def delete_both() -> None:
+            for kind in ("Pod", "Secret"):
+                with contextlib.suppress(KubeApiError):
+                    api.delete(kind, name, self.namespace)
+
+        try:
+            await asyncio.to_thread(delete_both)
+            await asyncio.wait_for(
+                pod_watch.wait_pod_gone(api, self.namespace, name),
+                self.termination_grace_seconds + 30,
+            )
+        except (KubeUnavailable, asyncio.TimeoutError) as error:
+            self.log.warning("kernel %s: pod %s may still exist: %s", self.kernel_id, name, error)
+        self.pod_name = self._pod_name = None
+
+    @override
+    async def cleanup(self, restart: bool = False) -> None:
+        final = not self.take_restart_flag(restart)
+        await super().cleanup(restart=restart)
+        if final and self.kernel_id:
+            KernelReaper.forget(str(self.kernel_id))
+
+    @override
+    def remote_info(self) -> dict[str, Any]:
+        return {
+            "namespace": self.namespace,
+            "pod_name": self._pod_name,
+            "server_id": self.server_id,
+        }
+
+    @override
+    def restore_remote(self, info: Mapping[str, Any]) -> None:
+        self.namespace = str(info.get("namespace") or self.namespace)
+        self.pod_name = self._pod_name = info.get("pod_name")
+        if self.kernel_id:
+            KernelReaper.remember(str(self.kernel_id))
+        if info.get("server_id"):
+            self.server_id = str(info["server_id"])

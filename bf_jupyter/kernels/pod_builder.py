@@ -1,0 +1,259 @@
+"""The kernel pod and its Secret, built from a GPU slice and the provisioner's settings. Pure.
+
+What the pod promises:
+- the container's ``command`` is the in-pod launcher, so the mutating webhook can wrap it in
+  ``bitfusion run`` (``auto-management/bitfusion: all``); the slice travels as the contract's
+  resource keys in ``limits`` (and its filters in ``bitfusion-client/filter``);
+- the HMAC key is never in the spec: the container reads it through a ``secretKeyRef`` to the
+  per-kernel Secret; the address comes from the Downward API (``status.podIP``);
+- the environment is the allow-listed one the provisioner passes, nothing else; no API token is
+  mounted unless a service account is configured; ``restartPolicy: Never`` (a restart is a fresh pod);
+- labels from the contract (name, component, kernel id, user, server) so kernels can be found and
+  orphans reaped; ``FallbackToLogsOnError`` puts the last log lines in the exit status.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from bf_jupyter.contract import (
+    ANNOTATION_FILTER,
+    ANNOTATION_MANAGEMENT,
+    LABEL_COMPONENT,
+    LABEL_KERNEL_ID,
+    LABEL_NAME,
+    LABEL_SERVER,
+    LABEL_USER,
+    ManagementMode,
+)
+from bf_jupyter.kernels.launcher import CURVE_ENV, IP_ENV, KEY_ENV, PORT_NAMES, format_ports
+
+if TYPE_CHECKING:
+    from bf_jupyter.slice import GpuSlice
+
+__all__ = [
+    "CONTAINER_NAME",
+    "KernelPodBuilder",
+    "KernelPodSettings",
+    "PodLaunch",
+    "kernel_ports",
+    "label_value",
+    "pod_name_for",
+]
+
+Obj = dict[str, Any]
+CONTAINER_NAME = "kernel"
+SECRET_KEY_FIELD = "key"
+_LABEL_VALUE = re.compile(r"[^A-Za-z0-9._-]+")
+_NAME_PART = re.compile(r"[^a-z0-9-]+")
+_MAX_LABEL = 63
+
+
+def label_value(text: str) -> str:
+    """``text`` as a valid label value: allowed characters only, alphanumeric at both ends, at most
+    63 characters; ``unknown`` when nothing is left."""
+    cleaned = _LABEL_VALUE.sub("-", text)[:_MAX_LABEL].strip("-_.")
+    return cleaned or "unknown"
+
+
+def pod_name_for(kernel_id: str, generation: int) -> str:
+    """``bf-kernel-<kernel id>-<generation>``: a DNS label (it becomes the hostname), unique per
+    start of the kernel, so a restart's pod never waits for the old one's name."""
+    suffix = f"-{generation}"
+    stem = _NAME_PART.sub("-", f"bf-kernel-{kernel_id.lower()}").strip("-")
+    return stem[: _MAX_LABEL - len(suffix)].rstrip("-") + suffix
+
+
+def kernel_ports(base: int, generation: int) -> dict[str, int]:
+    """The five channel ports of a kernel start. Starts alternate between two blocks so that a
+    restarted kernel's ports differ: jupyter_server rebuilds its channels and activity watcher only
+    when ports change, and a restarted pod has a new address."""
+    first = base + (len(PORT_NAMES) if generation % 2 == 0 else 0)
+    return {name: first + i for i, name in enumerate(PORT_NAMES)}
+
+
+@dataclass(frozen=True)
+class KernelPodSettings:
+    """What an operator configures (the provisioner's traits), per kernelspec or server."""
+
+    namespace: str
+    image: str
+    image_pull_policy: str = "IfNotPresent"
+    image_pull_secrets: Sequence[str] = ()
+    service_account: str = ""
+    cpu_request: str = ""
+    cpu_limit: str = ""
+    memory_request: str = ""
+    memory_limit: str = ""
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    tolerations: Sequence[Mapping[str, Any]] = ()
+    extra_labels: Mapping[str, str] = field(default_factory=dict)
+    extra_annotations: Mapping[str, str] = field(default_factory=dict)
+    termination_grace_seconds: int = 10
+    working_dir: str = ""
+
+
+@dataclass(frozen=True)
+class PodLaunch:
+    """One start of one kernel."""
+
+    kernel_id: str
+    generation: int
+    gpu_slice: GpuSlice
+    user: str
+    server_id: str
+    command: Sequence[str]
+    ports: Mapping[str, int]
+    signature_scheme: str
+    environment: Mapping[str, str]
+    owner: Mapping[str, Any] | None = None  # ownerReference to the server's pod
+    encrypted: bool = False  # CurveZMQ keys are in the Secret and reach the launcher
+
+    @property
+    def pod_name(self) -> str:
+        return pod_name_for(self.kernel_id, self.generation)
+
+
+class KernelPodBuilder:
+    """Builds the kernel's Secret and Pod manifests (plain dicts in the API's JSON shape)."""
+
+    def __init__(self, settings: KernelPodSettings) -> None:
+        self.settings = settings
+
+    def labels(self, launch: PodLaunch) -> dict[str, str]:
+        # Contract labels last: configuration cannot disguise a kernel pod as another one.
+        return {
+            **{k: label_value(v) for k, v in self.settings.extra_labels.items()},
+            LABEL_NAME: "bf-jupyter",
+            LABEL_COMPONENT: "kernel",
+            LABEL_KERNEL_ID: label_value(launch.kernel_id),
+            LABEL_USER: label_value(launch.user),
+            LABEL_SERVER: label_value(launch.server_id),
+        }
+
+    def secret(
+        self, launch: PodLaunch, key: bytes, curve_keys: Mapping[str, bytes] | None = None
+    ) -> Obj:
+        """The per-kernel Secret holding the HMAC key, and the CurveZMQ keypair when the channels
+        are encrypted (the pod is made its owner once it exists)."""
+        data = {SECRET_KEY_FIELD: base64.b64encode(key).decode()}
+        data.update(
+            {field: base64.b64encode(value).decode() for field, value in (curve_keys or {}).items()}
+        )
+        return {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                "name": launch.pod_name,
+                "namespace": self.settings.namespace,
+                "labels": self.labels(launch),
+            },
+            "type": "Opaque",
+            "immutable": True,
+            "data": data,
+        }
+
+    def pod(self, launch: PodLaunch) -> Obj:
+        """The kernel pod; it references the Secret by name and never contains the key."""
+        settings = self.settings
+        annotations = {
+            **settings.extra_annotations,
+            ANNOTATION_MANAGEMENT: ManagementMode.ALL.value,
+        }
+        if launch.gpu_slice.filters:
+            annotations[ANNOTATION_FILTER] = launch.gpu_slice.filter_annotation()
+        metadata: Obj = {
+            "name": launch.pod_name,
+            "namespace": settings.namespace,
+            "labels": self.labels(launch),
+            "annotations": annotations,
+        }
+        if launch.owner:
+            metadata["ownerReferences"] = [dict(launch.owner)]
+        spec: Obj = {
+            "restartPolicy": "Never",
+            "enableServiceLinks": False,
+            "automountServiceAccountToken": bool(settings.service_account),
+            "terminationGracePeriodSeconds": settings.termination_grace_seconds,
+            "containers": [self._container(launch)],
+        }
+        if settings.service_account:
+            spec["serviceAccountName"] = settings.service_account
+        if settings.node_selector:
+            spec["nodeSelector"] = dict(settings.node_selector)
+        if settings.tolerations:
+            spec["tolerations"] = [dict(t) for t in settings.tolerations]
+        if settings.image_pull_secrets:
+            spec["imagePullSecrets"] = [{"name": n} for n in settings.image_pull_secrets]
+        return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
+
+    def _container(self, launch: PodLaunch) -> Obj:
+        settings = self.settings
+        command = [
+            *launch.command,
+            "--ports",
+            format_ports(dict(launch.ports)),
+            "--signature-scheme",
+            launch.signature_scheme,
+        ]
+        container: Obj = {
+            "name": CONTAINER_NAME,
+            "image": settings.image,
+            "imagePullPolicy": settings.image_pull_policy,
+            "command": command,
+            "env": self._env(launch),
+            "ports": [
+                {"name": name, "containerPort": port, "protocol": "TCP"}
+                for name, port in launch.ports.items()
+            ],
+            "resources": self._resources(launch.gpu_slice),
+            "terminationMessagePolicy": "FallbackToLogsOnError",
+            "securityContext": {"allowPrivilegeEscalation": False},
+        }
+        if settings.working_dir:
+            container["workingDir"] = settings.working_dir
+        return container
+
+    def _env(self, launch: PodLaunch) -> list[Obj]:
+        fixed = {KEY_ENV, IP_ENV, "KERNEL_ID", "BF_SLICE", *CURVE_ENV.values()}
+        env: list[Obj] = [
+            {
+                "name": KEY_ENV,
+                "valueFrom": {"secretKeyRef": {"name": launch.pod_name, "key": SECRET_KEY_FIELD}},
+            },
+            {"name": IP_ENV, "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+            *(
+                {
+                    "name": variable,
+                    "valueFrom": {"secretKeyRef": {"name": launch.pod_name, "key": field}},
+                }
+                for field, variable in (CURVE_ENV.items() if launch.encrypted else ())
+            ),
+            {"name": "KERNEL_ID", "value": launch.kernel_id},
+            {"name": "BF_SLICE", "value": launch.gpu_slice.to_text()},
+        ]
+        env += [
+            {"name": name, "value": value}
+            for name, value in sorted(launch.environment.items())
+            if name not in fixed
+        ]
+        return env
+
+    def _resources(self, gpu_slice: GpuSlice) -> Obj:
+        settings = self.settings
+        requests = {
+            name: value
+            for name, value in (("cpu", settings.cpu_request), ("memory", settings.memory_request))
+            if value
+        }
+        limits: dict[str, str] = {
+            name: value
+            for name, value in (("cpu", settings.cpu_limit), ("memory", settings.memory_limit))
+            if value
+        }
+        limits.update(gpu_slice.to_resources())
+        return {"requests": requests, "limits": limits} if requests else {"limits": limits}

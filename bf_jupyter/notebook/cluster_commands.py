@@ -1,0 +1,301 @@
+"""The ``%bitfusion`` subcommands that talk to the cluster: ``submit``, ``jobs``, ``logs``,
+``cancel`` and the quota line of ``status`` — all through ``bf_jupyter.kubeapi``.
+
+Errors are one line: no cluster configured, the API's own message (quota exceeded, webhook denial,
+not found), an image that cannot be pulled (the pod ``submit`` created is then deleted: nothing is
+left behind). Following stops on a kernel interrupt; the work keeps running on the cluster.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from bf_jupyter.contract import COMPONENT_WORKLOAD, LABEL_COMPONENT
+from bf_jupyter.kubeapi import KubeApi, KubeApiError, KubeUnavailable
+from bf_jupyter.notebook.cluster_workload import (
+    CONTAINER_NAME,
+    build_workload,
+    check_name,
+    current_user,
+    format_rows,
+    pod_outcome,
+    pod_problem,
+    quota_text,
+    row_of,
+    workload_name,
+    workload_selector,
+)
+from bf_jupyter.notebook.magic_args import MagicError, ParsedLine
+from bf_jupyter.notebook.output_stream import CurveFeed, OutputRouter
+
+if TYPE_CHECKING:
+    from bf_jupyter.kubeapi import Obj
+
+__all__ = ["ClusterCommands"]
+
+START_TIMEOUT = 600  # seconds a submitted pod may stay Pending before we stop waiting
+
+
+class ClusterCommands:
+    """Runs the cluster subcommands. ``connect`` makes the API connection (tests pass a fake);
+    ``namespace`` is the configured one ('' = the kernel's own, see ``KubeApi.default_namespace``)."""
+
+    def __init__(
+        self,
+        *,
+        namespace: str = "",
+        connect: Callable[[], Any] = KubeApi.connect,
+        default_namespace: Callable[[], str] = KubeApi.default_namespace,
+        user: str | None = None,
+    ) -> None:
+        self._namespace = namespace
+        self._connect = connect
+        self._default_namespace = default_namespace
+        self._user = user or current_user()
+
+    def namespace(self, explicit: str | None) -> str:
+        return explicit or self._namespace or self._default_namespace()
+
+    def run(self, parsed: ParsedLine) -> None:
+        """Run one of submit, jobs, logs, cancel; every failure becomes a one-line ``MagicError``."""
+        handler = {
+            "submit": self.submit,
+            "jobs": self.jobs,
+            "logs": self.logs,
+            "cancel": self.cancel,
+        }[parsed.subcommand]
+        api = self._api(parsed.subcommand)
+        try:
+            handler(api, parsed, self.namespace(parsed.options.namespace))
+        except KubeUnavailable as error:
+            raise MagicError(parsed.subcommand, str(error)) from None
+        except KubeApiError as error:
+            raise MagicError(parsed.subcommand, str(error)) from None
+        finally:
+            with contextlib.suppress(Exception):
+                api.close()
+
+    def _api(self, subcommand: str) -> Any:
+        try:
+            return self._connect()
+        except KubeUnavailable as error:
+            raise MagicError(subcommand, str(error)) from None
+        except ImportError as error:  # the kubernetes client comes with the 'cluster' extra
+            raise MagicError(
+                subcommand,
+                f"the Kubernetes client is not installed ({error}): pip install 'bf-jupyter[cluster]'",
+            ) from None
+
+    def quota_line(self, explicit_namespace: str | None) -> tuple[str, str]:
+        """(namespace, quota text) for ``status``; never raises."""
+        try:
+            namespace = self.namespace(explicit_namespace)
+            api = self._connect()
+        except KubeUnavailable:
+            return "-", "no Kubernetes cluster configured"
+        except Exception as error:  # status must answer even when the client is missing or odd
+            return "-", f"unavailable ({error})"
+        try:
+            return namespace, quota_text(api.list("ResourceQuota", namespace))
+        except (KubeApiError, KubeUnavailable) as error:
+            return namespace, f"unavailable ({error})"
+        finally:
+            with contextlib.suppress(Exception):
+                api.close()
+
+    # ----- subcommands ---------------------------------------------------------------------------
+
+    def submit(self, api: Any, parsed: ParsedLine, namespace: str) -> None:
+        options = parsed.options
+        assert parsed.gpu_slice is not None
+        try:
+            name = check_name(options.name) if options.name else workload_name(parsed.command)
+        except ValueError as error:
+            raise MagicError("submit", str(error)) from None
+        kind = "Job" if options.job else "Pod"
+        body = build_workload(
+            name=name,
+            namespace=namespace,
+            gpu_slice=parsed.gpu_slice,
+            image=options.image,
+            command=parsed.command,
+            user=self._user,
+            job=options.job,
+        )
+        api.create(kind, body, namespace)
+        what = f"{kind.lower()} {name}"
+        print(f"created {what} in namespace {namespace} on {parsed.gpu_slice}")
+        hint = f"follow: %bitfusion logs {name} -f · stop: %bitfusion cancel {name}"
+        if options.detach:
+            print(hint)
+            return
+        try:
+            self._follow(api, kind, name, namespace, follow=True, created=True)
+        except KeyboardInterrupt:
+            raise MagicError(
+                "submit", f"stopped following {what}; it keeps running ({hint})"
+            ) from None
+
+    def jobs(self, api: Any, parsed: ParsedLine, namespace: str) -> None:
+        selector = workload_selector(None if parsed.options.all else self._user)
+        jobs = api.list("Job", namespace, label_selector=selector)
+        pods = [
+            pod
+            for pod in api.list("Pod", namespace, label_selector=selector)
+            if not any(o.get("kind") == "Job" for o in pod["metadata"].get("ownerReferences") or [])
+        ]
+        rows = sorted((row_of({"kind": "Job", **j}) for j in jobs), key=lambda r: r.name) + sorted(
+            (row_of({"kind": "Pod", **p}) for p in pods), key=lambda r: r.name
+        )
+        whose = "everyone's" if parsed.options.all else f"{self._user}'s"
+        if not rows:
+            print(f"no submitted work ({whose}) in namespace {namespace}")
+            return
+        print(f"submitted work ({whose}) in namespace {namespace}:\n{format_rows(rows)}")
+
+    def logs(self, api: Any, parsed: ParsedLine, namespace: str) -> None:
+        name = parsed.options.name
+        kind = self._kind_of(api, name, namespace, "logs")
+        try:
+            self._follow(api, kind, name, namespace, follow=parsed.options.follow, created=False)
+        except KeyboardInterrupt:
+            raise MagicError("logs", f"stopped following {name}; it keeps running") from None
+
+    def cancel(self, api: Any, parsed: ParsedLine, namespace: str) -> None:
+        name = parsed.options.name
+        kind = self._kind_of(api, name, namespace, "cancel")
+        obj = api.get(kind, name, namespace)
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        if not _is_workload(labels):
+            raise MagicError(
+                "cancel",
+                f"{kind.lower()} {name} in {namespace} was not submitted with %bitfusion submit: not deleting it",
+            )
+        api.delete(kind, name, namespace, propagation_policy="Background")
+        print(
+            f"deleted {kind.lower()} {name} in namespace {namespace}; its slice is released when its pod ends"
+        )
+
+    # ----- following -----------------------------------------------------------------------------
+
+    def _kind_of(self, api: Any, name: str, namespace: str, subcommand: str) -> str:
+        for kind in ("Job", "Pod"):
+            try:
+                api.get(kind, name, namespace)
+            except KubeApiError as error:
+                if error.not_found:
+                    continue
+                raise
+            return kind
+        raise MagicError(subcommand, f"no pod or job named {name} in namespace {namespace}")
+
+    def _follow(
+        self, api: Any, kind: str, name: str, namespace: str, *, follow: bool, created: bool
+    ) -> None:
+        """Wait for the pod to start, stream its log (records become curves), report how it ended."""
+        feed = CurveFeed(
+            title=f"{kind.lower()} {name}",
+            stop=lambda: api.delete(kind, name, namespace, propagation_policy="Background"),
+            stop_hint="Stop deletes the workload; its training loop stops cleanly on SIGTERM",
+        )
+        try:
+            pod = self._started_pod(api, kind, name, namespace, feed)
+        except _NotStarting as problem:
+            if created:
+                api.delete(kind, name, namespace, propagation_policy="Background")
+                raise MagicError("submit", f"{problem}; deleted {kind.lower()} {name}") from None
+            raise MagicError("logs", str(problem)) from None
+        pod_name = pod["metadata"]["name"]
+        router = OutputRouter(feed)
+        lines = api.pod_log(pod_name, namespace, container=CONTAINER_NAME, follow=follow)
+        try:
+            _stream(lines, router.line, router.idle)
+        except BaseException:
+            feed.close(detached=True)  # we stop following; the pod runs on
+            raise
+        try:
+            final = api.get("Pod", pod_name, namespace)
+        except KubeApiError as error:
+            if not error.not_found:
+                raise
+            feed.close(stopped=True)  # deleted while we followed it (Stop, or someone's cancel)
+            print(f"{kind.lower()} {name} was deleted")
+            return
+        phase, code, reason = pod_outcome(final)
+        if phase not in {"Succeeded", "Failed"}:  # logs without -f of a running pod
+            feed.close(detached=True)
+            return
+        if phase == "Failed":
+            feed.close(failed=True)
+            detail = f"exit code {code}" if code is not None else "no exit code"
+            raise MagicError(
+                "submit" if created else "logs",
+                f"{kind.lower()} {name} failed ({detail}{', ' + reason if reason else ''})",
+            )
+        feed.close()
+        if phase == "Succeeded":
+            print(f"{kind.lower()} {name} succeeded")
+
+    def _started_pod(self, api: Any, kind: str, name: str, namespace: str, feed: CurveFeed) -> Obj:
+        """The workload's pod once it runs or has ended; raises ``_NotStarting`` with the reason."""
+        if kind == "Pod":
+            selector = {"field_selector": f"metadata.name={name}"}
+        else:
+            selector = {"label_selector": f"job-name={name}"}
+        for event in api.watch("Pod", namespace, timeout_seconds=START_TIMEOUT, **selector):
+            pod = event.object
+            feed.tick()
+            if event.type == "DELETED":
+                raise _NotStarting(f"pod {pod['metadata']['name']} was deleted before it started")
+            problem = pod_problem(pod)
+            if problem:
+                raise _NotStarting(problem)
+            if (pod.get("status") or {}).get("phase") in {"Running", "Succeeded", "Failed"}:
+                return dict(pod)
+        raise _NotStarting(f"{kind.lower()} {name} did not start within {START_TIMEOUT} s")
+
+
+class _NotStarting(Exception):
+    """A workload's pod cannot start; the message says why."""
+
+
+def _is_workload(labels: dict[str, str]) -> bool:
+    return labels.get(LABEL_COMPONENT) == COMPONENT_WORKLOAD
+
+
+def _stream(
+    lines: Iterator[str],
+    on_line: Callable[[str, str], None],
+    on_idle: Callable[[], None],
+    idle_interval: float = 0.1,
+) -> None:
+    """Read ``lines`` in a thread (a log stream blocks) and deliver them here, calling ``on_idle``
+    in quiet moments so the widget stays responsive; KeyboardInterrupt stops delivering."""
+    box: queue.Queue[tuple[str | None, BaseException | None]] = queue.Queue()
+
+    def read() -> None:
+        try:
+            for line in lines:
+                box.put((line, None))
+            box.put((None, None))
+        except BaseException as error:  # handed to the caller's thread
+            box.put((None, error))
+
+    threading.Thread(target=read, name="bf-pod-log", daemon=True).start()
+    while True:
+        try:
+            line, error = box.get(timeout=idle_interval)
+        except queue.Empty:
+            on_idle()
+            continue
+        if error is not None:
+            raise error
+        if line is None:
+            return
+        on_line("stdout", line)
+        if box.empty():
+            on_idle()

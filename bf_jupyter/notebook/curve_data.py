@@ -1,0 +1,248 @@
+"""The data behind the live curves: every value of every metric, progress, throughput and ETA.
+
+Pure Python and numpy, no widgets: ``TrainingCurves`` is fed by the Keras callback or by metric
+records, and renders what the widget sends (binary, downsampled, only what changed). Every value is
+kept in an ``array('d')`` (8 bytes per value); the x position of a batch value is its batch number,
+so it is stored only when a series skips batches.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from bf_jupyter.notebook.downsample import DEFAULT_MAX_POINTS, PeakDownsampler
+
+__all__ = ["MetricSeries", "TrainingCurves", "series_key"]
+
+BATCH, EPOCH = "batch", "epoch"
+# Throughput is averaged over this many seconds of batches (an exponential moving average).
+_RATE_HALF_LIFE = 5.0
+
+
+def series_key(scope: str, metric: str) -> str:
+    """``batch:loss``, ``epoch:val_accuracy``: how a series is named in the widget state."""
+    return f"{scope}:{metric}"
+
+
+class MetricSeries:
+    """Every value of one metric, in order, with its x position (the batch count when it was seen)."""
+
+    __slots__ = ("_downsampler", "_next_x", "_x", "_x0", "_y")
+
+    def __init__(self, max_points: int = DEFAULT_MAX_POINTS) -> None:
+        self._y = array("d")
+        self._x: array[float] | None = None  # only when x is not x0, x0 + 1, x0 + 2, ...
+        self._x0 = 0.0
+        self._next_x: float = math.nan  # the x that keeps the series dense (NaN: never)
+        self._downsampler = PeakDownsampler(max_points)
+
+    def __len__(self) -> int:
+        return len(self._y)
+
+    def append(self, x: float, y: float) -> None:
+        if x == self._next_x:  # the hot path: the next batch of a dense series
+            self._y.append(y)
+            self._next_x = x + 1
+            return
+        if not self._y and self._x is None:
+            self._x0, self._next_x = x, x + 1
+        else:
+            if self._x is None:
+                self._x = array("d", (self._x0 + i for i in range(len(self._y))))
+                self._next_x = math.nan
+            self._x.append(x)
+        self._y.append(y)
+
+    def values(self) -> np.ndarray[Any, np.dtype[np.float64]]:
+        """Every value (a view; do not keep it across appends)."""
+        return np.frombuffer(self._y, dtype=np.float64) if self._y else np.empty(0)
+
+    def nbytes(self) -> int:
+        return self._y.itemsize * len(self._y) + (0 if self._x is None else 8 * len(self._x))
+
+    def payload(self) -> dict[str, Any]:
+        """The downsampled curve for the browser: x as little-endian float64 bytes, y as float32."""
+        at, y = self._downsampler.view(self.values())
+        if self._x is None:
+            x = at.astype("<f8") + self._x0
+        else:
+            x = np.frombuffer(self._x, dtype=np.float64)[at].astype("<f8")
+        return {
+            "count": len(self._y),
+            "points": len(at),
+            "x": x.tobytes(),
+            "y": y.astype("<f4").tobytes(),
+        }
+
+
+@dataclass
+class _Progress:
+    epochs: int | None = None
+    steps: int | None = None
+    batch_size: int | None = None
+    epoch: int = 0  # 0-based, like Keras
+    step: int | None = None  # index of the last batch done within the epoch
+    batches: int = 0  # batches seen over the whole run
+    started: float | None = None
+    last_time: float | None = None
+    rate: float | None = None  # batches per second, smoothed
+    rate_mark: tuple[float, int] | None = None
+    gpu_used_mib: float | None = None
+    gpu_total_mib: float | None = None
+
+
+class TrainingCurves:
+    """Curves and progress of training runs (a second ``begin`` continues the same curves)."""
+
+    def __init__(self, *, max_points: int = DEFAULT_MAX_POINTS) -> None:
+        self.max_points = max_points
+        self.series: dict[str, MetricSeries] = {}
+        self._batch_series: dict[str, MetricSeries] = {}  # by metric name, for the hot path
+        self._batches_changed = False
+        self._progress = _Progress()
+        self._changed: set[str] = set()
+        self._cached: dict[str, dict[str, Any]] = {}
+
+    # ----- feeding -------------------------------------------------------------------------------
+
+    def begin(
+        self, *, epochs: int | None, steps: int | None, batch_size: int | None, time: float
+    ) -> None:
+        progress = self._progress
+        progress.epochs, progress.steps, progress.batch_size = epochs, steps, batch_size
+        progress.step = None
+        progress.started = progress.last_time = time
+        progress.rate_mark = (time, progress.batches)
+
+    def add_batch(self, epoch: int, step: int, metrics: Mapping[str, float], time: float) -> None:
+        """One batch's values (the hot path: a dict lookup and an array append per metric)."""
+        progress = self._progress
+        x = progress.batches
+        batch_series = self._batch_series
+        for name, value in metrics.items():
+            series = batch_series.get(name)
+            if series is None:
+                series = batch_series[name] = self._new_series(BATCH, name)
+            series.append(x, value)
+        self._batches_changed = True
+        progress.batches = x + 1
+        progress.epoch = epoch
+        progress.step = step
+        progress.last_time = time
+
+    def _new_series(self, scope: str, name: str) -> MetricSeries:
+        series = self.series[series_key(scope, name)] = MetricSeries(self.max_points)
+        return series
+
+    def add_batches(
+        self, epoch: int, last_step: int, metrics: Mapping[str, Sequence[float]], time: float
+    ) -> None:
+        """Several batches at once (a metric record): one entry per batch in each sequence."""
+        count = max((len(v) for v in metrics.values()), default=0)
+        for i in range(count):
+            self.add_batch(
+                epoch,
+                last_step - count + 1 + i,
+                {name: values[i] for name, values in metrics.items() if i < len(values)},
+                time,
+            )
+        self._update_rate(time)
+
+    def add_epoch(self, epoch: int, metrics: Mapping[str, float], time: float) -> None:
+        x = self._progress.batches
+        for name, value in metrics.items():
+            key = series_key(EPOCH, name)
+            series = self.series.get(key)
+            if series is None:
+                series = self._new_series(EPOCH, name)
+            series.append(x, value)
+            self._changed.add(key)
+        self._progress.epoch = epoch
+        self._progress.last_time = time
+        self._update_rate(time)
+
+    def set_gpu_memory(self, used_mib: float | None, total_mib: float | None) -> None:
+        self._progress.gpu_used_mib = used_mib
+        if total_mib is not None:
+            self._progress.gpu_total_mib = total_mib
+
+    # ----- rendering -----------------------------------------------------------------------------
+
+    def _update_rate(self, time: float) -> None:
+        """Smooth batches/s between calls (made at most every send interval, not per batch)."""
+        progress = self._progress
+        if progress.rate_mark is None:
+            progress.rate_mark = (time, progress.batches)
+            return
+        then, batches = progress.rate_mark
+        elapsed = time - then
+        if elapsed <= 0 or progress.batches == batches:
+            return
+        rate = (progress.batches - batches) / elapsed
+        weight = 1 - 0.5 ** (elapsed / _RATE_HALF_LIFE)
+        progress.rate = (
+            rate if progress.rate is None else progress.rate + weight * (rate - progress.rate)
+        )
+        progress.rate_mark = (time, progress.batches)
+
+    def progress(self, time: float | None = None) -> dict[str, Any]:
+        """Progress for people: epoch and step (1-based), samples/s, ETA, GPU memory, elapsed."""
+        p = self._progress
+        if time is not None:
+            self._update_rate(time)
+        batches_per_s = p.rate
+        samples_per_s = batches_per_s * p.batch_size if batches_per_s and p.batch_size else None
+        return {
+            "epoch": p.epoch + 1 if p.batches or p.started is not None else 0,
+            "epochs": p.epochs,
+            "step": None if p.step is None else p.step + 1,
+            "steps": p.steps,
+            "batches": p.batches,
+            "batch_size": p.batch_size,
+            "batches_per_second": _rounded(batches_per_s),
+            "samples_per_second": _rounded(samples_per_s),
+            "eta_seconds": _rounded(self._eta(batches_per_s)),
+            "elapsed_seconds": _rounded(
+                None if p.started is None or p.last_time is None else p.last_time - p.started
+            ),
+            "gpu_memory_used_mib": _rounded(p.gpu_used_mib),
+            "gpu_memory_total_mib": _rounded(p.gpu_total_mib),
+        }
+
+    def _eta(self, batches_per_s: float | None) -> float | None:
+        p = self._progress
+        if not batches_per_s or p.steps is None or p.epochs is None:
+            return None
+        done_in_epoch = 0 if p.step is None else p.step + 1
+        remaining = (p.epochs - p.epoch - 1) * p.steps + (p.steps - done_in_epoch)
+        return max(0.0, remaining / batches_per_s)
+
+    def has_changes(self) -> bool:
+        return self._batches_changed or bool(self._changed)
+
+    def payload(self) -> dict[str, dict[str, Any]]:
+        """Every series, downsampled; only the ones that changed since the last call are recomputed
+        (the others reuse their bytes)."""
+        if self._batches_changed:
+            self._changed.update(series_key(BATCH, name) for name in self._batch_series)
+            self._batches_changed = False
+        for key in self._changed:
+            self._cached[key] = {"key": key, **self.series[key].payload()}
+        self._changed.clear()
+        return dict(self._cached)
+
+    def nbytes(self) -> int:
+        """Memory held by the values themselves (what grows with training)."""
+        return sum(series.nbytes() for series in self.series.values())
+
+
+def _rounded(value: float | None) -> float | None:
+    if value is None or not math.isfinite(value):
+        return None
+    return round(value, 3)

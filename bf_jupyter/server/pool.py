@@ -1,0 +1,176 @@
+"""The GPU pool as the sidebar shows it: servers and GPUs, and on Kubernetes the nodes' GPU units.
+
+Local backend: what the Bitfusion client's ``list_gpus`` reports (``bitfusion-sim`` marks its pool
+simulated). Kubernetes backend: each node's allocatable and requested ``bitfusion.io/gpu`` (what
+the scheduler works with), plus the Bitfusion pool when a real client is configured in this pod
+(``$BF_BITFUSION_BIN`` or ``bitfusion`` on PATH); the embedded simulator is never shown as a
+cluster's pool. Blocking calls run in a thread; results are cached by the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from bf_jupyter.bitfusion.client import BitfusionClientError, resolve_client
+from bf_jupyter.contract import QUOTA_RESOURCE, units_to_gpus
+from bf_jupyter.quantity import QuantityError, parse_quantity
+from bf_jupyter.server.errors import BackendUnavailable
+
+if TYPE_CHECKING:
+    from bf_jupyter.bitfusion.records import PoolListing
+    from bf_jupyter.kubeapi import KubeApi
+    from bf_jupyter.server.backend import Backend
+
+__all__ = ["PoolReader", "listing_to_json"]
+
+Json = dict[str, Any]
+_UNFINISHED = "status.phase!=Succeeded,status.phase!=Failed"
+
+
+class PoolReader:
+    """Reads the pool for one backend. ``kube`` connects lazily (only the Kubernetes backend uses it)."""
+
+    def __init__(self, backend: Backend, *, kube: Callable[[], KubeApi] | None = None) -> None:
+        self.backend = backend
+        self._kube = kube
+
+    async def read(self) -> Json:
+        """The pool as JSON (see ``openapi.yaml``, ``Pool``).
+
+        Raises ``BackendUnavailable`` (503) when the local client fails, or on Kubernetes when
+        neither the nodes nor a Bitfusion client could be read.
+        """
+        if self.backend == "local":
+            listing = await asyncio.to_thread(_local_listing)
+            return _pool_json("local", listing, nodes=[], warnings=[])
+        return await asyncio.to_thread(self._read_cluster)
+
+    def _read_cluster(self) -> Json:
+        from bf_jupyter.kubeapi import KubeApiError, KubeUnavailable
+
+        warnings: list[str] = []
+        nodes: list[Json] = []
+        try:
+            nodes = self._node_units()
+        except (KubeApiError, KubeUnavailable) as error:
+            warnings.append(f"Cluster nodes could not be read: {error}")
+        listing = None
+        client = resolve_client()
+        if client.source != "embedded":
+            try:
+                listing = client.list_gpus(timeout=10)
+            except BitfusionClientError as error:
+                warnings.append(f"The Bitfusion pool could not be read: {error}")
+        if not nodes and listing is None and warnings:
+            raise BackendUnavailable(" ".join(warnings))
+        return _pool_json("kubernetes", listing, nodes=nodes, warnings=warnings)
+
+    def _node_units(self) -> list[Json]:
+        from bf_jupyter.kubeapi import KubeApiError
+
+        if self._kube is None:
+            raise BackendUnavailable("No Kubernetes API is configured for the kubernetes backend")
+        api = self._kube()
+        capacity = {
+            node["metadata"]["name"]: _units(
+                (node.get("status") or {}).get("allocatable", {}).get(QUOTA_RESOURCE)
+            )
+            for node in api.list("Node")
+        }
+        used: dict[str, int] | None = dict.fromkeys(capacity, 0)
+        try:
+            for pod in api.list("Pod", field_selector=_UNFINISHED):
+                node_name = (pod.get("spec") or {}).get("nodeName")
+                if used is not None and node_name in used:
+                    used[node_name] += _pod_units(pod)
+        except KubeApiError as error:
+            if error.status != 403:
+                raise
+            used = None  # allowed to see nodes but not every namespace's pods: say less, not wrong
+        return [
+            {
+                "name": name,
+                "allocatable_units": units,
+                "used_units": None if used is None else used[name],
+                "allocatable_gpus": units_to_gpus(units),
+            }
+            for name, units in sorted(capacity.items())
+            if units > 0
+        ]
+
+
+def _local_listing() -> PoolListing:
+    try:
+        return resolve_client().list_gpus(timeout=10)
+    except BitfusionClientError as error:
+        raise BackendUnavailable(f"The Bitfusion pool is unavailable: {error}") from None
+
+
+def listing_to_json(listing: PoolListing) -> list[Json]:
+    """Servers and their GPUs, with used/free fractions of memory, as the sidebar draws them."""
+    servers = []
+    for server in listing.servers:
+        gpus = [
+            {
+                "index": gpu.index,
+                "name": gpu.name,
+                "memory_mib": gpu.memory_total_mib,
+                "free_mib": gpu.memory_free_mib,
+                "used_fraction": round(gpu.used_fraction, 4),
+                "free_fraction": round(1 - gpu.used_fraction, 4),
+            }
+            for gpu in server.gpus
+        ]
+        servers.append(
+            {
+                "index": server.index,
+                "address": server.address,
+                "status": server.status,
+                "gpus": gpus,
+                "leases": len(server.leases),
+            }
+        )
+    return servers
+
+
+def _pool_json(
+    backend: Backend, listing: PoolListing | None, *, nodes: list[Json], warnings: list[str]
+) -> Json:
+    servers = listing_to_json(listing) if listing is not None else []
+    gpus = [gpu for server in servers for gpu in server["gpus"]]
+    return {
+        "backend": backend,
+        "simulated": bool(listing and listing.simulated),
+        "servers": servers,
+        "nodes": nodes,
+        "total_gpus": len(gpus),
+        "free_fraction": round(sum(g["free_fraction"] for g in gpus) / len(gpus), 4) if gpus else 0,
+        "largest_server_gpus": listing.largest_server_gpus if listing else None,
+        "gpu_memory_mib": listing.gpu_memory_mib if listing else None,
+        "warnings": warnings,
+        "read_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _units(value: object) -> int:
+    if value is None:
+        return 0
+    try:
+        return int(parse_quantity(str(value)))
+    except QuantityError:
+        return 0
+
+
+def _pod_units(pod: Json) -> int:
+    containers: Iterable[Json] = (pod.get("spec") or {}).get("containers") or []
+    total = 0
+    for container in containers:
+        resources = container.get("resources") or {}
+        value = (resources.get("requests") or {}).get(QUOTA_RESOURCE) or (
+            resources.get("limits") or {}
+        ).get(QUOTA_RESOURCE)
+        total += _units(value)
+    return total

@@ -1,0 +1,198 @@
+"""What the REST handlers call: one object per server that owns the pool, quota and GPU kernels.
+
+Handlers stay thin (parse, one call here, write JSON); every refusal raised here is an ``ApiError``
+with the status and the sentence the user reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from bf_jupyter import __version__
+from bf_jupyter.contract import QUOTA_RESOURCE
+from bf_jupyter.server.cache import CoalescingCache
+from bf_jupyter.server.errors import ApiError, BackendUnavailable, from_slice_error
+from bf_jupyter.server.kernels import GpuKernels
+from bf_jupyter.server.pool import PoolReader
+from bf_jupyter.server.quota import Price, QuotaReader, price
+from bf_jupyter.slice import GpuSlice, SliceError
+
+if TYPE_CHECKING:
+    from bf_jupyter.kubeapi import KubeApi
+    from bf_jupyter.server.backend import Backend
+
+__all__ = ["GpuService"]
+
+Json = dict[str, Any]
+_PROVISIONER = {"local": "bitfusion-local", "kubernetes": "bitfusion-kubernetes"}
+
+
+class GpuService:
+    """The pool, quota and GPU kernels of one jupyter-server, for one backend and namespace."""
+
+    def __init__(
+        self,
+        *,
+        backend: Backend,
+        namespace: str | None,
+        kernel_manager: Any,
+        kernel_spec_manager: Any,
+        session_manager: Any = None,
+        cache_ttl: float = 5.0,
+        launch_timeout: float = 300.0,
+        local_quota_units: int | None = None,
+        per_gpu_memory: int | None = None,
+        kernelspecs: list[str] | None = None,
+    ) -> None:
+        self.backend = backend
+        self.namespace = namespace
+        self._specs = kernel_spec_manager
+        self._configured_specs = list(kernelspecs or [])
+        self._per_gpu_memory = per_gpu_memory
+        self._kube_api: KubeApi | None = None
+        self._kube_lock = threading.Lock()
+        self._launching = asyncio.Lock()
+        self._pool_cache: CoalescingCache[Json] = CoalescingCache(cache_ttl)
+        self._quota_cache: CoalescingCache[Json] = CoalescingCache(cache_ttl)
+        self.kernels = GpuKernels(
+            kernel_manager=kernel_manager,
+            session_manager=session_manager,
+            launch_timeout=launch_timeout,
+            on_change=self._quota_cache.invalidate,
+        )
+        kube = self._kube if backend == "kubernetes" else None
+        self._pool = PoolReader(backend, kube=kube)
+        self._quota = QuotaReader(
+            backend,
+            namespace=namespace,
+            kube=kube,
+            local_limit_units=local_quota_units,
+            local_used_units=self.kernels.used_units,
+        )
+
+    # ----- reads (cached: many tabs share one backend call per TTL) -------------------------------
+
+    async def pool(self) -> Json:
+        return await self._pool_cache.get("pool", self._pool.read)
+
+    async def quota(self) -> Json:
+        return await self._quota_cache.get("quota", self._quota.read)
+
+    def info(self) -> Json:
+        """Backend, namespace and the kernelspecs a GPU kernel can be launched with."""
+        specs = self.gpu_kernelspecs()
+        return {
+            "backend": self.backend,
+            "namespace": self.namespace,
+            "version": __version__,
+            "quota_resource": QUOTA_RESOURCE,
+            "kernelspecs": [{"name": n, "display_name": d} for n, d in specs.items()],
+            "default_kernelspec": next(iter(specs), None),
+        }
+
+    def gpu_kernelspecs(self) -> dict[str, str]:
+        """name → display name of the kernelspecs that run on a slice: the configured list, else
+        those whose provisioner is this backend's Bitfusion provisioner."""
+        found: Mapping[str, Any] = self._specs.get_all_specs()
+        wanted = _PROVISIONER[self.backend]
+        names = self._configured_specs or [
+            name
+            for name, model in found.items()
+            if (model.get("spec", {}).get("metadata", {}).get("kernel_provisioner") or {}).get(
+                "provisioner_name"
+            )
+            == wanted
+        ]
+        return {
+            name: str(found[name].get("spec", {}).get("display_name") or name)
+            for name in names
+            if name in found
+        }
+
+    async def price(self, slice_text: str) -> Price:
+        """What ``slice_text`` costs now and whether it fits. Raises ``ApiError`` 400 for a bad
+        slice and ``BackendUnavailable`` when the quota cannot be read."""
+        gpu_slice = _parse_slice(slice_text)
+        quota = await self.quota()
+        pool = await self._pool_or_none()
+        return price(gpu_slice, quota=quota, pool=pool, per_gpu_memory=self._per_gpu_memory)
+
+    # ----- kernels -------------------------------------------------------------------------------
+
+    async def launch(self, body: Mapping[str, Any]) -> Json:
+        """Validate ``{slice, kernelspec?, path?}``, check quota and pool, start in the background.
+
+        Raises ``ApiError``: 400 (field named) for a bad slice, kernelspec or path; 409 when the
+        slice does not fit the quota or the pool; 503 when the backend cannot be read.
+        """
+        slice_text = body.get("slice")
+        if not isinstance(slice_text, str) or not slice_text.strip():
+            raise ApiError(400, 'slice is missing: send e.g. {"slice": "1x50%"}', field="slice")
+        specs = self.gpu_kernelspecs()
+        kernelspec = body.get("kernelspec") or next(iter(specs), None)
+        if kernelspec not in specs:
+            offered = ", ".join(specs) or "none is installed (see bf-jupyter kernelspec install)"
+            raise ApiError(
+                400,
+                f"kernelspec {kernelspec} does not run on a GPU slice with the {self.backend} backend: use {offered}",
+                field="kernelspec",
+            )
+        path = body.get("path")
+        if path is not None and not isinstance(path, str):
+            raise ApiError(400, f"path {path!r} is not a text path", field="path")
+        async with self._launching:  # two tabs must not both spend the last of the quota
+            self._quota_cache.invalidate()  # decide on fresh numbers, not a tab's cached view
+            verdict = await self.price(slice_text)
+            if not verdict.fits:
+                raise ApiError(409, verdict.reason or "The slice does not fit", field=verdict.field)
+            record = self.kernels.launch(
+                verdict.gpu_slice,
+                units=verdict.units,
+                kernelspec=str(kernelspec),
+                path=path or None,
+            )
+        return {
+            "id": record.kernel_id,
+            "slice": record.gpu_slice.to_text(),
+            "kernelspec": record.kernelspec,
+            "state": record.state,
+            "units": record.units,
+        }
+
+    async def close(self) -> None:
+        await self.kernels.close()
+        if self._kube_api is not None:
+            await asyncio.to_thread(self._kube_api.close)
+
+    # ----- plumbing ------------------------------------------------------------------------------
+
+    async def _pool_or_none(self) -> Json | None:
+        """The pool when it can be read; pricing works without it on Kubernetes (nodes only)."""
+        try:
+            return await self.pool()
+        except BackendUnavailable:
+            if self.backend == "local":
+                raise
+            return None
+
+    def _kube(self) -> KubeApi:
+        """Connect once, on first use (blocking: called from worker threads)."""
+        from bf_jupyter.kubeapi import KubeApi, KubeUnavailable
+
+        with self._kube_lock:
+            if self._kube_api is None:
+                try:
+                    self._kube_api = KubeApi.connect()
+                except KubeUnavailable as error:
+                    raise BackendUnavailable(str(error)) from None
+            return self._kube_api
+
+
+def _parse_slice(text: str) -> GpuSlice:
+    try:
+        return GpuSlice.parse(text)
+    except SliceError as error:
+        raise from_slice_error(error) from None

@@ -1,0 +1,35 @@
+import { formatAge, formatGpus, formatMemory, formatPercent } from '../format';
+
+describe('formatters', () => {
+  it.each([
+    [45, '45 s'],
+    [180, '3 min'],
+    [7500, '2 h 5 min'],
+    [7200, '2 h'],
+    [97200, '1 d 3 h']
+  ])('formats an age of %d s as %s', (seconds, text) => {
+    expect(formatAge(seconds)).toBe(text);
+  });
+  it('leaves an unknown age empty', () => {
+    expect(formatAge(null)).toBe('');
+  });
+  it('says GPUs in the plural only above one', () => {
+    expect([formatGpus(0.5), formatGpus(1), formatGpus(2.25)]).toEqual([
+      '0.5 GPU',
+      '1 GPU',
+      '2.25 GPUs'
+    ]);
+  });
+  it('clamps and rounds percentages', () => {
+    expect([formatPercent(0.504), formatPercent(1.2)]).toEqual([
+      '50 %',
+      '100 %'
+    ]);
+  });
+  it('writes memory in GiB from one GiB up', () => {
+    expect([formatMemory(16384), formatMemory(512)]).toEqual([
+      '16 GiB',
+      '512 MiB'
+    ]);
+  });
+});

@@ -1,0 +1,153 @@
+/** What the server extension answers (see bf_jupyter/server/openapi.yaml), typed. */
+import { followEvents, requestAPI } from './request';
+
+export type Backend = 'local' | 'kubernetes';
+
+export interface IInfo {
+  backend: Backend;
+  namespace: string | null;
+  version: string;
+  quota_resource: string;
+  kernelspecs: { name: string; display_name: string }[];
+  default_kernelspec: string | null;
+}
+
+export interface IGpu {
+  index: number;
+  name: string | null;
+  memory_mib: number;
+  free_mib: number;
+  used_fraction: number;
+  free_fraction: number;
+}
+
+export interface IServer {
+  index: number;
+  address: string;
+  status: string;
+  gpus: IGpu[];
+  leases: number;
+}
+
+export interface INode {
+  name: string;
+  allocatable_units: number;
+  used_units: number | null;
+  allocatable_gpus: number;
+}
+
+export interface IPool {
+  backend: Backend;
+  simulated: boolean;
+  servers: IServer[];
+  nodes: INode[];
+  total_gpus: number;
+  free_fraction: number;
+  largest_server_gpus: number | null;
+  gpu_memory_mib: number | null;
+  warnings: string[];
+  read_at: string;
+}
+
+export interface IQuota {
+  backend: Backend;
+  namespace: string | null;
+  has_quota: boolean;
+  message: string;
+  source: string | null;
+  unit: string;
+  hard_units: number | null;
+  used_units: number | null;
+  remaining_units: number | null;
+  hard_gpus: number | null;
+  used_gpus: number | null;
+  remaining_gpus: number | null;
+}
+
+export interface IPrice {
+  slice: string;
+  description: string;
+  units: number;
+  gpus: number;
+  fits: boolean;
+  reason: string | null;
+  field: string | null;
+}
+
+export interface IKernel {
+  id: string;
+  slice: string;
+  description: string;
+  units: number | null;
+  kernelspec: string;
+  path: string | null;
+  state: string;
+  pod: string | null;
+  started: number | null;
+  age_seconds: number | null;
+  reason: string | null;
+}
+
+export interface ILaunched {
+  id: string;
+  slice: string;
+  kernelspec: string;
+  state: 'starting';
+  units: number;
+}
+
+export interface IProgressEvent {
+  kernel_id: string;
+  stage: string;
+  message: string;
+  time: number;
+  final: boolean;
+}
+
+export const getInfo = (): Promise<IInfo> => requestAPI<IInfo>('info');
+export const getPool = (): Promise<IPool> => requestAPI<IPool>('pool');
+export const getQuota = (): Promise<IQuota> => requestAPI<IQuota>('quota');
+export const getKernels = (): Promise<IKernel[]> =>
+  requestAPI<IKernel[]>('kernels');
+
+export function getPrice(slice: string, signal?: AbortSignal): Promise<IPrice> {
+  return requestAPI<IPrice>(`price?slice=${encodeURIComponent(slice)}`, {
+    signal
+  });
+}
+
+export function launchKernel(request: {
+  slice: string;
+  kernelspec?: string;
+  path?: string;
+}): Promise<ILaunched> {
+  return requestAPI<ILaunched>('kernels', {
+    method: 'POST',
+    body: JSON.stringify(request)
+  });
+}
+
+export function stopKernel(id: string): Promise<void> {
+  return requestAPI<void>(`kernels/${encodeURIComponent(id)}`, {
+    method: 'DELETE'
+  });
+}
+
+/** Follow a kernel's start-up; resolves with the final event (ready or failed). */
+export async function followProgress(
+  id: string,
+  onEvent: (event: IProgressEvent) => void,
+  signal?: AbortSignal
+): Promise<IProgressEvent | null> {
+  let last: IProgressEvent | null = null;
+  await followEvents(
+    `kernels/${encodeURIComponent(id)}/events`,
+    frame => {
+      const event = JSON.parse(frame.data) as IProgressEvent;
+      last = event;
+      onEvent(event);
+    },
+    signal
+  );
+  return last;
+}

@@ -1,0 +1,208 @@
+"""Browser-test fixtures, shared by every UI test: JupyterLab and Debian's chromium.
+
+* ``lab`` — JupyterLab (this environment's, with every installed extension) on 127.0.0.1, a random
+  port and a random token, ``--allow-root``, settings and workspaces in a temporary directory, the
+  news/update checks and their first-run toast switched off (no network). Stopped at the end.
+* ``browser`` (per module) — ``/usr/bin/chromium`` driven by Playwright's sync API, headless,
+  sandbox off, no background networking. Playwright never downloads a browser here.
+* ``page`` — a fresh page; ``open_notebook(page, lab, name, cells)`` writes a notebook into the
+  Lab's root directory and opens it once its kernel is idle; ``run_all(page)`` runs its cells.
+* ``ARTIFACTS`` — ``artifacts/ui/`` at the repository root, where screenshots go.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "ui"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+START_TIMEOUT = 120.0
+
+
+@dataclass(frozen=True)
+class Lab:
+    url: str  # http://127.0.0.1:PORT
+    token: str
+    root: Path
+    log: Path
+
+    def page_url(self, path: str = "lab") -> str:
+        return f"{self.url}/{path}?token={self.token}"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_until_up(lab: Lab, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"JupyterLab exited ({process.returncode}): {lab.log.read_text()[-2000:]}"
+            )
+        try:
+            with urllib.request.urlopen(
+                f"{lab.url}/api/status?token={lab.token}", timeout=2
+            ) as reply:
+                if reply.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(
+        f"JupyterLab did not answer within {START_TIMEOUT:g} s: {lab.log.read_text()[-2000:]}"
+    )
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    base = tmp_path_factory.mktemp("lab")
+    root, config = base / "root", base / "config"
+    root.mkdir()
+    (config / "labconfig").mkdir(parents=True)
+    # The first-run "news" toast would cover the page; no network is wanted anyway.
+    (config / "labconfig" / "page_config.json").write_text(
+        json.dumps({"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}})
+    )
+    env = {
+        **os.environ,
+        "JUPYTER_CONFIG_DIR": str(config),
+        "JUPYTERLAB_SETTINGS_DIR": str(base / "settings"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(base / "workspaces"),
+        "JUPYTER_RUNTIME_DIR": str(base / "runtime"),
+    }
+    port, token = _free_port(), secrets.token_hex(16)
+    lab = Lab(f"http://127.0.0.1:{port}", token, root, base / "lab.log")
+    argv = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--allow-root",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root}",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        "--LabApp.news_url=",
+    ]
+    with lab.log.open("wb") as log:
+        process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root)
+    try:
+        _wait_until_up(lab, process)
+        yield lab
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Module-scoped on purpose: Playwright's sync API keeps an asyncio loop marked as running in
+    this thread while it is open, which would break every async test that runs after it."""
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (make test installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A fresh page; when the test fails, its screenshot lands in artifacts/ui/failed-<test>.png."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    tab = context.new_page()
+    failures_before = request.session.testsfailed
+    try:
+        yield tab
+    finally:
+        if request.session.testsfailed > failures_before:
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            tab.screenshot(path=str(ARTIFACTS / f"failed-{request.node.name}.png"))
+        context.close()
+
+
+def open_notebook(page: Any, lab: Lab, name: str, cells: Sequence[str]) -> None:
+    """Write ``name`` with ``cells`` into the Lab's root and open it with an idle kernel."""
+    notebook = {
+        "cells": [
+            {
+                "cell_type": "code",
+                "execution_count": None,
+                "metadata": {},
+                "outputs": [],
+                "source": source,
+            }
+            for source in cells
+        ],
+        "metadata": {
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        },
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    (lab.root / name).write_text(json.dumps(notebook))
+    page.goto(f"{lab.url}/lab/tree/{name}?reset&token={lab.token}")  # reset: only this notebook
+    panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+    panel.locator(".jp-Cell").first.wait_for(timeout=60_000)
+    # The kernel indicator says "idle" once this notebook's kernel is connected: cells run
+    # before that are dropped.
+    panel.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(
+        state="attached", timeout=60_000
+    )
+
+
+def run_all(page: Any) -> None:
+    """Run every cell of the open notebook, one Shift+Enter each from the first, and wait until
+    the first one has started (pressing again if the kernel was not listening yet)."""
+    cells = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell")
+    prompt = cells.first.locator(".jp-InputPrompt")
+    started = prompt.filter(has_text="[*]").or_(prompt.filter(has_text="[1]"))
+    for _ in range(3):
+        prompt.click()
+        for _ in range(cells.count()):
+            page.keyboard.press("Shift+Enter")
+        try:
+            started.wait_for(timeout=10_000)
+            return
+        except Exception:  # playwright's TimeoutError: the kernel was not ready, try again
+            continue
+    started.wait_for(timeout=10_000)

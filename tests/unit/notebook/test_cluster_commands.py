@@ -1,0 +1,339 @@
+"""``submit``/``jobs``/``logs``/``cancel`` against a scripted Kubernetes API: what they create,
+show and delete, and how every failure becomes one line."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from bf_jupyter.kubeapi import KubeApiError, KubeUnavailable, WatchEvent
+from bf_jupyter.notebook.cluster_commands import ClusterCommands
+from bf_jupyter.notebook.magic_args import MagicError, parse_line
+from bf_jupyter.notebook.metric_records import encode_record
+
+
+@dataclass
+class FakeKubeApi:
+    """Stores objects; a created pod goes through ``pod_statuses`` and prints ``log_lines``."""
+
+    pod_statuses: list[dict[str, Any]] = field(
+        default_factory=lambda: [{"phase": "Pending"}, {"phase": "Running"}]
+    )
+    final_status: dict[str, Any] = field(default_factory=lambda: {"phase": "Succeeded"})
+    log_lines: list[str] = field(default_factory=list)
+    create_error: Exception | None = None
+    objects: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    deleted: list[tuple[str, str, str | None]] = field(default_factory=list)
+    closed: bool = False
+
+    def create(self, kind: str, body: dict[str, Any], namespace: str) -> dict[str, Any]:
+        if self.create_error is not None:
+            raise self.create_error
+        self.objects[(kind, namespace, body["metadata"]["name"])] = body
+        if kind == "Job":  # the job controller's pod
+            name = body["metadata"]["name"]
+            pod = {
+                "metadata": {"name": f"{name}-p0d", "labels": {"job-name": name}},
+                "spec": body["spec"]["template"]["spec"],
+            }
+            self.objects[("Pod", namespace, f"{name}-p0d")] = pod
+        return body
+
+    def get(self, kind: str, name: str, namespace: str) -> dict[str, Any]:
+        try:
+            obj = self.objects[(kind, namespace, name)]
+        except KeyError:
+            raise KubeApiError(
+                f'{kind.lower()}s "{name}" not found', status=404, reason="NotFound"
+            ) from None
+        if kind == "Pod":
+            return {**obj, "status": self.final_status}
+        return obj
+
+    def list(self, kind: str, namespace: str, *, label_selector: str = "") -> list[dict[str, Any]]:
+        wanted = dict(term.split("=") for term in label_selector.split(",") if term)
+        return [
+            obj
+            for (k, ns, _), obj in self.objects.items()
+            if k == kind
+            and ns == namespace
+            and all(
+                obj["metadata"].get("labels", {}).get(key) == value for key, value in wanted.items()
+            )
+        ]
+
+    def delete(
+        self, kind: str, name: str, namespace: str, *, propagation_policy: str | None = None
+    ) -> bool:
+        self.deleted.append((kind, name, propagation_policy))
+        return self.objects.pop((kind, namespace, name), None) is not None
+
+    def watch(self, kind: str, namespace: str, **selector: Any) -> Iterator[WatchEvent]:
+        pods = [
+            obj
+            for (k, ns, name), obj in self.objects.items()
+            if k == "Pod"
+            and ns == namespace
+            and (
+                selector.get("field_selector") == f"metadata.name={name}"
+                or selector.get("label_selector", "x")
+                == f"job-name={obj['metadata'].get('labels', {}).get('job-name')}"
+            )
+        ]
+        for status in self.pod_statuses:
+            yield WatchEvent("MODIFIED", {**pods[0], "status": status})
+
+    def pod_log(
+        self, name: str, namespace: str, *, container: str | None = None, follow: bool = False
+    ) -> Iterator[str]:
+        assert container == "main"
+        yield from self.log_lines
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _commands(api: FakeKubeApi | None, *, namespace: str = "") -> ClusterCommands:
+    def connect() -> FakeKubeApi:
+        if api is None:
+            raise KubeUnavailable(
+                "no Kubernetes API configured: not in a pod and kubeconfig ~/.kube/config is unusable"
+            )
+        return api
+
+    return ClusterCommands(
+        namespace=namespace, connect=connect, default_namespace=lambda: "team", user="ada"
+    )
+
+
+def _run(commands: ClusterCommands, line: str) -> None:
+    commands.run(parse_line(line))
+
+
+def test_submit_creates_the_pod_follows_its_log_and_turns_records_into_curves(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    api = FakeKubeApi(
+        log_lines=[
+            "[INFO] 2026-01-01T00:00:00Z Locked 1 GPUs with partial memory 0.5",
+            encode_record("begin", {"t": 1.0, "epochs": 1, "steps": 2, "batch_size": 8}),
+            "Epoch 1/1",
+            encode_record(
+                "epoch", {"t": 2.0, "epoch": 0, "metrics": {"loss": 0.5, "val_loss": 0.25}}
+            ),
+        ]
+    )
+
+    _run(_commands(api), "submit 1x50% --image reg/tf:1 --name train-a -- python train.py")
+
+    pod = api.objects[("Pod", "team", "train-a")]
+    assert pod["spec"]["containers"][0]["command"] == ["python", "train.py"]
+    out = capsys.readouterr().out
+    assert "created pod train-a in namespace team on 1x50%" in out
+    assert "Locked 1 GPUs" in out and "Epoch 1/1" in out
+    assert "BF-METRICS" not in out
+    assert "epoch 1/1: loss 0.5 · val_loss 0.25" in out
+    assert out.rstrip().endswith("pod train-a succeeded")
+    assert api.closed
+
+
+def test_submit_detached_returns_at_once_with_how_to_follow(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    api = FakeKubeApi(pod_statuses=[])
+
+    _run(_commands(api), "submit 1 --image img --name t1 --detach -- python x.py")
+
+    out = capsys.readouterr().out
+    assert "follow: %bitfusion logs t1 -f" in out and "%bitfusion cancel t1" in out
+
+
+def test_a_quota_refusal_is_the_api_message_on_one_line() -> None:
+    message = (
+        'pods "t1" is forbidden: exceeded quota: gpu-quota, requested: requests.bitfusion.io/gpu=50, '
+        "used: requests.bitfusion.io/gpu=200, limited: requests.bitfusion.io/gpu=200"
+    )
+    api = FakeKubeApi(create_error=KubeApiError(message, status=403, reason="Forbidden"))
+
+    with pytest.raises(MagicError) as refused:
+        _run(_commands(api), "submit 1x50% --image img --name t1 -- python x.py")
+
+    assert str(refused.value) == f"%bitfusion submit: {message}"
+    assert api.objects == {}
+
+
+def test_without_a_cluster_every_cluster_subcommand_says_so_in_one_line() -> None:
+    for line in ("submit 1 --image i -- x", "jobs", "logs a", "cancel a"):
+        with pytest.raises(MagicError, match=r"^%bitfusion \w+: no Kubernetes API configured"):
+            _run(_commands(None), line)
+
+
+def test_an_image_that_cannot_be_pulled_is_reported_and_the_pod_deleted() -> None:
+    api = FakeKubeApi(
+        pod_statuses=[
+            {
+                "phase": "Pending",
+                "containerStatuses": [
+                    {
+                        "name": "main",
+                        "state": {"waiting": {"reason": "ErrImagePull", "message": "not found"}},
+                    }
+                ],
+            }
+        ]
+    )
+
+    with pytest.raises(MagicError) as refused:
+        _run(_commands(api), "submit 1 --image reg/nope:1 --name t2 -- python x.py")
+
+    assert str(refused.value) == (
+        "%bitfusion submit: image reg/nope:1 cannot be pulled (ErrImagePull): not found; deleted pod t2"
+    )
+    assert ("Pod", "team", "t2") not in api.objects
+
+
+def test_a_failed_pod_fails_the_cell_with_its_exit_code() -> None:
+    api = FakeKubeApi(
+        final_status={
+            "phase": "Failed",
+            "containerStatuses": [{"state": {"terminated": {"exitCode": 2, "reason": "Error"}}}],
+        }
+    )
+
+    with pytest.raises(
+        MagicError, match=r"^%bitfusion submit: pod t3 failed \(exit code 2, Error\)$"
+    ):
+        _run(_commands(api), "submit 1 --image img --name t3 -- python x.py")
+
+
+def test_submit_as_a_job_follows_the_pod_the_job_made(capsys: pytest.CaptureFixture[str]) -> None:
+    api = FakeKubeApi(log_lines=["hello from the job"])
+
+    _run(_commands(api), "submit 1 --image img --name j1 --job -- python x.py")
+
+    assert api.objects[("Job", "team", "j1")]["kind"] == "Job"
+    out = capsys.readouterr().out
+    assert "created job j1" in out and "hello from the job" in out and "job j1 succeeded" in out
+
+
+def test_the_namespace_comes_from_the_option_then_the_configuration_then_the_kernel() -> None:
+    api = FakeKubeApi(pod_statuses=[])
+
+    _run(_commands(api, namespace="configured"), "submit 1 --image i --name a --detach -- x")
+    _run(
+        _commands(api, namespace="configured"),
+        "submit 1 --image i --name b --namespace given --detach -- x",
+    )
+    _run(_commands(api), "submit 1 --image i --name c --detach -- x")
+
+    assert {(ns, name) for (_, ns, name) in api.objects} == {
+        ("configured", "a"),
+        ("given", "b"),
+        ("team", "c"),
+    }
+
+
+def test_jobs_lists_your_work_and_hides_the_pods_of_jobs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    api = FakeKubeApi(pod_statuses=[])
+    _run(_commands(api), "submit 1x50% --image img --name mine --detach -- x")
+    _run(_commands(api), "submit 1 --image img --name batch --job --detach -- x")
+    api.objects[("Pod", "team", "batch-p0d")]["metadata"]["ownerReferences"] = [
+        {"kind": "Job", "name": "batch"}
+    ]
+    theirs = ClusterCommands(connect=lambda: api, default_namespace=lambda: "team", user="bob")
+    theirs.run(parse_line("submit 1 --image img --name bobs --detach -- x"))
+    capsys.readouterr()
+
+    _run(_commands(api), "jobs")
+    mine = capsys.readouterr().out
+    _run(_commands(api), "jobs --all")
+    everyone = capsys.readouterr().out
+
+    assert "batch" in mine and "mine" in mine and "bobs" not in mine and "batch-p0d" not in mine
+    assert "bobs" in everyone
+    assert "1x50%" in mine
+
+
+def test_jobs_says_when_there_is_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    _run(_commands(FakeKubeApi()), "jobs")
+
+    assert capsys.readouterr().out.strip() == "no submitted work (ada's) in namespace team"
+
+
+def test_logs_of_an_unknown_name_is_one_line() -> None:
+    with pytest.raises(
+        MagicError, match=r"^%bitfusion logs: no pod or job named ghost in namespace team$"
+    ):
+        _run(_commands(FakeKubeApi()), "logs ghost")
+
+
+def test_cancel_deletes_a_job_with_its_pods(capsys: pytest.CaptureFixture[str]) -> None:
+    api = FakeKubeApi(pod_statuses=[])
+    _run(_commands(api), "submit 1 --image img --name j2 --job --detach -- x")
+
+    _run(_commands(api), "cancel j2")
+
+    assert ("Job", "j2", "Background") in api.deleted
+    assert "deleted job j2 in namespace team" in capsys.readouterr().out
+
+
+def test_cancel_refuses_a_pod_that_was_not_submitted_with_the_magic() -> None:
+    api = FakeKubeApi()
+    api.objects[("Pod", "team", "database")] = {
+        "metadata": {"name": "database", "labels": {"app": "db"}}
+    }
+
+    with pytest.raises(
+        MagicError, match="was not submitted with %bitfusion submit: not deleting it"
+    ):
+        _run(_commands(api), "cancel database")
+    assert api.deleted == []
+
+
+def test_status_quota_line_never_fails() -> None:
+    assert _commands(None).quota_line(None) == ("-", "no Kubernetes cluster configured")
+    assert _commands(FakeKubeApi()).quota_line("ml") == ("ml", "no bitfusion.io/gpu quota")
+
+
+def test_logs_without_follow_of_a_running_pod_prints_what_there_is_and_returns(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    api = FakeKubeApi(
+        pod_statuses=[], log_lines=["epoch 1 done"], final_status={"phase": "Running"}
+    )
+    _run(_commands(api), "submit 1 --image img --name r1 --detach -- x")
+    api.pod_statuses = [{"phase": "Running"}]
+
+    _run(_commands(api), "logs r1")
+
+    out = capsys.readouterr().out
+    assert "epoch 1 done" in out
+    assert "succeeded" not in out and "failed" not in out
+
+
+def test_a_pod_deleted_while_followed_ends_the_follow_quietly(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    api = FakeKubeApi(log_lines=["training"])
+    real_get = api.get
+
+    def get_after_deletion(kind: str, name: str, namespace: str) -> dict[str, Any]:
+        if kind == "Pod" and api.log_lines == []:
+            raise KubeApiError(f'pods "{name}" not found', status=404, reason="NotFound")
+        return real_get(kind, name, namespace)
+
+    def log_then_delete(name: str, namespace: str, **_: Any) -> Iterator[str]:
+        yield "training"
+        api.log_lines = []  # the pod is gone once its log ends
+
+    api.get = get_after_deletion  # type: ignore[method-assign]
+    api.pod_log = log_then_delete  # type: ignore[method-assign]
+
+    _run(_commands(api), "submit 1 --image img --name d1 -- x")
+
+    assert capsys.readouterr().out.rstrip().endswith("pod d1 was deleted")
