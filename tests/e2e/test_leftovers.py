@@ -16,8 +16,11 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def descendants(pid: int) -> set[int]:
-    """Live processes below ``pid`` (from /proc; zombies are not counted as left behind)."""
+def descendants(pid: int, *, mentioning: Path) -> set[int]:
+    """Live processes below ``pid`` whose environment mentions ``mentioning`` (from /proc; zombies
+    are not counted as left behind). Session fixtures of other tests run pods and servers in this
+    same process tree at the same time, so only processes of the cluster under test count: each of
+    its processes carries its directory in the environment (pod dir, BF_SIM_HOME)."""
     parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -34,7 +37,15 @@ def descendants(pid: int) -> set[int]:
     while frontier:
         frontier = {child for child, parent in parents.items() if parent in frontier} - found
         found |= frontier
-    return found
+    marker = str(mentioning).encode()
+    return {child for child in found if marker in _environment(child)}
+
+
+def _environment(pid: int) -> bytes:
+    try:
+        return (Path("/proc") / str(pid) / "environ").read_bytes()
+    except OSError:
+        return b""
 
 
 def test_emulated_cluster_stops_running_pods_and_removes_its_files() -> None:
@@ -42,7 +53,6 @@ def test_emulated_cluster_stops_running_pods_and_removes_its_files() -> None:
     from tests.e2e.cluster_handle import ClusterHandle
     from tests.emulator.cluster import EmulatedCluster
 
-    before = descendants(os.getpid())
     cluster = EmulatedCluster().start()
     api = KubeApi.connect(kubeconfig=str(cluster.kubeconfig))
     handle = ClusterHandle(cluster.kubeconfig, api, cluster)
@@ -57,10 +67,10 @@ def test_emulated_cluster_stops_running_pods_and_removes_its_files() -> None:
     }
     api.create("Pod", pod, namespace)
     handle.wait_for_pod_phase(namespace, "sleeper", "Running")
-    assert descendants(os.getpid()) - before  # the pod's processes run
+    assert descendants(os.getpid(), mentioning=cluster.workdir)  # the pod's processes run
     api.close()
     cluster.stop()
-    assert descendants(os.getpid()) - before == set()
+    assert descendants(os.getpid(), mentioning=cluster.workdir) == set()
     assert not cluster.workdir.exists()
 
 
@@ -70,7 +80,6 @@ def test_stack_releases_leases_and_leaves_no_process_or_directory() -> None:
 
     if missing_parts():
         pytest.skip("the e2e stack needs " + ", ".join(missing_parts()))
-    before = descendants(os.getpid())
     stack = BitfusionStack()
     handle = stack.start()
     try:
@@ -81,7 +90,7 @@ def test_stack_releases_leases_and_leaves_no_process_or_directory() -> None:
         assert len(stack.leases(namespace)) == 1
     finally:
         stack.stop(keep_files=True)
-    assert descendants(os.getpid()) - before == set()
+    assert descendants(os.getpid(), mentioning=stack.root) == set()
     assert stack.leases(namespace) == []
     stack.remove_files()
     assert not stack.root.exists()
