@@ -202,51 +202,33 @@ class KubeApi:
         resource_version: str | None = None,
         timeout_seconds: int | None = None,
     ) -> Iterator[WatchEvent]:
-        """Stream changes (a real watch, not polling) until ``timeout_seconds`` or the caller stops."""
-        from kubernetes import watch
-
-        method = self._method(kind, "list", namespace)
-        kwargs = self._kwargs(
-            namespace=namespace,
+        """Stream changes (a real watch, not polling) until ``timeout_seconds`` or the caller stops.
+        Bookmarks are skipped; an ``ERROR`` event raises ``KubeApiError``."""
+        stream = self.open_watch(
+            kind,
+            namespace,
             label_selector=label_selector,
             field_selector=field_selector,
             resource_version=resource_version,
             timeout_seconds=timeout_seconds,
         )
-        stream = watch.Watch()
         try:
-            for event in stream.stream(method, **kwargs, _preload_content=False):
-                raw = event.get("raw_object") or self._client.sanitize_for_serialization(
-                    event["object"]
-                )
-                yield WatchEvent(event["type"], raw)
-        except Exception as error:
-            raise self._translate(error) from None
+            for line in stream:
+                event = watch_event_from_line(line)
+                if event is not None and event.type != "BOOKMARK":
+                    yield event
         finally:
-            stream.stop()
+            stream.close()
 
     def pod_log(
         self, name: str, namespace: str, *, container: str | None = None, follow: bool = False
     ) -> Iterator[str]:
         """Log lines of a pod's container (following them as they come when ``follow``)."""
-        from kubernetes import client
-
-        api = client.CoreV1Api(self._client)
-        kwargs = self._kwargs(container=container, follow=follow)
+        stream = self.open_pod_log(name, namespace, container=container, follow=follow)
         try:
-            response: Any = api.read_namespaced_pod_log(
-                name, namespace, _preload_content=False, **kwargs
-            )
-            pending = b""
-            for chunk in response.stream(4096):
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                for line in lines:
-                    yield line.decode("utf-8", "replace")
-            if pending:
-                yield pending.decode("utf-8", "replace")
-        except Exception as error:
-            raise self._translate(error) from None
+            yield from stream
+        finally:
+            stream.close()
 
     # ----- streams that another thread can end at once (watches and followed logs) ----------------
 
