@@ -45,8 +45,10 @@ $(STAMPS)/chromium:
 
 install: $(STAMPS)/python  ## Create .venv and install the project with every extra
 
+# JupyterLab refuses to run as root without --allow-root (CI and containers often are root).
+DEMO_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 demo: install  ## Start JupyterLab with the extension on the embedded pool (bitfusion-sim)
-	$(BIN)/bf-jupyter lab --backend local
+	$(BIN)/bf-jupyter lab --backend local $(DEMO_ARGS)
 
 lint: install $(STAMPS)/node  ## ruff format --check, ruff check, mypy, import-linter, prettier, eslint
 	$(BIN)/ruff format --check .
