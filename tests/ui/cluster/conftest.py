@@ -78,7 +78,7 @@ def _kernelspec(data: Path, namespace: str) -> None:
 
 @contextmanager
 def _running_lab(home: Path, namespace: str, kubeconfig: Path) -> Iterator[Lab]:
-    """``bf-jupyter lab --backend kubernetes`` in ``home``, stopped with SIGINT at the end (it
+    """``bf-jupyter lab --backend kubernetes`` in ``home``, stopped with SIGTERM at the end (it
     shuts its kernels down, so their pods go)."""
     root, config, data = (home / d for d in ("root", "config", "data"))
     for folder in (root, config / "labconfig", data):
@@ -113,7 +113,7 @@ def _running_lab(home: Path, namespace: str, kubeconfig: Path) -> Iterator[Lab]:
         _wait_until_serving(f"http://127.0.0.1:{port}", token, process, log)
         yield Lab(f"http://127.0.0.1:{port}", token, root, log)
     finally:
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
