@@ -7,6 +7,10 @@ are wrk's own (requests/s, p50, p99). Targets: p99 ≤ 1.5 ms with 1 client; wit
 webhook keeps ≥ 0.8× the bare handler's throughput and ≤ 1.25× its p99.
 
     .venv/bin/python benchmarks/webhook_throughput.py [--seconds 10] [--clients 1 16 64]
+        [--rounds 3] [--before TREE]
+
+``--before TREE`` serves a second webhook from another source tree in the same run (say, main's
+code before a change), so before and after meet the same machine conditions.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import re
 import shutil
 import socket
 import ssl
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -218,22 +223,50 @@ def main() -> int:
     )
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="runs per server and level, interleaved; the medians are printed (1)",
+    )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        metavar="TREE",
+        help="also serve the webhook from another source tree of bf-jupyter (e.g. "
+        "`git archive main | tar -x -C /tmp/bf-main`), in the same run, as 'before'",
+    )
+    parser.add_argument(
         "--bare-server", nargs=3, metavar=("PORT", "CERT", "KEY"), help=argparse.SUPPRESS
     )
+    parser.add_argument("--service-cost", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare_server:
         serve_bare(int(args.bare_server[0]), args.bare_server[1], args.bare_server[2])
         return 0
-    for tool in ("wrk", "taskset"):
-        if shutil.which(tool) is None:
-            print(
-                f"{tool} is not installed: apt-get install -y {'wrk' if tool == 'wrk' else 'util-linux'}"
-            )
-            return 2
-    if (os.cpu_count() or 1) < 2:
-        print("needs 2 cores: the servers run on core 0, wrk on core 1")
+    if args.service_cost:
+        print(in_process_cost(args.service_cost.read_bytes()))
+        return 0
+    problem = missing_prerequisite(args.before)
+    if problem:
+        print(problem)
         return 2
+    return measure(args)
 
+
+def missing_prerequisite(before: Path | None) -> str | None:
+    """Why the benchmark cannot run here, or None."""
+    for tool, package in (("wrk", "wrk"), ("taskset", "util-linux")):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed: apt-get install -y {package}"
+    if (os.cpu_count() or 1) < 2:
+        return "needs 2 cores: the servers run on core 0, wrk on core 1"
+    if before is not None and not (before / "bf_jupyter" / "__init__.py").is_file():
+        return f"--before {before} is not a bf-jupyter source tree (no bf_jupyter/__init__.py)"
+    return None
+
+
+def measure(args: argparse.Namespace) -> int:
+    """Start the servers, run wrk against each, print the report; returns the exit status."""
     from bf_jupyter.cluster import certs
 
     with tempfile.TemporaryDirectory(prefix="bf-webhook-bench-") as folder:
@@ -247,71 +280,103 @@ def main() -> int:
         script.write_text(_LUA.format(body=work / "review.json"))
         context = ssl.create_default_context(cafile=str(work / "ca.crt"))
 
-        ports = {"bare": free_port(), "webhook": free_port()}
+        trees = {"webhook": REPO} | ({"before": args.before.resolve()} if args.before else {})
+        ports = {name: free_port() for name in ("bare", *trees)}
         python = sys.executable
-        commands = {
-            "bare": [python, __file__, "--bare-server", str(ports["bare"]), cert, key],
-            "webhook": [
-                python, "-m", "bf_jupyter", "webhook", "--port", str(ports["webhook"]),
+        launches = {
+            "bare": ([python, __file__, "--bare-server", str(ports["bare"]), cert, key], REPO)
+        }
+        for name, tree in trees.items():
+            command = [
+                python, "-m", "bf_jupyter", "webhook", "--port", str(ports[name]),
                 "--address", "127.0.0.1", "--tls-cert", cert, "--tls-key", key,
                 "--no-cluster-checks", "--log-level", "WARNING", "--drain-seconds", "0",
-            ],
-        }  # fmt: skip
+            ]  # fmt: skip
+            launches[name] = (command, tree)
         servers = {
-            name: subprocess.Popen(["taskset", "-c", "0", *command], cwd=REPO)
-            for name, command in commands.items()
+            name: subprocess.Popen(["taskset", "-c", "0", *command], cwd=tree, env=_env(tree))
+            for name, (command, tree) in launches.items()
         }
         try:
-            reply = wait_ready(ports["webhook"], context, body)
-            response = reply["response"]
-            assert isinstance(response, dict) and response.get("patch"), (
-                f"webhook did not patch: {reply}"
-            )
+            for name in trees:
+                response = wait_ready(ports[name], context, body)["response"]
+                assert isinstance(response, dict) and response.get("patch"), (
+                    f"{name} did not patch: {response}"
+                )
             wait_ready(ports["bare"], context, body)
-            results: dict[tuple[str, int], dict[str, float]] = {}
+            runs: dict[tuple[str, int], list[dict[str, float]]] = {}
             for clients in args.clients:
-                for name in ("bare", "webhook"):
-                    pid = servers[name].pid
-                    run_wrk(ports[name], clients, args.warmup, script, pid)
-                    results[name, clients] = run_wrk(
-                        ports[name], clients, args.seconds, script, pid
-                    )
+                for _ in range(args.rounds):
+                    for name, server in servers.items():
+                        run_wrk(ports[name], clients, args.warmup, script, server.pid)
+                        runs.setdefault((name, clients), []).append(
+                            run_wrk(ports[name], clients, args.seconds, script, server.pid)
+                        )
         finally:
             for server in servers.values():
                 server.terminate()
             for server in servers.values():
                 server.wait(10)
-    return report(results, args.clients, len(body), in_process_cost(body))
+        costs = {name: _service_cost(tree, work / "review.json") for name, tree in trees.items()}
+    results = {
+        run: {figure: statistics.median(r[figure] for r in figures) for figure in figures[0]}
+        for run, figures in runs.items()
+    }
+    return report(results, args.clients, len(body), costs, args.rounds)
+
+
+def _env(tree: Path) -> dict[str, str]:
+    """The environment that makes ``python -m bf_jupyter`` import the package from ``tree``."""
+    return {**os.environ, "PYTHONPATH": str(tree)}
+
+
+def _service_cost(tree: Path, body: Path) -> float:
+    """``in_process_cost`` of the admission service in ``tree``, in a process of its own."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--service-cost", str(body)]
+    output = subprocess.run(
+        ["taskset", "-c", "0", *command], cwd=tree, env=_env(tree), capture_output=True,
+        text=True, check=True,
+    ).stdout  # fmt: skip
+    return float(output)
 
 
 def report(
     results: dict[tuple[str, int], dict[str, float]],
     levels: list[int],
     body_bytes: int,
-    service_us: float,
+    service_us: dict[str, float],
+    rounds: int,
 ) -> int:
     load = os.getloadavg()[0]
+    names = sorted({name for name, _ in results}, key=["bare", "webhook", "before"].index)
     print(
         f"POST /mutate, {body_bytes}-byte AdmissionReview, TLS keep-alive; servers on core 0, wrk on core 1"
     )
     print(
-        f"{os.cpu_count()} cores, load average {load:.2f} at the end (other processes share these cores)"
+        f"{os.cpu_count()} cores, load average {load:.2f} at the end (other processes share these cores);"
+        f" medians of {rounds} interleaved run(s)"
     )
     print(
         f"{'clients':>7} {'server':>8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU µs/req':>11}"
     )
     for clients in levels:
-        for name in ("bare", "webhook"):
+        bare = results["bare", clients]
+        for name in names:
             r = results[name, clients]
             print(
                 f"{clients:>7} {name:>8} {r['rps']:>9.0f} {r['p50']:>8.3f} {r['p99']:>8.3f} {r['cpu_us']:>11.0f}"
             )
-        bare, hook = results["bare", clients], results["webhook", clients]
+        for name in names[1:]:
+            hook = results[name, clients]
+            print(
+                f"{'':>7} {name[:3] + '/bare':>8} {hook['rps'] / bare['rps']:>9.2f}"
+                f" {hook['p50'] / bare['p50']:>8.2f} {hook['p99'] / bare['p99']:>8.2f}"
+                f" {hook['cpu_us'] / bare['cpu_us']:>11.2f}"
+            )
+    for name, cost in service_us.items():
         print(
-            f"{'':>7} {'ratio':>8} {hook['rps'] / bare['rps']:>9.2f} {hook['p50'] / bare['p50']:>8.2f}"
-            f" {hook['p99'] / bare['p99']:>8.2f} {hook['cpu_us'] / bare['cpu_us']:>11.2f}"
+            f"{name}: admission service alone (in-process, no HTTP/TLS) {cost:.0f} µs CPU per review"
         )
-    print(f"admission service alone (in-process, no HTTP/TLS): {service_us:.0f} µs CPU per review")
     verdicts = []
     if 1 in levels:
         p99 = results["webhook", 1]["p99"]
@@ -329,6 +394,11 @@ def report(
         )
         verdicts.append(
             (f"p99 at 16 clients {p99:.2f}x bare <= {P99_RATIO_16}x", p99 <= P99_RATIO_16)
+        )
+        # On a shared machine wrk's figures also measure the neighbours; CPU per request does not.
+        capacity = bare["cpu_us"] / hook["cpu_us"]
+        print(
+            f"CPU-bound throughput at 16 clients (bare CPU µs/req ÷ webhook's): {capacity:.2f}x bare"
         )
     for text, ok in verdicts:
         print(f"{'PASS' if ok else 'MISS'}  {text}")

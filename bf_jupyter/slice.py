@@ -10,12 +10,12 @@ Pure: no I/O, no imports of the rest of the project.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from fractions import Fraction
 
 from bf_jupyter.contract import (
@@ -284,6 +284,8 @@ class GpuSlice:
         if not merged:
             return None
         filter_text = (annotations or {}).get(ANNOTATION_FILTER, "")
+        if all(type(v) is str for v in (*merged.values(), filter_text)):  # hashable, and 1 != True
+            return _parsed_once(tuple(merged.items()), filter_text)
         return cls.from_resources(merged, filters=parse_filters(filter_text) if filter_text else ())
 
     # ----- rendering -----------------------------------------------------------------------------
@@ -301,15 +303,13 @@ class GpuSlice:
         """The share of each GPU as the shortest exact decimal (``0.5``, ``1``, ``0.05``)."""
         if self.percent is None:
             return None
-        return format((Decimal(self.percent) / 100).normalize(), "f")
+        whole, hundredths = divmod(self.percent, 100)
+        return f"{whole}.{hundredths:02d}".rstrip("0").rstrip(".")
 
     def to_text(self) -> str:
         """The text form, e.g. ``1x50%`` or ``2x8Gi device.name=V100``; ``parse`` reads it back."""
-        share = (
-            f"{self.percent}%" if self.percent is not None else format_bytes(self.memory_bytes or 0)
-        )
-        terms = [f"{self.amount}x{share}", *(shlex.quote(str(f)) for f in self.filters)]
-        return " ".join(terms)
+        share = f"{self.percent}%" if self.memory_bytes is None else format_bytes(self.memory_bytes)
+        return f"{self.amount}x{share} {self.filter_annotation()}".rstrip()
 
     def __str__(self) -> str:
         return self.to_text()
@@ -317,11 +317,9 @@ class GpuSlice:
     def describe(self) -> str:
         """For people: ``1 GPU × 50 %``, ``2 GPUs × 8Gi each``."""
         gpus = f"{self.amount} GPU{'s' if self.amount != 1 else ''}"
-        share = (
-            f"{self.percent} %"
-            if self.percent is not None
-            else f"{format_bytes(self.memory_bytes or 0)} each"
-        )
+        share = f"{self.percent} %"
+        if self.memory_bytes is not None:
+            share = f"{format_bytes(self.memory_bytes)} each"
         extra = "".join(f", {f}" for f in self.filters)
         return f"{gpus} × {share}{extra}"
 
@@ -372,6 +370,11 @@ class GpuSlice:
 
 
 # ----- private parsers ---------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1024)  # kernels of one profile repeat these; a GpuSlice is immutable
+def _parsed_once(resources: tuple[tuple[str, str], ...], filter_text: str) -> GpuSlice:
+    return GpuSlice.from_resources(dict(resources), filters=parse_filters(filter_text))
 
 
 def _split(text: str) -> list[str]:

@@ -95,8 +95,12 @@ MetricRecord = BeginRecord | BatchRecord | EpochRecord | GpuRecord | EndRecord
 
 def encode_record(kind: str, fields: Mapping[str, Any], *, prefix: bool = True) -> str:
     """One record as a line (without the newline); non-finite numbers become null."""
+    values = _finite(fields)
+    if isinstance(fields.get("t"), float) and math.isfinite(fields["t"]):
+        # A Unix time needs 13 digits for milliseconds; 7 would collapse a whole run to one instant.
+        values["t"] = round(fields["t"], 3)
     body = json.dumps(
-        {"v": FORMAT_VERSION, "kind": kind, **_finite(fields)},
+        {"v": FORMAT_VERSION, "kind": kind, **values},
         separators=(",", ":"),
         allow_nan=False,
     )

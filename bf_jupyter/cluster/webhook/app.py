@@ -1,10 +1,12 @@
 """The webhook's HTTPS server (tornado): ``POST /mutate``, ``POST /validate``, ``GET /healthz``,
 ``GET /readyz`` and ``GET /metrics``.
 
-Handlers are thin: read the body, ask the ``AdmissionService``, write its reply, record metrics.
-Mutation runs on the event loop (pure and fast); validation runs on a small thread pool when it may
-wait for the Kubernetes API. No access log per request on the hot path: only failures are logged.
-The serving certificate is re-read when its files change (cert-manager rotates them in place).
+The admission POSTs are answered by ``routes.AdmissionRoutes`` straight from tornado's HTTP layer
+(read the body, ask the ``AdmissionService``, write its reply, record metrics); it passes every other
+request to the tornado application built here. Mutation runs on the event loop (pure and fast);
+validation runs on a small thread pool when it may wait for the Kubernetes API. No access log per
+request on the hot path: only failures are logged. The serving certificate is re-read when its files
+change (cert-manager rotates them in place).
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import asyncio
 import logging
 import socket
 import ssl
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,54 +26,26 @@ import tornado.web
 
 from bf_jupyter.cluster.webhook.metrics import Metrics
 from bf_jupyter.cluster.webhook.review import Verdict, render_reply
+from bf_jupyter.cluster.webhook.routes import ADMISSION_PATHS, AdmissionRoutes
 
 if TYPE_CHECKING:
-    from bf_jupyter.cluster.webhook.service import AdmissionService, Reply
+    from bf_jupyter.cluster.webhook.service import AdmissionService
 
 __all__ = ["WebhookServer", "make_app", "tls_context"]
 
 log = logging.getLogger("bf_jupyter.webhook")
 
 # An AdmissionReview carries the object and the old object; etcd stores objects up to 1.5 MiB.
+# HTTP1Connection enforces it for every route, the admission ones included.
 MAX_BODY_BYTES = 8 << 20
 _VALIDATION_THREADS = 8
 
 
-class _AdmissionHandler(tornado.web.RequestHandler):
-    def initialize(
-        self,
-        *,
-        service: AdmissionService,
-        metrics: Metrics,
-        endpoint: str,
-        pool: ThreadPoolExecutor,
-    ) -> None:
-        self.service = service
-        self.metrics = metrics
-        self.endpoint = endpoint
-        self.pool = pool
-
-    async def post(self) -> None:
-        started = time.perf_counter()
-        body = self.request.body
-        reply: Reply
-        if self.endpoint == "mutate":
-            reply = self.service.mutate(body)
-        elif self.service.facts.blocking:
-            reply = await asyncio.get_running_loop().run_in_executor(
-                self.pool, self.service.validate, body
-            )
-        else:
-            reply = self.service.validate(body)
-        self.set_status(reply.status)
-        self.set_header("Content-Type", "application/json")
-        self.finish(reply.body)
-        self.metrics.record(
-            self.endpoint, reply.outcome, time.perf_counter() - started, reply.skipped
-        )
+class _AdmissionRefusal(tornado.web.RequestHandler):
+    """The admission paths for any method but POST (``AdmissionRoutes`` answers POST): tornado
+    refuses with 405, and the refusal still comes as an AdmissionReview."""
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
-        # Anything tornado itself refuses (wrong method, bad request) still gets an AdmissionReview.
         verdict = Verdict.deny([self._reason or "request refused"], code=status_code)
         self.set_header("Content-Type", "application/json")
         self.finish(render_reply("", verdict))
@@ -113,13 +86,12 @@ def make_app(
     *,
     pool: ThreadPoolExecutor,
     draining: asyncio.Event | None = None,
-) -> tornado.web.Application:
-    """The tornado application serving the five routes."""
-    admission = {"service": service, "metrics": metrics, "pool": pool}
-    return tornado.web.Application(
+) -> AdmissionRoutes:
+    """The server's request delegate: the admission POSTs, then a tornado application for the rest."""
+    refusals = [(path, _AdmissionRefusal) for path in ADMISSION_PATHS]
+    application = tornado.web.Application(
         [
-            (r"/mutate", _AdmissionHandler, {**admission, "endpoint": "mutate"}),
-            (r"/validate", _AdmissionHandler, {**admission, "endpoint": "validate"}),
+            *refusals,
             (r"/healthz", _HealthHandler),
             (r"/readyz", _HealthHandler, {"draining": draining}),
             (r"/metrics", _MetricsHandler, {"metrics": metrics}),
@@ -127,6 +99,7 @@ def make_app(
         log_function=_log_failures,
         compress_response=False,
     )
+    return AdmissionRoutes(application, service, metrics, pool)
 
 
 def tls_context(cert_file: str | Path, key_file: str | Path) -> ssl.SSLContext:

@@ -23,6 +23,7 @@ YAML shape (every key optional; camelCase like the Kubernetes objects it sits be
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -30,6 +31,7 @@ from typing import Any
 
 import yaml
 
+from bf_jupyter.bitfusion.client import BitfusionClient
 from bf_jupyter.contract import ANNOTATION_CLIENT_OS, ANNOTATION_CLIENT_VERSION
 from bf_jupyter.quantity import QuantityError, format_bytes, parse_quantity
 
@@ -79,6 +81,11 @@ class ClientBuild:
     @property
     def pair(self) -> tuple[str, str]:
         return (self.os, self.version)
+
+    @functools.cached_property
+    def client(self) -> BitfusionClient:
+        """The client adapter for ``binary`` (it builds the ``bitfusion run`` argv); made once."""
+        return BitfusionClient((self.binary,), "path", simulated=False)
 
 
 def _builtin_clients() -> tuple[ClientBuild, ...]:

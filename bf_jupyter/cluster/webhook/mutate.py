@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from bf_jupyter.bitfusion.client import BitfusionClient
 from bf_jupyter.cluster.webhook import injection
 from bf_jupyter.cluster.webhook.config import ClientBuild, UnknownClient, WebhookConfig
 from bf_jupyter.cluster.webhook.patching import REMOVE, PatchBuilder
@@ -151,8 +150,7 @@ def _convert(
                 "can run inside `bitfusion run`; the image's ENTRYPOINT cannot be wrapped"
             )
         if build is not None:
-            client = BitfusionClient((build.binary,), "path", simulated=False)
-            changes["command"] = client.run_argv(gpu_slice, [*command, *args])
+            changes["command"] = build.client.run_argv(gpu_slice, [*command, *args])
             changes["args"] = REMOVE
     sections = {section: resource_section(container, section) for section in ("requests", "limits")}
     converted = dict(container.get("resources") or {})

@@ -100,7 +100,7 @@ class AdmissionRequest:
         return (
             self.operation == "CREATE"
             and not self.sub_resource
-            and all(self.kind.get(key) == value for key, value in _POD_KIND.items())
+            and _POD_KIND.items() <= self.kind.items()
             and isinstance(self.object, dict)
         )
 
@@ -148,7 +148,7 @@ def render_reply(uid: str, verdict: Verdict) -> bytes:
         response["status"] = {"code": verdict.code, "message": verdict.message()}
     if verdict.patch:
         response["patchType"] = "JSONPatch"
-        response["patch"] = base64.b64encode(_dumps(list(verdict.patch))).decode("ascii")
+        response["patch"] = base64.b64encode(_dumps(verdict.patch)).decode("ascii")
     if verdict.warnings:
         response["warnings"] = [_clip(text) for text in dict.fromkeys(verdict.warnings)]
     reply = {"apiVersion": ADMISSION_API_VERSION, "kind": "AdmissionReview", "response": response}

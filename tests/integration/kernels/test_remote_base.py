@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -28,7 +29,9 @@ from bf_jupyter.kernels.remote import (
 )
 from tests.integration.kernels.session import collect_reply, execute, wait_for_output
 
-ADDRESS = "127.0.0.62"
+# The launcher binds the kernel's fixed ports on this address, as a pod does on its own IP; a random
+# loopback address keeps test runs that happen at the same time on one machine apart.
+ADDRESS = f"127.{secrets.randbelow(64) + 64}.{secrets.randbelow(256)}.{secrets.randbelow(254) + 1}"
 
 
 class ProcessRemote(RemoteKernelProvisioner):

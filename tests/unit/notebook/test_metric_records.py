@@ -143,3 +143,12 @@ def test_writer_for_a_metrics_file_writes_plain_json_lines(clock: FakeClock) -> 
     writer.end(stopped=True)
 
     assert json.loads(out.getvalue()) == {"v": 1, "kind": "end", "t": clock.now, "stopped": True}
+
+
+def test_record_times_keep_millisecond_precision_of_unix_time() -> None:
+    # Given two records a fraction of a second apart at a real Unix time
+    first = split_record_line(encode_record("begin", {"t": 1764000000.125, "epochs": 1}))[1]
+    second = split_record_line(encode_record("end", {"t": 1764000000.875, "stopped": False}))[1]
+    # Then they do not collapse to the same instant
+    assert first is not None and second is not None
+    assert second.time - first.time == pytest.approx(0.75)

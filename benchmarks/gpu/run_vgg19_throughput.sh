@@ -1,0 +1,3 @@
+#!/usr/bin/env bash
+# On the GPU machine, from the repo root: Keras from the carried wheels (benchmarks/gpu/wheels, see fetch_wheels.sh) into a scratch dir beside the machine's JAX, then the benchmark; arguments pass through.
+set -euo pipefail; py="${PYTHON:-python3}"; site="${TMPDIR:-/tmp}/vgg19-keras-site"; "$py" -m pip install --quiet --no-index --no-deps --upgrade --target "$site" --find-links benchmarks/gpu/wheels keras namex absl-py rich markdown-it-py mdurl pygments optree typing-extensions packaging && PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}" KERAS_BACKEND=jax exec "$py" benchmarks/gpu/vgg19_throughput.py "$@"
