@@ -1,7 +1,7 @@
 """A JupyterLab (or bare jupyter-server) with bf-jupyter on 127.0.0.1, for the benchmarks here.
 
 Started as a user would (``bf-jupyter lab --backend local`` or ``jupyter server``), with a token,
-in a throw-away home; stopped with SIGINT so it shuts its kernels down. ``stand_in_pool`` points
+in a throw-away home; stopped with SIGTERM so it shuts its kernels down. ``stand_in_pool`` points
 ``$BF_BITFUSION_BIN`` at a tiny script that prints a fixed ``list_gpus`` listing, for machines where
 neither a real client nor ``bitfusion-sim`` is installed.
 """
@@ -84,7 +84,7 @@ def running_lab(
             _wait(url, token, process, log)
             yield Session(url, token, log)
         finally:
-            process.send_signal(signal.SIGINT)
+            process.send_signal(signal.SIGTERM)
             try:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:

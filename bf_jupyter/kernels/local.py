@@ -4,7 +4,8 @@ The Bitfusion client (real, or ``bitfusion-sim``) holds the slice for exactly th
 the kernel. So the provisioner never kills the client first: interrupt, terminate and kill go to the
 kernel's processes (the client's descendants), the client sees its child end, releases the lease and
 exits; only a client that has not exited ``release_timeout`` seconds later is killed. A kernel that
-is SIGKILLed from elsewhere releases its lease the same way.
+is SIGKILLed from elsewhere releases its lease the same way, and so does one whose server is killed
+(the client is started through ``exit_with_server``).
 
 Start-up waits for the kernel's first ``kernel_info_reply``, relaying progress (created, the client's
 "Locked N GPUs" line, ready) and failing with the client's own last line (e.g. the pool cannot serve
@@ -31,6 +32,7 @@ from typing_extensions import override
 
 from bf_jupyter.bitfusion.client import BitfusionClientError, resolve_client
 from bf_jupyter.bitfusion.run_output import failure_reason, read_run_line
+from bf_jupyter.kernels.exit_with_server import guarded_argv
 from bf_jupyter.kernels.kernel_channels import await_kernel_info
 from bf_jupyter.kernels.launch_slice import SLICE_ENV, SlicedKernelMixin
 
@@ -69,7 +71,8 @@ class BitfusionLocalProvisioner(SlicedKernelMixin, LocalProvisioner):  # type: i
         env: dict[str, str] = kwargs["env"]
         try:
             client = resolve_client(env)
-            kwargs["cmd"] = client.run_argv(gpu_slice, kwargs["cmd"])
+            # Through exit_with_server: the client must not outlive a server that is killed.
+            kwargs["cmd"] = guarded_argv(client.run_argv(gpu_slice, kwargs["cmd"]))
         except BitfusionClientError as error:
             raise self.launch_failed(f"No usable Bitfusion client: {error}.") from None
         env[SLICE_ENV] = gpu_slice.to_text()

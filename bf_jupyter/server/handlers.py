@@ -146,11 +146,13 @@ class KernelEventsHandler(BitfusionApiHandler):
         self._closed.set()
 
     async def _settle(self, final: ProgressEvent) -> ProgressEvent:
-        """The last event, sent only once the kernel can be opened (or as a failure if it cannot)."""
-        if final.stage != "ready":
-            return final
+        """The last event, sent once the launch has settled: ``ready`` when the kernel can be
+        opened (else it becomes a failure), ``failed`` once what the start created is gone and
+        ``GET kernels`` lists it as failed. A provisioner announces both a moment earlier."""
         reason = await self.service.kernels.settled(final.kernel_id)
-        return final if reason is None else ProgressEvent(final.kernel_id, "failed", reason)
+        if final.stage != "ready" or reason is None:
+            return final
+        return ProgressEvent(final.kernel_id, "failed", reason)
 
     async def _next(self, events: AsyncGenerator[ProgressEvent, None]) -> ProgressEvent | None:
         """The next event; None when the stream ended or the client left. A comment line every

@@ -61,7 +61,7 @@ class GpuService:
             kernel_manager=kernel_manager,
             session_manager=session_manager,
             launch_timeout=launch_timeout,
-            on_change=self._quota_cache.invalidate,
+            on_change=self._kernels_changed,
         )
         kube = self._kube if backend == "kubernetes" else None
         self._pool = PoolReader(backend, kube=kube)
@@ -168,6 +168,12 @@ class GpuService:
             await asyncio.to_thread(self._kube_api.close)
 
     # ----- plumbing ------------------------------------------------------------------------------
+
+    def _kernels_changed(self) -> None:
+        """A GPU kernel started, failed or stopped: the next pool and quota readings must show it
+        (its lease, its units), not what a tab read a moment before."""
+        self._quota_cache.invalidate()
+        self._pool_cache.invalidate()
 
     async def _pool_or_none(self) -> Json | None:
         """The pool when it can be read; pricing works without it on Kubernetes (nodes only)."""

@@ -1,4 +1,5 @@
 /** Small formatters for what the panel shows people. */
+import { INode } from './api';
 
 /** `45 s`, `3 min`, `2 h 5 min`, `3 d 4 h`. */
 export function formatAge(seconds: number | null): string {
@@ -42,4 +43,21 @@ export function formatMemory(mib: number): string {
     return `${gib} GiB`;
   }
   return `${mib} MiB`;
+}
+
+/**
+ * What a cluster's GPU nodes offer together, in GPUs, and the free share of it — null unless every
+ * node's use is known (the server may not be allowed to list other namespaces' pods).
+ */
+export function nodesCapacity(nodes: INode[]): {
+  gpus: number;
+  freeFraction: number | null;
+} {
+  const units = nodes.reduce((sum, node) => sum + node.allocatable_units, 0);
+  const gpus = nodes.reduce((sum, node) => sum + node.allocatable_gpus, 0);
+  if (units <= 0 || nodes.some(node => node.used_units === null)) {
+    return { gpus, freeFraction: null };
+  }
+  const used = nodes.reduce((sum, node) => sum + (node.used_units ?? 0), 0);
+  return { gpus, freeFraction: Math.max(0, 1 - used / units) };
 }

@@ -137,7 +137,10 @@ namespace Private {
       type: 'notebook',
       path: directory
     });
-    docManager.open(created.path, 'Notebook', { id: kernelId });
+    const widget = docManager.open(created.path, 'Notebook', { id: kernelId });
+    // The kernels list names a kernel's notebook from its session: the panel refreshes once
+    // this returns, so return once the session exists.
+    await widget?.context.sessionContext.ready;
   }
 }
 

@@ -3,7 +3,12 @@ import { TranslationBundle } from '@jupyterlab/translation';
 import React from 'react';
 
 import { IGpu, INode, IPool, IQuota } from './api';
-import { formatGpus, formatMemory, formatPercent } from './format';
+import {
+  formatGpus,
+  formatMemory,
+  formatPercent,
+  nodesCapacity
+} from './format';
 
 export function UsageBar(props: {
   used: number;
@@ -71,6 +76,18 @@ function NodeRow(props: {
   );
 }
 
+/** On Kubernetes without a Bitfusion client in the server's pod: what the nodes offer. */
+function nodesSummary(nodes: INode[], trans: TranslationBundle): string {
+  const { gpus, freeFraction } = nodesCapacity(nodes);
+  const where =
+    nodes.length === 1
+      ? trans.__('%1 on 1 node', formatGpus(gpus))
+      : trans.__('%1 on %2 nodes', formatGpus(gpus), nodes.length);
+  return freeFraction === null
+    ? where
+    : trans.__('%1, %2 free', where, formatPercent(freeFraction));
+}
+
 export function PoolView(props: {
   pool: IPool | null;
   error?: string;
@@ -83,11 +100,13 @@ export function PoolView(props: {
   return (
     <div className="jp-BfJupyter-pool">
       <div className="jp-BfJupyter-summary">
-        {trans.__(
-          '%1 GPUs, %2 free',
-          pool.total_gpus,
-          formatPercent(pool.free_fraction)
-        )}
+        {pool.servers.length === 0 && pool.nodes.length > 0
+          ? nodesSummary(pool.nodes, trans)
+          : trans.__(
+              '%1 GPUs, %2 free',
+              pool.total_gpus,
+              formatPercent(pool.free_fraction)
+            )}
         {pool.simulated && (
           <span
             className="jp-BfJupyter-badge"

@@ -26,6 +26,7 @@ import yaml
 
 from tests.emulator import errors
 from tests.emulator.admission import WebhookAdmission
+from tests.emulator.authorization import AuditRecord, Authorizer, User
 from tests.emulator.controllers import Controllers
 from tests.emulator.device_plugins import DeviceManager
 from tests.emulator.jobs import JobController
@@ -68,10 +69,12 @@ class EmulatedCluster:
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="bf-emulator-"))
         self.kubeconfig = self.workdir / "kubeconfig"
         self.token = secrets.token_urlsafe(24)
+        self.authorizer = Authorizer(self.token)
         self.store = Store()
         self.registry = Registry(self.store, admission=list(admission), quota=None)
         self.nodes = list(nodes)
         self.server_url = ""
+        self._ca_pem = b""
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="emulated-cluster", daemon=True
@@ -160,6 +163,26 @@ class EmulatedCluster:
 
         self.call(install())
 
+    # ----- users other than the admin, and what RBAC lets them do ---------------------------------
+
+    def add_user(self, user: User, *, namespace: str = "default") -> Path:
+        """A kubeconfig (context namespace ``namespace``) that authenticates as ``user``, whose
+        requests RBAC then decides (``grant``) and the audit records."""
+        token = self.authorizer.add_user(user)
+        path = self.workdir / f"kubeconfig-{secrets.token_hex(4)}"
+        self._write_kubeconfig(
+            self._ca_pem, path=path, token=token, user=user.name, namespace=namespace
+        )
+        return path
+
+    def grant(self, objects: Iterable[Obj]) -> None:
+        """Roles, ClusterRoles and their bindings, as ``kubectl apply`` of them would create."""
+        self.authorizer.grant(objects)
+
+    def audit(self, user: str | None = None) -> list[AuditRecord]:
+        """Requests of users other than the admin, with RBAC's verdict, oldest first."""
+        return self.authorizer.audit(user)
+
     # ----- inside the loop ------------------------------------------------------------------------
 
     async def _start(self) -> None:
@@ -201,13 +224,14 @@ class EmulatedCluster:
         authority = trustme.CA()
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         authority.issue_cert("127.0.0.1", "localhost").configure_cert(context)
-        app = make_app(self.registry, token=self.token, logs=self._log_source())
+        app = make_app(self.registry, authorizer=self.authorizer, logs=self._log_source())
         self._server = tornado.httpserver.HTTPServer(app, ssl_options=context)
         sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
         self._server.add_sockets(sockets)
         port = sockets[0].getsockname()[1]
         self.server_url = f"https://127.0.0.1:{port}"
-        self._write_kubeconfig(authority.cert_pem.bytes())
+        self._ca_pem = authority.cert_pem.bytes()
+        self._write_kubeconfig(self._ca_pem)
 
     async def _start_nodes(self) -> None:
         nodes = resource_for_kind("Node")
@@ -260,7 +284,15 @@ class EmulatedCluster:
             self._server.stop()
             await self._server.close_all_connections()
 
-    def _write_kubeconfig(self, ca_pem: bytes) -> None:
+    def _write_kubeconfig(
+        self,
+        ca_pem: bytes,
+        *,
+        path: Path | None = None,
+        token: str | None = None,
+        user: str = "admin",
+        namespace: str = "default",
+    ) -> None:
         config = {
             "apiVersion": "v1",
             "kind": "Config",
@@ -273,14 +305,15 @@ class EmulatedCluster:
                     },
                 }
             ],
-            "users": [{"name": "admin", "user": {"token": self.token}}],
+            "users": [{"name": user, "user": {"token": token or self.token}}],
             "contexts": [
                 {
                     "name": "emulator",
-                    "context": {"cluster": "emulator", "user": "admin", "namespace": "default"},
+                    "context": {"cluster": "emulator", "user": user, "namespace": namespace},
                 }
             ],
             "current-context": "emulator",
         }
-        self.kubeconfig.write_text(yaml.safe_dump(config))
-        self.kubeconfig.chmod(0o600)
+        target = path or self.kubeconfig
+        target.write_text(yaml.safe_dump(config))
+        target.chmod(0o600)

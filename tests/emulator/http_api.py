@@ -7,7 +7,6 @@ Thin handlers: parse the path and query, call one ``Registry`` verb, write JSON.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -18,11 +17,18 @@ import tornado.iostream
 import tornado.web
 
 from tests.emulator import errors, kinds
-from tests.emulator.registry import ADMIN, Registry
+from tests.emulator.authorization import (
+    Authorizer,
+    Request,
+    User,
+    name_from_field_selector,
+    request_verb,
+)
 from tests.emulator.selectors import object_filter
 
 if TYPE_CHECKING:
     from tests.emulator.kinds import ResourceType
+    from tests.emulator.registry import Registry
 
 Obj = dict[str, Any]
 LogSource = Callable[[str, str, dict[str, str]], AsyncIterator[bytes]]
@@ -62,17 +68,22 @@ def parse_target(group: str, version: str, segments: list[str]) -> Target:
 
 
 class _Base(tornado.web.RequestHandler):
-    def initialize(self, registry: Registry, token: str, logs: LogSource | None) -> None:
+    def initialize(
+        self, registry: Registry, authorizer: Authorizer, logs: LogSource | None
+    ) -> None:
         self.registry = registry
-        self.token = token
+        self.authorizer = authorizer
         self.logs = logs
 
     def prepare(self) -> None:
         header = self.request.headers.get("Authorization", "")
         given = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
-        if not (given and hmac.compare_digest(given, self.token)):
+        user = self.authorizer.authenticate(given)
+        if user is None:
             self._send_error(errors.ApiError(401, "Unauthorized", "Unauthorized"))
             self.finish()
+            return
+        self.user: User = user
 
     def _send_json(self, body: Obj, code: int = 200) -> None:
         self.set_status(code)
@@ -145,10 +156,21 @@ class ResourceHandler(_Base):
             segments, watching = segments[1:], True
         target = parse_target(group or "", version, segments)
         watching = watching or self.get_query_argument("watch", "") in ("true", "1")
+        self._authorize(target, watching)
         return target, watching
 
+    def _authorize(self, target: Target, watching: bool) -> None:
+        """RBAC, before anything else happens (raises the API's 403)."""
+        name = target.name
+        if not name and self.request.method == "GET":
+            name = name_from_field_selector(self.get_query_argument("fieldSelector", ""))
+        verb = request_verb(self.request.method or "", named=bool(target.name), watching=watching)
+        resource = target.resource.plural + (f"/{target.subresource}" if target.subresource else "")
+        request = Request(verb, target.resource.group, resource, target.namespace, name)
+        self.authorizer.check(self.user, request)
+
     def _user(self) -> Obj:
-        return dict(ADMIN)
+        return self.user.info()
 
     def _dry_run(self) -> bool:
         return self.get_query_argument("dryRun", "") == "All"
@@ -338,8 +360,10 @@ class ResourceHandler(_Base):
             )
 
 
-def make_app(registry: Registry, *, token: str, logs: LogSource | None) -> tornado.web.Application:
-    settings = {"registry": registry, "token": token, "logs": logs}
+def make_app(
+    registry: Registry, *, authorizer: Authorizer, logs: LogSource | None
+) -> tornado.web.Application:
+    settings = {"registry": registry, "authorizer": authorizer, "logs": logs}
     return tornado.web.Application(
         [
             (r"/api/(v1)/(.*)", _CoreResourceHandler, settings),

@@ -1,4 +1,10 @@
-import { formatAge, formatGpus, formatMemory, formatPercent } from '../format';
+import {
+  formatAge,
+  formatGpus,
+  formatMemory,
+  formatPercent,
+  nodesCapacity
+} from '../format';
 
 describe('formatters', () => {
   it.each([
@@ -31,5 +37,26 @@ describe('formatters', () => {
       '16 GiB',
       '512 MiB'
     ]);
+  });
+});
+
+describe('nodesCapacity', () => {
+  const node = (allocatable: number, used: number | null) => ({
+    name: `n${allocatable}`,
+    allocatable_units: allocatable,
+    used_units: used,
+    allocatable_gpus: allocatable / 100
+  });
+  it('adds up what the nodes offer and what is free of it', () => {
+    expect(nodesCapacity([node(200, 50), node(400, 100)])).toEqual({
+      gpus: 6,
+      freeFraction: 0.75
+    });
+  });
+  it("says nothing about free capacity when one node's use is unknown", () => {
+    expect(nodesCapacity([node(200, 50), node(200, null)])).toEqual({
+      gpus: 4,
+      freeFraction: null
+    });
   });
 });

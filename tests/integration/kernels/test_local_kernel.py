@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -74,6 +77,44 @@ async def test_sigkill_of_the_kernel_releases_its_lease(kernel_manager: AsyncKer
     assert kernel_manager.provisioner is not None
     await kernel_manager.provisioner.wait()  # the client exits once it released the slice
 
+    assert leases() == []
+
+
+SERVER = """
+import asyncio, os, sys
+from jupyter_client.manager import AsyncKernelManager
+
+async def main():
+    manager = AsyncKernelManager(kernel_name=sys.argv[1])
+    await manager.start_kernel(env={**os.environ, "BF_SLICE": "1x25%"})
+    print(manager.provisioner.pid, flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+def test_a_killed_servers_kernel_ends_and_releases_its_lease(
+    sim_home: Path, local_kernelspec: str
+) -> None:
+    import psutil
+
+    # given a server process holding a local kernel on a slice
+    server = subprocess.Popen(
+        [sys.executable, "-c", SERVER, local_kernelspec], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert server.stdout is not None
+        client = psutil.Process(int(server.stdout.readline()))
+        kernel = client.children()
+        assert [lease.slice_text for lease in leases()] == ["1x25%"]
+    finally:
+        # when the server is killed, with no chance to shut its kernels down
+        server.kill()
+        server.wait()
+    # then the Bitfusion client is told, stops the kernel and releases the slice
+    _, alive = psutil.wait_procs([client, *kernel], timeout=60)
+    assert alive == []
     assert leases() == []
 
 

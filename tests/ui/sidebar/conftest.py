@@ -113,7 +113,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         _wait_until_serving(url, token, process, log)
         yield Lab(url, token, root, log)
     finally:
-        process.send_signal(signal.SIGINT)  # JupyterLab shuts its kernels down, then exits
+        # SIGTERM: jupyter-server shuts its kernels down, then exits. SIGINT does so only with a
+        # terminal to confirm on, and is ignored where the test run was started in the background.
+        process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:

@@ -1,0 +1,121 @@
+"""JupyterLab on the kubernetes backend, against the e2e cluster (the emulated one with our webhook,
+device plugin and bitfusion-sim, or ``$BF_E2E_KUBECONFIG``'s).
+
+``bf-jupyter lab --backend kubernetes`` runs as the notebook service account that the shipped RBAC
+binds in a namespace of this module's own (with a GPU quota of one GPU), through ``$KUBECONFIG``,
+and offers the ``bitfusion-kubernetes`` kernelspec ``bf-k8s`` in that namespace. The browser and
+page fixtures are those of ``tests/ui/conftest.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from bf_jupyter.contract import QUOTA_RESOURCE
+from bf_jupyter.kernels.kernelspecs import KernelspecRequest, render_kernel_json
+from tests.e2e.conftest import bitfusion_stack, cluster  # noqa: F401  (the e2e cluster fixtures)
+from tests.e2e.kernels.conftest import KERNEL_IMAGE_ENV
+from tests.e2e.server import notebook_rbac
+from tests.ui.conftest import Lab
+from tests.ui.sidebar.conftest import _free_port, _wait_until_serving
+
+if TYPE_CHECKING:
+    from tests.e2e.cluster_handle import ClusterHandle
+
+KERNELSPEC = "bf-k8s"
+QUOTA_UNITS = 100
+
+
+@dataclass(frozen=True)
+class ClusterLab:
+    lab: Lab
+    namespace: str
+
+
+@pytest.fixture(scope="module")
+def cluster_lab(
+    cluster: ClusterHandle,  # noqa: F811
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ClusterLab]:
+    namespace = cluster.create_namespace_with_quota(
+        {f"requests.{QUOTA_RESOURCE}": QUOTA_UNITS}, prefix="lab"
+    )
+    try:
+        if cluster.emulated is not None:
+            kubeconfig = notebook_rbac.deploy(cluster.emulated, namespace).kubeconfig
+        else:
+            kubeconfig = cluster.kubeconfig
+        with _running_lab(tmp_path_factory.mktemp("lab"), namespace, kubeconfig) as lab:
+            yield ClusterLab(lab, namespace)
+    finally:
+        cluster.delete_namespace(namespace)
+
+
+def _kernelspec(data: Path, namespace: str) -> None:
+    spec = render_kernel_json(KernelspecRequest(backend="kubernetes", namespace=namespace))
+    spec["metadata"]["kernel_provisioner"]["config"].update(
+        image=os.environ.get(KERNEL_IMAGE_ENV, "bf-jupyter/kernel:e2e"),
+        server_id=f"ui-{namespace}",
+        cpu_request="",
+        memory_request="",
+        launch_timeout=120,
+    )
+    (data / "kernels" / KERNELSPEC).mkdir(parents=True)
+    (data / "kernels" / KERNELSPEC / "kernel.json").write_text(json.dumps(spec))
+
+
+@contextmanager
+def _running_lab(home: Path, namespace: str, kubeconfig: Path) -> Iterator[Lab]:
+    """``bf-jupyter lab --backend kubernetes`` in ``home``, stopped with SIGTERM at the end (it
+    shuts its kernels down, so their pods go)."""
+    root, config, data = (home / d for d in ("root", "config", "data"))
+    for folder in (root, config / "labconfig", data):
+        folder.mkdir(parents=True)
+    # The first-run "news" toast would cover the page; no network is wanted anyway.
+    (config / "labconfig" / "page_config.json").write_text(
+        json.dumps({"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}})
+    )
+    _kernelspec(data, namespace)
+    env = {k: v for k, v in os.environ.items() if k != "KUBERNETES_SERVICE_HOST"}
+    env |= {
+        "JUPYTER_CONFIG_DIR": str(config),
+        "JUPYTER_DATA_DIR": str(data),
+        "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
+        "HOME": str(home),
+        "KUBECONFIG": str(kubeconfig),
+    }
+    token, port = secrets.token_hex(16), _free_port()
+    argv = [
+        str(Path(sys.executable).with_name("bf-jupyter")), "lab", "--backend", "kubernetes",
+        f"--BitfusionExtension.namespace={namespace}",
+        "--no-browser", "--allow-root", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+        f"--LabApp.user_settings_dir={home / 'settings'}",
+        f"--LabApp.workspaces_dir={home / 'workspaces'}",
+        "--LabApp.expose_app_in_browser=True", "--ServerApp.log_level=INFO",
+    ]  # fmt: skip
+    log = home / "lab.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(argv, env=env, stdout=sink, stderr=subprocess.STDOUT, cwd=root)
+    try:
+        _wait_until_serving(f"http://127.0.0.1:{port}", token, process, log)
+        yield Lab(f"http://127.0.0.1:{port}", token, root, log)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
