@@ -46,9 +46,10 @@ $(STAMPS)/chromium:
 install: $(STAMPS)/python  ## Create .venv and install the project with every extra
 
 # JupyterLab refuses to run as root without --allow-root (CI and containers often are root).
-DEMO_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
+AS_ROOT_ARGS := $(if $(filter 0,$(shell id -u)),--allow-root)
+DEMO_ARGS ?=
 demo: install  ## Start JupyterLab with the extension on the embedded pool (bitfusion-sim)
-	$(BIN)/bf-jupyter lab --backend local $(DEMO_ARGS)
+	$(BIN)/bf-jupyter lab --backend local $(AS_ROOT_ARGS) $(DEMO_ARGS)
 
 lint: install $(STAMPS)/node  ## ruff format --check, ruff check, mypy, import-linter, prettier, eslint
 	$(BIN)/ruff format --check .
