@@ -14,19 +14,14 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-import socket
-import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.support.jupyter_process import Lab, disable_announcements, running_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "ui"
@@ -34,97 +29,33 @@ CHROMIUM_ARGS = [
     "--no-sandbox",
     "--headless",
     "--disable-gpu",
+    "--disable-dev-shm-usage",
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
     "--no-first-run",
 ]
-START_TIMEOUT = 120.0
-
-
-@dataclass(frozen=True)
-class Lab:
-    url: str  # http://127.0.0.1:PORT
-    token: str
-    root: Path
-    log: Path
-
-    def page_url(self, path: str = "lab") -> str:
-        return f"{self.url}/{path}?token={self.token}"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_until_up(lab: Lab, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(
-                f"JupyterLab exited ({process.returncode}): {lab.log.read_text()[-2000:]}"
-            )
-        try:
-            with urllib.request.urlopen(
-                f"{lab.url}/api/status?token={lab.token}", timeout=2
-            ) as reply:
-                if reply.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(
-        f"JupyterLab did not answer within {START_TIMEOUT:g} s: {lab.log.read_text()[-2000:]}"
-    )
 
 
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    base = tmp_path_factory.mktemp("lab")
-    root, config = base / "root", base / "config"
-    root.mkdir()
-    (config / "labconfig").mkdir(parents=True)
-    # The first-run "news" toast would cover the page; no network is wanted anyway.
-    (config / "labconfig" / "page_config.json").write_text(
-        json.dumps({"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}})
-    )
+    home = tmp_path_factory.mktemp("lab")
+    disable_announcements(home / "config")
     env = {
         **os.environ,
-        "JUPYTER_CONFIG_DIR": str(config),
-        "JUPYTERLAB_SETTINGS_DIR": str(base / "settings"),
-        "JUPYTERLAB_WORKSPACES_DIR": str(base / "workspaces"),
-        "JUPYTER_RUNTIME_DIR": str(base / "runtime"),
+        "JUPYTER_CONFIG_DIR": str(home / "config"),
+        "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
+        "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
     }
-    port, token = _free_port(), secrets.token_hex(16)
-    lab = Lab(f"http://127.0.0.1:{port}", token, root, base / "lab.log")
-    argv = [
-        sys.executable,
-        "-m",
-        "jupyterlab",
-        "--no-browser",
-        "--allow-root",
-        "--ServerApp.ip=127.0.0.1",
-        f"--ServerApp.port={port}",
-        "--ServerApp.port_retries=0",
-        f"--IdentityProvider.token={token}",
-        f"--ServerApp.root_dir={root}",
+    options = [
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         "--LabApp.news_url=",
     ]
-    with lab.log.open("wb") as log:
-        process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root)
-    try:
-        _wait_until_up(lab, process)
+    with running_server(
+        [sys.executable, "-m", "jupyterlab"], home=home, env=env, options=options
+    ) as lab:
         yield lab
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import pytest
 from tests.ui.conftest import ARTIFACTS, open_notebook, run_all
 
 if TYPE_CHECKING:
-    from tests.ui.conftest import Lab
+    from tests.support.jupyter_process import Lab
 
 pytestmark = [pytest.mark.ui, pytest.mark.slow]
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"

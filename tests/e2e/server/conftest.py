@@ -13,15 +13,12 @@ pytest-jupyter's, so tests here are plain functions that ``run(...)`` coroutines
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import os
-import urllib.parse
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from pytest_jupyter.jupyter_server import *  # noqa: F403
@@ -29,11 +26,14 @@ from pytest_jupyter.jupyter_server import *  # noqa: F403
 from bf_jupyter.kernels.kernelspecs import KernelspecRequest, render_kernel_json
 from tests.e2e.kernels.conftest import KERNEL_IMAGE_ENV
 from tests.e2e.server import notebook_rbac
+from tests.support import server_api
 
 if TYPE_CHECKING:
     from tests.e2e.cluster_handle import ClusterHandle
 
-T = TypeVar("T")
+run = server_api.run  # fixtures for this directory
+api = server_api.api
+
 KERNELSPEC = "bf-k8s"
 MISSING_IMAGE_KERNELSPEC = "bf-k8s-missing-image"
 MISSING_IMAGE = "registry.invalid/bf-kernel:missing"
@@ -70,9 +70,9 @@ def _forget_provisioner_connection() -> None:
     next test's service account must not reuse this one's."""
     from bf_jupyter.kernels import kubernetes
 
-    api = kubernetes._APIS.pop(("", ""), None)
-    if api is not None:
-        api.close()
+    connection = kubernetes._APIS.pop(("", ""), None)
+    if connection is not None:
+        connection.close()
 
 
 @pytest.fixture
@@ -121,36 +121,6 @@ def kubernetes_kernelspecs(jp_environ: None, jp_data_dir: Path, notebook_identit
     os.environ.pop("BF_SLICE", None)
 
 
-@pytest.fixture
-def run(jp_asyncio_loop: asyncio.AbstractEventLoop) -> Callable[[Awaitable[T]], T]:
-    """Run a coroutine on the server's event loop and return its result."""
-    return jp_asyncio_loop.run_until_complete
-
-
-@pytest.fixture
-def api(jp_fetch: Any, run: Callable[[Awaitable[Any]], Any]) -> Callable[..., Any]:
-    """``api("GET", "pool")``: an authenticated call under /bitfusion/api/; errors are returned."""
-
-    def call(method: str, path: str, body: Any = None, **kwargs: Any) -> Any:
-        path, _, query = path.partition("?")
-        if query:
-            kwargs["params"] = dict(urllib.parse.parse_qsl(query))
-        return run(
-            jp_fetch(
-                "bitfusion",
-                "api",
-                *path.split("/"),
-                method=method,
-                body=None if body is None else json.dumps(body),
-                raise_error=False,
-                allow_nonstandard_methods=True,
-                **kwargs,
-            )
-        )
-
-    return call
-
-
 def sse_events(body: bytes) -> list[dict[str, Any]]:
     """The events of a server-sent event stream, in order (keep-alive comments skipped)."""
     events = []
@@ -173,21 +143,3 @@ def follow_events(api: Callable[..., Any]) -> Callable[[str], list[dict[str, Any
         return sse_events(response.body)
 
     return follow
-
-
-async def kernel_output(serverapp: Any, kernel_id: str, code: str) -> str:
-    """What ``code`` prints when the server's kernel runs it."""
-    client = serverapp.kernel_manager.get_kernel(kernel_id).client()
-    client.start_channels()
-    try:
-        await client.wait_for_ready(timeout=60)
-        outputs: list[str] = []
-        await client.execute_interactive(
-            code,
-            timeout=60,
-            output_hook=lambda msg: outputs.append(msg["content"].get("text", "")),
-        )
-        return "".join(outputs)
-    finally:
-        with contextlib.suppress(Exception):
-            client.stop_channels()

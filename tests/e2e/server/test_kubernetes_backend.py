@@ -18,14 +18,13 @@ from tests.e2e.server.conftest import (
     KERNELSPEC,
     MISSING_IMAGE,
     MISSING_IMAGE_KERNELSPEC,
-    kernel_output,
 )
+from tests.support.server_api import Api, kernel_output
 
 if TYPE_CHECKING:
     from tests.e2e.cluster_handle import ClusterHandle
     from tests.e2e.server.conftest import Server
 
-Api = Callable[..., Any]
 Follow = Callable[[str], list[dict[str, Any]]]
 STARTUP = ["requested", "created", "scheduled", "started", "locked", "ready"]
 PROVE_SLICE = "import os; print(os.environ['BF_SLICE'], os.environ.get('BF_SIM_SLICE', '-'))"

@@ -8,17 +8,15 @@ the server's loop.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import stat
 import subprocess
 import sys
-import urllib.parse
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import yaml
@@ -28,8 +26,11 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from bf_jupyter.kernels.progress import PROGRESS
+from tests.support import server_api
 
-T = TypeVar("T")
+run = server_api.run  # fixtures for this directory
+api = server_api.api
+
 
 SIM = str(Path(sys.executable).with_name("bitfusion-sim"))
 
@@ -104,36 +105,6 @@ def _ipykernel_kernelspec(jp_environ: None, jp_data_dir: Path) -> Iterator[None]
     (spec_dir / "kernel.json").write_text(json.dumps(spec))
     os.environ.pop("BF_SLICE", None)
     yield
-
-
-@pytest.fixture
-def run(jp_asyncio_loop: asyncio.AbstractEventLoop) -> Callable[[Awaitable[T]], T]:
-    """Run a coroutine on the server's event loop and return its result."""
-    return jp_asyncio_loop.run_until_complete
-
-
-@pytest.fixture
-def api(jp_fetch: Any, run: Callable[[Awaitable[Any]], Any]) -> Callable[..., Any]:
-    """``api("GET", "pool")``: an authenticated call under /bitfusion/api/; errors are returned."""
-
-    def call(method: str, path: str, body: Any = None, **kwargs: Any) -> Any:
-        path, _, query = path.partition("?")
-        if query:
-            kwargs["params"] = dict(urllib.parse.parse_qsl(query))
-        return run(
-            jp_fetch(
-                "bitfusion",
-                "api",
-                *path.split("/"),
-                method=method,
-                body=None if body is None else json.dumps(body),
-                raise_error=False,
-                allow_nonstandard_methods=True,
-                **kwargs,
-            )
-        )
-
-    return call
 
 
 async def events_of(kernel_id: str, service: Any = None) -> list[str]:

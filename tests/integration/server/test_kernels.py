@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.support.server_api import Api, kernel_output
+
 if TYPE_CHECKING:
     from tests.integration.server.conftest import SimPool
 
-Api = Callable[..., Any]
 Conforms = Callable[[Any, str, str], Any]
 
 
@@ -38,7 +39,8 @@ def test_a_gpu_kernel_starts_on_its_slice_is_listed_and_stops(
     assert stages[0] == "requested"
     assert stages[-1] == "ready"
     # and the kernel received the slice in its environment
-    assert run(_kernel_env(jp_serverapp, kernel_id, "BF_SLICE")) == "1x50%"
+    prove_slice = "import os; print(os.environ.get('BF_SLICE', ''), end='')"
+    assert run(kernel_output(jp_serverapp, kernel_id, prove_slice)) == "1x50%"
     # and it is listed, and its units count against the quota
     (listed,) = conforms(api("GET", "kernels"), "/kernels", "get")
     assert (listed["id"], listed["slice"], listed["units"], listed["kernelspec"]) == (
@@ -171,23 +173,6 @@ def test_unknown_kernels_are_404(api: Api, conforms: Conforms) -> None:
         "No GPU kernel nope on this server"
     )
     assert api("GET", "kernels/nope/events").code == 404
-
-
-async def _kernel_env(serverapp: Any, kernel_id: str, name: str) -> str:
-    """Ask the running kernel itself for an environment variable."""
-    client = serverapp.kernel_manager.get_kernel(kernel_id).client()
-    client.start_channels()
-    try:
-        await client.wait_for_ready(timeout=60)
-        outputs: list[str] = []
-        await client.execute_interactive(
-            f"import os; print(os.environ.get({name!r}, ''), end='')",
-            timeout=60,
-            output_hook=lambda msg: outputs.append(msg["content"].get("text", "")),
-        )
-        return "".join(outputs)
-    finally:
-        client.stop_channels()
 
 
 def test_a_tab_following_from_the_start_gets_events_live_until_ready(api: Api) -> None:

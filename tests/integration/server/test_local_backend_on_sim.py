@@ -11,11 +11,13 @@ import sys
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-Api = Callable[..., Any]
+if TYPE_CHECKING:
+    from tests.support.server_api import Api
+
 Conforms = Callable[[Any, str, str], Any]
 
 _HAVE_PROVISIONER = any(

@@ -10,8 +10,8 @@ import pytest
 
 if TYPE_CHECKING:
     from tests.integration.server.conftest import SimPool
+    from tests.support.server_api import Api
 
-Api = Callable[..., Any]
 Conforms = Callable[[Any, str, str], Any]
 
 

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-import signal
-import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,8 +25,7 @@ from bf_jupyter.kernels.kernelspecs import KernelspecRequest, render_kernel_json
 from tests.e2e.conftest import bitfusion_stack, cluster  # noqa: F401  (the e2e cluster fixtures)
 from tests.e2e.kernels.conftest import KERNEL_IMAGE_ENV
 from tests.e2e.server import notebook_rbac
-from tests.ui.conftest import Lab
-from tests.ui.sidebar.conftest import _free_port, _wait_until_serving
+from tests.support.jupyter_process import Lab, disable_announcements, running_server
 
 if TYPE_CHECKING:
     from tests.e2e.cluster_handle import ClusterHandle
@@ -80,13 +76,9 @@ def _kernelspec(data: Path, namespace: str) -> None:
 def _running_lab(home: Path, namespace: str, kubeconfig: Path) -> Iterator[Lab]:
     """``bf-jupyter lab --backend kubernetes`` in ``home``, stopped with SIGTERM at the end (it
     shuts its kernels down, so their pods go)."""
-    root, config, data = (home / d for d in ("root", "config", "data"))
-    for folder in (root, config / "labconfig", data):
-        folder.mkdir(parents=True)
-    # The first-run "news" toast would cover the page; no network is wanted anyway.
-    (config / "labconfig" / "page_config.json").write_text(
-        json.dumps({"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}})
-    )
+    config, data = home / "config", home / "data"
+    data.mkdir(parents=True)
+    disable_announcements(config)
     _kernelspec(data, namespace)
     env = {k: v for k, v in os.environ.items() if k != "KUBERNETES_SERVICE_HOST"}
     env |= {
@@ -96,26 +88,13 @@ def _running_lab(home: Path, namespace: str, kubeconfig: Path) -> Iterator[Lab]:
         "HOME": str(home),
         "KUBECONFIG": str(kubeconfig),
     }
-    token, port = secrets.token_hex(16), _free_port()
-    argv = [
-        str(Path(sys.executable).with_name("bf-jupyter")), "lab", "--backend", "kubernetes",
+    command = [str(Path(sys.executable).with_name("bf-jupyter")), "lab", "--backend", "kubernetes"]
+    options = [
         f"--BitfusionExtension.namespace={namespace}",
-        "--no-browser", "--allow-root", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
-        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
         f"--LabApp.user_settings_dir={home / 'settings'}",
         f"--LabApp.workspaces_dir={home / 'workspaces'}",
-        "--LabApp.expose_app_in_browser=True", "--ServerApp.log_level=INFO",
-    ]  # fmt: skip
-    log = home / "lab.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(argv, env=env, stdout=sink, stderr=subprocess.STDOUT, cwd=root)
-    try:
-        _wait_until_serving(f"http://127.0.0.1:{port}", token, process, log)
-        yield Lab(f"http://127.0.0.1:{port}", token, root, log)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        "--LabApp.expose_app_in_browser=True",
+        "--ServerApp.log_level=INFO",
+    ]
+    with running_server(command, home=home, env=env, options=options) as lab:
+        yield lab

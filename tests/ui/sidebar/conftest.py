@@ -9,66 +9,28 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-import signal
-import socket
-import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).parents[3] / "artifacts" / "ui"
-_START_TIMEOUT = 90.0
+from tests.support.jupyter_process import Lab, running_server
+from tests.ui.conftest import ARTIFACTS
+
 HAVE_PROVISIONER = any(
     ep.name == "bitfusion-local" for ep in entry_points(group="jupyter_client.kernel_provisioners")
 )
-
-
-@dataclass(frozen=True)
-class Lab:
-    url: str
-    token: str
-    root: Path
-    log: Path
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_until_serving(url: str, token: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + _START_TIMEOUT
-    request = urllib.request.Request(
-        f"{url}/api/status", headers={"Authorization": f"token {token}"}
-    )
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"JupyterLab exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(request, timeout=2):
-                return
-        except (urllib.error.URLError, ConnectionError):
-            time.sleep(0.2)  # the port is not open yet; nothing to await but the server itself
-    raise TimeoutError(f"JupyterLab did not answer within {_START_TIMEOUT:g} s:\n{log.read_text()}")
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """A JupyterLab server with the extension on the local backend (pool: see the module doc)."""
     home = tmp_path_factory.mktemp("lab")
-    root, config, data = home / "root", home / "config", home / "data"
-    for folder in (root, config, data):
+    config, data = home / "config", home / "data"
+    for folder in (config, data):
         folder.mkdir(parents=True)
     env = {
         **os.environ,
@@ -97,51 +59,15 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     (config / "jupyter_server_config.json").write_text(
         json.dumps({"BitfusionExtension": extension})
     )
-    token, port = secrets.token_hex(16), _free_port()
-    argv = [
-        str(Path(sys.executable).with_name("bf-jupyter")), "lab", "--backend", "local",
-        "--no-browser", "--allow-root", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
-        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-        f"--LabApp.user_settings_dir={home / 'settings'}", f"--LabApp.workspaces_dir={home / 'workspaces'}",
-        "--LabApp.expose_app_in_browser=True", "--ServerApp.log_level=INFO",
-    ]  # fmt: skip
-    log = home / "lab.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(argv, env=env, stdout=sink, stderr=subprocess.STDOUT, cwd=root)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_serving(url, token, process, log)
-        yield Lab(url, token, root, log)
-    finally:
-        # SIGTERM: jupyter-server shuts its kernels down, then exits. SIGINT does so only with a
-        # terminal to confirm on, and is ignored where the test run was started in the background.
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (make test installs it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=[
-                "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run",
-            ],
-        )  # fmt: skip
-        try:
-            yield instance
-        finally:
-            instance.close()
+    command = [str(Path(sys.executable).with_name("bf-jupyter")), "lab", "--backend", "local"]
+    options = [
+        f"--LabApp.user_settings_dir={home / 'settings'}",
+        f"--LabApp.workspaces_dir={home / 'workspaces'}",
+        "--LabApp.expose_app_in_browser=True",
+        "--ServerApp.log_level=INFO",
+    ]
+    with running_server(command, home=home, env=env, options=options) as lab:
+        yield lab
 
 
 @pytest.hookimpl(wrapper=True)
