@@ -3,7 +3,8 @@ tests on either backend.
 
 pytest-asyncio would run ``async def`` tests on a loop of its own while the server runs on
 pytest-jupyter's, so server tests are plain functions that ``run(...)`` coroutines on the
-server's loop. A conftest imports the fixtures below to put them in scope.
+server's loop. A conftest assigns the fixtures below to module names to put them in scope
+(after pytest-jupyter's star import, whose ``jp_server_config`` this one replaces).
 """
 
 from __future__ import annotations
@@ -21,6 +22,16 @@ T = TypeVar("T")
 
 Api = Callable[..., Any]
 """``api(method, path, body=None, **fetch_kwargs)`` → the server's response, errors included."""
+
+
+@pytest.fixture
+def jp_server_config(extension_config: dict[str, Any]) -> dict[str, Any]:
+    """The server with the bf-jupyter extension enabled, configured by the directory's
+    ``extension_config`` fixture."""
+    return {
+        "ServerApp": {"jpserver_extensions": {"bf_jupyter.server": True}},
+        "BitfusionExtension": extension_config,
+    }
 
 
 @pytest.fixture

@@ -31,8 +31,10 @@ from tests.support import server_api
 if TYPE_CHECKING:
     from tests.e2e.cluster_handle import ClusterHandle
 
-run = server_api.run  # fixtures for this directory
+# fixtures for this directory (after pytest-jupyter's, to override its jp_server_config)
+run = server_api.run
 api = server_api.api
+jp_server_config = server_api.jp_server_config
 
 KERNELSPEC = "bf-k8s"
 MISSING_IMAGE_KERNELSPEC = "bf-k8s-missing-image"
@@ -83,14 +85,6 @@ def extension_config(notebook_identity: Server) -> dict[str, Any]:
         "namespace": notebook_identity.namespace,
         "cache_ttl": 0.0,  # every request reads the cluster afresh: tests see changes at once
         "launch_timeout": 120.0,
-    }
-
-
-@pytest.fixture  # type: ignore[no-redef]
-def jp_server_config(extension_config: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "ServerApp": {"jpserver_extensions": {"bf_jupyter.server": True}},
-        "BitfusionExtension": extension_config,
     }
 
 

@@ -28,8 +28,10 @@ from referencing.jsonschema import DRAFT202012
 from bf_jupyter.kernels.progress import PROGRESS
 from tests.support import server_api
 
-run = server_api.run  # fixtures for this directory
+# fixtures for this directory (after pytest-jupyter's, to override its jp_server_config)
+run = server_api.run
 api = server_api.api
+jp_server_config = server_api.jp_server_config
 
 
 SIM = str(Path(sys.executable).with_name("bitfusion-sim"))
@@ -81,14 +83,6 @@ def extension_config() -> dict[str, Any]:
         "local_quota_units": 150,
         "kernelspecs": ["python3"],  # the local provisioner stands in until bitfusion-local lands
         "launch_timeout": 60.0,
-    }
-
-
-@pytest.fixture  # type: ignore[no-redef]
-def jp_server_config(extension_config: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "ServerApp": {"jpserver_extensions": {"bf_jupyter.server": True}},
-        "BitfusionExtension": extension_config,
     }
 
 
