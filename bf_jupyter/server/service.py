@@ -7,6 +7,7 @@ with the status and the sentence the user reads.
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -128,11 +129,13 @@ class GpuService:
         Raises ``ApiError``: 400 (field named) for a bad slice, kernelspec or path; 409 when the
         slice does not fit the quota or the pool; 503 when the backend cannot be read.
         """
-        slice_text = body.get("slice")
-        if not isinstance(slice_text, str) or not slice_text.strip():
+        slice_text = _text_field(body, "slice", 'e.g. {"slice": "1x50%"}')
+        if slice_text is None or not slice_text.strip():
             raise ApiError(400, 'slice is missing: send e.g. {"slice": "1x50%"}', field="slice")
         specs = self.gpu_kernelspecs()
-        kernelspec = body.get("kernelspec") or next(iter(specs), None)
+        kernelspec = _text_field(body, "kernelspec", "the name of a kernelspec") or next(
+            iter(specs), None
+        )
         if kernelspec not in specs:
             offered = ", ".join(specs) or "none is installed (see bf-jupyter kernelspec install)"
             raise ApiError(
@@ -140,9 +143,7 @@ class GpuService:
                 f"kernelspec {kernelspec} does not run on a GPU slice with the {self.backend} backend: use {offered}",
                 field="kernelspec",
             )
-        path = body.get("path")
-        if path is not None and not isinstance(path, str):
-            raise ApiError(400, f"path {path!r} is not a text path", field="path")
+        path = _text_field(body, "path", "a text path")
         async with self._launching:  # two tabs must not both spend the last of the quota
             self._quota_cache.invalidate()  # decide on fresh numbers, not a tab's cached view
             verdict = await self.price(slice_text)
@@ -195,6 +196,20 @@ class GpuService:
                 except KubeUnavailable as error:
                     raise BackendUnavailable(str(error)) from None
             return self._kube_api
+
+
+def _text_field(body: Mapping[str, Any], name: str, accepted: str) -> str | None:
+    """``body[name]`` when it is text, None when absent or null; any other JSON type is a 400
+    naming the field (a list or object must never reach a dict lookup as a 500)."""
+    value = body.get(name)
+    if value is None or isinstance(value, str):
+        return value
+    shown = json.dumps(value)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    raise ApiError(
+        400, f"{name} {shown} is not a text value: send {accepted}", field=name
+    )
 
 
 def _parse_slice(text: str) -> GpuSlice:
