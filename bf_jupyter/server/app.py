@@ -12,6 +12,7 @@ from typing import Any
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Float, Int, List, Unicode, default, validate
 
+from bf_jupyter.kernels.launch_slice import LAUNCH_GATE_ATTRIBUTE
 from bf_jupyter.server.backend import BACKENDS, Backend, detect_backend, pod_namespace
 from bf_jupyter.server.handlers import SERVICE_SETTING, default_handlers
 from bf_jupyter.server.quota import parse_memory_setting
@@ -98,7 +99,7 @@ class BitfusionExtension(ExtensionApp):
     def initialize_settings(self) -> None:
         assert self.serverapp is not None, "jupyter_server links the extension before this"
         backend = self.effective_backend
-        self.settings[SERVICE_SETTING] = GpuService(
+        service = self.settings[SERVICE_SETTING] = GpuService(
             backend=backend,
             namespace=self.namespace if backend == "kubernetes" else None,
             kernel_manager=self.serverapp.kernel_manager,
@@ -110,6 +111,8 @@ class BitfusionExtension(ExtensionApp):
             per_gpu_memory=parse_memory_setting(self.per_gpu_memory),
             kernelspecs=list(self.kernelspecs),
         )
+        # Every kernel start on a slice passes the quota gate, also through the stock API.
+        setattr(self.serverapp.kernel_manager, LAUNCH_GATE_ATTRIBUTE, service)
         self.log.info(
             "bf-jupyter: %s backend%s, REST API at %sbitfusion/api/",
             backend,

@@ -39,7 +39,7 @@ class QuotaReader:
         namespace: str | None,
         kube: Callable[[], KubeApi] | None = None,
         local_limit_units: int | None = None,
-        local_used_units: Callable[[], int] = lambda: 0,
+        local_used_units: Callable[[str | None], int] = lambda _excluding: 0,
     ) -> None:
         self.backend = backend
         self.namespace = namespace
@@ -47,8 +47,13 @@ class QuotaReader:
         self._local_limit = local_limit_units
         self._local_used = local_used_units
 
-    async def read(self) -> Json:
-        """The quota as JSON (``openapi.yaml``, ``Quota``). Raises ``BackendUnavailable`` (503)."""
+    @property
+    def local_limit(self) -> int | None:
+        return self._local_limit
+
+    async def read(self, *, excluding: str | None = None) -> Json:
+        """The quota as JSON (``openapi.yaml``, ``Quota``), local use counted without the kernel
+        ``excluding``. Raises ``BackendUnavailable`` (503)."""
         if self.backend == "local":
             if self._local_limit is None:
                 return _no_quota(self.backend, None, "No GPU quota: this server sets no limit.")
@@ -57,7 +62,7 @@ class QuotaReader:
                 None,
                 "local_quota_units setting",
                 self._local_limit,
-                self._local_used(),
+                self._local_used(excluding),
             )
         return await asyncio.to_thread(self._read_cluster)
 

@@ -71,7 +71,7 @@ class GpuService:
             namespace=namespace,
             kube=kube,
             local_limit_units=local_quota_units,
-            local_used_units=self.kernels.used_units,
+            local_used_units=lambda excluding: self.kernels.used_units(excluding=excluding),
         )
 
     # ----- reads (cached: many tabs share one backend call per TTL) -------------------------------
@@ -162,6 +162,34 @@ class GpuService:
             "state": record.state,
             "units": record.units,
         }
+
+    # ----- the quota gate every local kernel start passes (kernels.launch_slice.LaunchGate) -------
+
+    async def admit(self, kernel_id: str, gpu_slice: GpuSlice) -> None:
+        """Hold ``gpu_slice``'s units for ``kernel_id`` if they fit ``local_quota_units``; called
+        by the provisioner before anything starts, for REST launches and for kernels started
+        through the stock ``/api/kernels`` or ``/api/sessions`` alike. The price is the one
+        ``price`` gives (memory mode included). Raises ``ApiError``: 409 over quota, 400 for a
+        slice that cannot be priced. The Kubernetes backend's quota is the namespace's
+        ResourceQuota, enforced by the API server: nothing is held here."""
+        if self.backend != "local" or self._quota.local_limit is None:
+            return
+        async with self._launching:  # one admission at a time: two starts cannot share the last units
+            quota = await self._quota.read(excluding=kernel_id)
+            pool = await self._pool_or_none()
+            try:
+                verdict = price(
+                    gpu_slice, quota=quota, pool=pool, per_gpu_memory=self._per_gpu_memory
+                )
+                if not verdict.fits:
+                    raise ApiError(409, verdict.reason or "The slice does not fit", field="slice")
+            except ApiError:
+                self.kernels.forget_refused_start(kernel_id)
+                raise
+            self.kernels.hold(kernel_id, gpu_slice, verdict.units)
+
+    def release(self, kernel_id: str) -> None:
+        self.kernels.release(kernel_id)
 
     async def close(self) -> None:
         await self.kernels.close()
