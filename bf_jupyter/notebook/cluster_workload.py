@@ -41,6 +41,7 @@ __all__ = [
     "build_workload",
     "check_name",
     "format_rows",
+    "ownership_problem",
     "pod_outcome",
     "pod_problem",
     "quota_text",
@@ -72,6 +73,24 @@ def workload_selector(user: str | None) -> str:
     """Label selector of work submitted with the magic (by ``user`` when given)."""
     selector = f"{LABEL_NAME}={APP_NAME},{LABEL_COMPONENT}={COMPONENT_WORKLOAD}"
     return selector if user is None else f"{selector},{LABEL_USER}={label_value(user)}"
+
+
+def ownership_problem(obj: Mapping[str, Any], user: str) -> str | None:
+    """Why ``obj`` (a Pod or Job) is not work that ``%bitfusion submit`` created for ``user``, in
+    words that follow its name; None when it is. All three labels must match: our name, the
+    workload component and ``bf-jupyter/user``; another tool's "workload" is not ours."""
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    if labels.get(LABEL_NAME) != APP_NAME or labels.get(LABEL_COMPONENT) != COMPONENT_WORKLOAD:
+        return (
+            f"was not submitted with %bitfusion submit (it lacks the labels {LABEL_NAME}={APP_NAME}"
+            f" and {LABEL_COMPONENT}={COMPONENT_WORKLOAD})"
+        )
+    owner = labels.get(LABEL_USER)
+    if not owner:
+        return f"carries no {LABEL_USER} label, so it cannot be told to be yours"
+    if owner != label_value(user):
+        return f"was submitted by {owner}, not by you ({label_value(user)})"
+    return None
 
 
 def check_name(name: str) -> str:
