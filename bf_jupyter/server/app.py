@@ -11,7 +11,9 @@ from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Float, Int, List, Unicode, default, validate
+from traitlets.utils.importstring import import_item
 
+from bf_jupyter.kernels.encryption import encryption_policy
 from bf_jupyter.kernels.launch_slice import LAUNCH_GATE_ATTRIBUTE
 from bf_jupyter.server.backend import BACKENDS, Backend, detect_backend, pod_namespace
 from bf_jupyter.server.handlers import SERVICE_SETTING, default_handlers
@@ -113,12 +115,28 @@ class BitfusionExtension(ExtensionApp):
         )
         # Every kernel start on a slice passes the quota gate, also through the stock API.
         setattr(self.serverapp.kernel_manager, LAUNCH_GATE_ATTRIBUTE, service)
+        self._default_transport_encryption()
         self.log.info(
             "bf-jupyter: %s backend%s, REST API at %sbitfusion/api/",
             backend,
             f", namespace {self.namespace}" if backend == "kubernetes" else "",
             self.serverapp.base_url,
         )
+
+    def _default_transport_encryption(self) -> None:
+        """Kernel traffic encrypted by default where jupyter_client can (CurveZMQ, policy
+        ``auto``), unless the user chose a ``KernelManager.transport_encryption`` policy."""
+        assert self.serverapp is not None
+        kernels = self.serverapp.kernel_manager
+        config = kernels.config
+        chosen = "transport_encryption" in config.get("KernelManager", {})
+        policy = encryption_policy(import_item(kernels.kernel_manager_class), chosen)
+        if policy is None:
+            self.log.info("bf-jupyter: kernel transport encryption is not available or was chosen")
+            return
+        # The kernel managers it creates take their configuration from it (their parent).
+        config.KernelManager.transport_encryption = policy
+        self.log.info("bf-jupyter: kernel transport encryption %s (CurveZMQ)", policy)
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(default_handlers)
