@@ -76,8 +76,7 @@ class LineSplitter:
         if len(part) > room:
             self._pending += part[:room]
             lines.append(
-                self._pending.decode("utf-8", "replace")
-                + f" … [line cut at {self.max_line} bytes]"
+                self._pending.decode("utf-8", "replace") + f" … [line cut at {self.max_line} bytes]"
             )
             self._pending.clear()
             self._skipping = True

@@ -33,7 +33,16 @@ def series_key(scope: str, metric: str) -> str:
 class MetricSeries:
     """Every value of one metric, in order, with its x position (the batch count when it was seen)."""
 
-    __slots__ = ("_downsampler", "_max_points", "_max_stored", "_next_x", "_seen", "_x", "_x0", "_y")
+    __slots__ = (
+        "_downsampler",
+        "_max_points",
+        "_max_stored",
+        "_next_x",
+        "_seen",
+        "_x",
+        "_x0",
+        "_y",
+    )
 
     def __init__(self, max_points: int = DEFAULT_MAX_POINTS, max_stored: int | None = None) -> None:
         if max_stored is not None and max_stored < 8:
@@ -81,7 +90,10 @@ class MetricSeries:
         whole = len(y) - len(y) % 4
         runs = y[:whole].reshape(-1, 4)
         with np.errstate(invalid="ignore"):
-            lo, hi = np.nanargmin(_no_all_nan(runs), axis=1), np.nanargmax(_no_all_nan(runs), axis=1)
+            lo, hi = (
+                np.nanargmin(_no_all_nan(runs), axis=1),
+                np.nanargmax(_no_all_nan(runs), axis=1),
+            )
         first, second = np.minimum(lo, hi), np.maximum(lo, hi)
         second = np.where(first == second, 3, second)
         first = np.where(first == second, 0, first)
@@ -137,7 +149,9 @@ class _Progress:
     gpu_total_mib: float | None = None
 
 
-def _no_all_nan(runs: np.ndarray[Any, np.dtype[np.float64]]) -> np.ndarray[Any, np.dtype[np.float64]]:
+def _no_all_nan(
+    runs: np.ndarray[Any, np.dtype[np.float64]],
+) -> np.ndarray[Any, np.dtype[np.float64]]:
     """``runs`` with rows that are all NaN made 0-able for nanargmin (their gap stays: the
     values picked are still NaN, read back by index from the original)."""
     empty = np.isnan(runs).all(axis=1)

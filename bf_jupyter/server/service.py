@@ -174,7 +174,9 @@ class GpuService:
         ResourceQuota, enforced by the API server: nothing is held here."""
         if self.backend != "local" or self._quota.local_limit is None:
             return
-        async with self._launching:  # one admission at a time: two starts cannot share the last units
+        async with (
+            self._launching
+        ):  # one admission at a time: two starts cannot share the last units
             quota = await self._quota.read(excluding=kernel_id)
             pool = await self._pool_or_none()
             try:
@@ -235,9 +237,7 @@ def _text_field(body: Mapping[str, Any], name: str, accepted: str) -> str | None
     shown = json.dumps(value)
     if len(shown) > 60:
         shown = shown[:57] + "..."
-    raise ApiError(
-        400, f"{name} {shown} is not a text value: send {accepted}", field=name
-    )
+    raise ApiError(400, f"{name} {shown} is not a text value: send {accepted}", field=name)
 
 
 def _parse_slice(text: str) -> GpuSlice:

@@ -43,7 +43,6 @@ from bf_jupyter.bitfusion.sim.leasing import (
     requesting_message,
 )
 from bf_jupyter.bitfusion.sim.processes import (
-    ProcessIdentity,
     HOLDER_ENV,
     child_preexec,
     current_process,

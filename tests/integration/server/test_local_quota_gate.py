@@ -33,7 +33,10 @@ def extension_config() -> dict[str, Any]:
 def _kernelspec(jp_data_dir: Path, name: str, default_slice: str) -> None:
     spec_dir = jp_data_dir / "kernels" / name
     spec_dir.mkdir(parents=True)
-    provisioner = {"provisioner_name": "bitfusion-local", "config": {"default_slice": default_slice}}
+    provisioner = {
+        "provisioner_name": "bitfusion-local",
+        "config": {"default_slice": default_slice},
+    }
     spec = {
         "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": f"GPU {default_slice}",
@@ -54,9 +57,7 @@ def stock(jp_fetch: Any, run: Callable[[Awaitable[Any]], Any]) -> Callable[..., 
     """``stock("kernels", {...})``: a POST to jupyter_server's own API; errors are returned."""
 
     def post(path: str, body: dict[str, Any]) -> Any:
-        return run(
-            jp_fetch("api", path, method="POST", body=json.dumps(body), raise_error=False)
-        )
+        return run(jp_fetch("api", path, method="POST", body=json.dumps(body), raise_error=False))
 
     return post
 
@@ -81,7 +82,10 @@ def test_a_stock_api_kernel_counts_against_the_quota_and_one_more_is_refused(
     # then each is refused, saying what is left, and nothing more runs
     assert again.code == 409
     assert "costs 60 bitfusion.io/gpu units but only 40 of 100 remain" in again.body.decode()
-    assert session.code in {409, 500}  # jupyter_server's sessions handler answers 500 for any failed start
+    assert session.code in {
+        409,
+        500,
+    }  # jupyter_server's sessions handler answers 500 for any failed start
     assert "costs 60 bitfusion.io/gpu units" in session.body.decode()
     assert ours.code == 409
     assert len(jp_serverapp.kernel_manager.list_kernel_ids()) == 1

@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jupyter_client.manager import KernelManager
 
 from bf_jupyter.kernels.encryption import encryption_policy
 from tests.support.server_api import kernel_output
 
 pytestmark = pytest.mark.skipif(
-    encryption_policy(__import__("jupyter_client").KernelManager, False) is None,
+    encryption_policy(KernelManager, False) is None,
     reason="this jupyter_client (or pyzmq) offers no transport encryption",
 )
 
@@ -44,7 +45,5 @@ def test_a_kernel_that_declares_curve_runs_encrypted_by_default(
 
 
 def test_a_policy_the_user_chose_is_kept() -> None:
-    from jupyter_client import KernelManager
-
     assert encryption_policy(KernelManager, configured=True) is None
     assert encryption_policy(KernelManager, configured=False) == "auto"

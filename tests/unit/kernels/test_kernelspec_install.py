@@ -132,9 +132,10 @@ def test_a_local_kernelspec_declares_curve_only_when_ipykernel_serves_it(
     from bf_jupyter.kernels import kernelspecs
 
     monkeypatch.setattr(kernelspecs, "ipykernel_supports_curve", lambda: False)
-    assert "supported_encryption" not in render_kernel_json(KernelspecRequest(backend="local"))[
-        "metadata"
-    ]
+    assert (
+        "supported_encryption"
+        not in render_kernel_json(KernelspecRequest(backend="local"))["metadata"]
+    )
     monkeypatch.setattr(kernelspecs, "ipykernel_supports_curve", lambda: True)
     assert render_kernel_json(KernelspecRequest(backend="local"))["metadata"][
         "supported_encryption"

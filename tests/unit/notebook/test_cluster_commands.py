@@ -80,7 +80,9 @@ class FakeKubeApi:
     ) -> bool:
         current = self.objects.get((kind, namespace, name))
         if uid and current is not None and current["metadata"].get("uid") != uid:
-            raise KubeApiError("Precondition failed: UID in precondition", status=409, reason="Conflict")
+            raise KubeApiError(
+                "Precondition failed: UID in precondition", status=409, reason="Conflict"
+            )
         self.deleted.append((kind, name, propagation_policy))
         return self.objects.pop((kind, namespace, name), None) is not None
 
@@ -334,7 +336,10 @@ OURS = {
             {**OURS, "app.kubernetes.io/name": "other-tool"},
             "was not submitted with %bitfusion submit",
         ),
-        ({**{k: v for k, v in OURS.items() if k != "bf-jupyter/user"}}, "carries no bf-jupyter/user"),
+        (
+            {**{k: v for k, v in OURS.items() if k != "bf-jupyter/user"}},
+            "carries no bf-jupyter/user",
+        ),
         ({**OURS, "bf-jupyter/user": ""}, "carries no bf-jupyter/user"),
     ],
     ids=[
@@ -357,7 +362,9 @@ def test_cancel_deletes_only_this_users_submitted_work(
         _run(_commands(api), "cancel theirs")
 
     line = str(refused.value)
-    assert line == f"%bitfusion cancel: {kind.lower()} theirs in team {says}" + line.split(says, 1)[1]
+    assert (
+        line == f"%bitfusion cancel: {kind.lower()} theirs in team {says}" + line.split(says, 1)[1]
+    )
     assert line.endswith(": not deleting it") and "\n" not in line
     assert api.deleted == []
     assert (kind, "team", "theirs") in api.objects
@@ -387,16 +394,16 @@ def test_cancel_deletes_only_the_object_it_checked() -> None:
 
 def _stop_of_logs(api: FakeKubeApi, monkeypatch: pytest.MonkeyPatch, name: str) -> Any:
     """The Stop handler that ``logs NAME`` gives its curves (None: no Stop button)."""
-    from bf_jupyter.notebook import cluster_commands
+    from bf_jupyter.notebook.output_stream import CurveFeed
 
     given: list[Any] = []
-    real_feed = cluster_commands.CurveFeed
+    real_feed = CurveFeed
 
     def feed(**kwargs: Any) -> Any:
         given.append(kwargs["stop"])
         return real_feed(**kwargs)
 
-    monkeypatch.setattr(cluster_commands, "CurveFeed", feed)
+    monkeypatch.setattr("bf_jupyter.notebook.cluster_commands.CurveFeed", feed)
     _run(_commands(api), f"logs {name}")
     return given[0]
 
@@ -516,16 +523,16 @@ def test_twenty_interrupted_follows_leave_no_thread_and_no_socket(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from bf_jupyter.kubestreams import LineStream
-    from bf_jupyter.notebook import cluster_commands
+    from bf_jupyter.notebook.output_stream import OutputRouter
 
     api = FakeKubeApi(pod_statuses=[{"phase": "Running"}])
     api.objects[("Pod", "team", "w")] = {"metadata": {"name": "w", "labels": OURS}}
-    api.open_pod_log = lambda *_, **__: LineStream(_SocketResponse(), lambda e: e)  # type: ignore[method-assign]
+    api.open_pod_log = lambda *_, **__: LineStream(_SocketResponse(), lambda e: e)  # type: ignore[method-assign,assignment]
 
     def interrupted(self: Any, stream: str, text: str) -> None:
         raise KeyboardInterrupt  # Ctrl-C / the kernel's interrupt, in the cell's thread
 
-    monkeypatch.setattr(cluster_commands.OutputRouter, "line", interrupted)
+    monkeypatch.setattr(OutputRouter, "line", interrupted)
     threads, sockets = threading.active_count(), _open_sockets()
 
     for _ in range(20):
