@@ -10,13 +10,13 @@ cluster's pool. Blocking calls run in a thread; results are cached by the caller
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from bf_jupyter.backends import GpuBackend, get_backend
 from bf_jupyter.bitfusion.client import BitfusionClientError, resolve_client
 from bf_jupyter.contract import QUOTA_RESOURCE, units_to_gpus
-from bf_jupyter.quantity import QuantityError, parse_quantity
 from bf_jupyter.server.errors import BackendUnavailable
 
 if TYPE_CHECKING:
@@ -33,9 +33,16 @@ _UNFINISHED = "status.phase!=Succeeded,status.phase!=Failed"
 class PoolReader:
     """Reads the pool for one backend. ``kube`` connects lazily (only the Kubernetes backend uses it)."""
 
-    def __init__(self, backend: Backend, *, kube: Callable[[], KubeApi] | None = None) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        kube: Callable[[], KubeApi] | None = None,
+        gpu_backend: GpuBackend | None = None,
+    ) -> None:
         self.backend = backend
         self._kube = kube
+        self.gpu_backend = gpu_backend or get_backend("bitfusion")
 
     async def read(self) -> Json:
         """The pool as JSON (see ``openapi.yaml``, ``Pool``).
@@ -74,31 +81,24 @@ class PoolReader:
         if self._kube is None:
             raise BackendUnavailable("No Kubernetes API is configured for the kubernetes backend")
         api = self._kube()
-        capacity = {
-            node["metadata"]["name"]: _units(
-                (node.get("status") or {}).get("allocatable", {}).get(QUOTA_RESOURCE)
-            )
-            for node in api.list("Node")
-        }
-        used: dict[str, int] | None = dict.fromkeys(capacity, 0)
+        nodes = api.list("Node")
+        pods: list[Json] | None = None
         try:
-            for pod in api.list("Pod", field_selector=_UNFINISHED):
-                node_name = (pod.get("spec") or {}).get("nodeName")
-                if used is not None and node_name in used:
-                    used[node_name] += _pod_units(pod)
+            pods = api.list("Pod", field_selector=_UNFINISHED)
         except KubeApiError as error:
             if error.status != 403:
                 raise
-            used = None  # allowed to see nodes but not every namespace's pods: say less, not wrong
+            # allowed to see nodes but not every namespace's pods: say less, not wrong
+        pool = self.gpu_backend.read_pool(nodes, pods)
         return [
             {
-                "name": name,
-                "allocatable_units": units,
-                "used_units": None if used is None else used[name],
-                "allocatable_gpus": units_to_gpus(units),
+                "name": r.node,
+                "allocatable_units": r.allocatable,
+                "used_units": r.used,
+                "allocatable_gpus": units_to_gpus(r.allocatable),
             }
-            for name, units in sorted(capacity.items())
-            if units > 0
+            for r in pool.resources
+            if r.resource == QUOTA_RESOURCE
         ]
 
 
@@ -153,24 +153,3 @@ def _pool_json(
         "warnings": warnings,
         "read_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-
-
-def _units(value: object) -> int:
-    if value is None:
-        return 0
-    try:
-        return int(parse_quantity(str(value)))
-    except QuantityError:
-        return 0
-
-
-def _pod_units(pod: Json) -> int:
-    containers: Iterable[Json] = (pod.get("spec") or {}).get("containers") or []
-    total = 0
-    for container in containers:
-        resources = container.get("resources") or {}
-        value = (resources.get("requests") or {}).get(QUOTA_RESOURCE) or (
-            resources.get("limits") or {}
-        ).get(QUOTA_RESOURCE)
-        total += _units(value)
-    return total
