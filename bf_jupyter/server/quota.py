@@ -2,7 +2,7 @@
 
 Kubernetes backend: ``ResourceQuota`` objects in the configured namespace that limit
 ``bitfusion.io/gpu`` (written ``requests.bitfusion.io/gpu`` for extended resources); the tightest
-one wins. Local backend: the optional ``local_quota_units`` setting, counted against this server's
+one wins; ``gpu_quotas`` lists every GPU backend's keys found in them. Local backend: the optional ``local_quota_units`` setting, counted against this server's
 own GPU kernels. Units always come from the GPU backend's ``price`` (``bf_jupyter.backends``).
 """
 
@@ -13,10 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bf_jupyter.backends import GpuBackend, Offer, get_backend
+from bf_jupyter.backends import BACKEND_NAMES, GpuBackend, Offer, get_backend
 from bf_jupyter.contract import QUOTA_RESOURCE, UNITS_PER_GPU, units_to_gpus
 from bf_jupyter.quantity import MIB, QuantityError, format_bytes, parse_quantity
 from bf_jupyter.server.errors import ApiError, BackendUnavailable
+from bf_jupyter.server.gpu_backends import quotas_json
 from bf_jupyter.slice import GpuSlice, SliceError
 
 if TYPE_CHECKING:
@@ -71,6 +72,7 @@ class QuotaReader:
             quotas = self._kube().list("ResourceQuota", self.namespace)
         except (KubeApiError, KubeUnavailable) as error:
             raise BackendUnavailable(f"The namespace quota could not be read: {error}") from None
+        per_backend = {"gpu_quotas": quotas_json(BACKEND_NAMES, quotas)}
         tightest: tuple[int, str, int, int] | None = None
         for item in quotas:
             status = item.get("status") or {}
@@ -81,13 +83,15 @@ class QuotaReader:
                     if tightest is None or hard - used < tightest[0]:
                         tightest = (hard - used, item["metadata"]["name"], hard, used)
         if tightest is None:
-            return _no_quota(
+            return per_backend | _no_quota(
                 self.backend,
                 self.namespace,
                 f"No GPU quota: namespace {self.namespace} does not limit {QUOTA_RESOURCE}.",
             )
         _, name, hard, used = tightest
-        return _quota(self.backend, self.namespace, f"ResourceQuota {name}", hard, used)
+        return per_backend | _quota(
+            self.backend, self.namespace, f"ResourceQuota {name}", hard, used
+        )
 
 
 @dataclass(frozen=True)
