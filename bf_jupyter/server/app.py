@@ -78,6 +78,20 @@ class BitfusionExtension(ExtensionApp):
         "bitfusion-local (local backend) or bitfusion-kubernetes (kubernetes backend).",
     ).tag(config=True)
 
+    gpu_backends = List(
+        Unicode(),
+        help="GPU backends offered to users, the first the default: bitfusion, hami, nvidia, "
+        "nvidia-time-slicing, nvidia-mps (and -renamed variants for renameByDefault). Empty: "
+        "discovered from the nodes (HAMi's registration annotation, nvidia.com/gpu or MIG "
+        "resources with GFD's sharing-strategy label, bitfusion.io/gpu), else bitfusion.",
+    ).tag(config=True)
+
+    @validate("gpu_backends")
+    def _check_gpu_backends(self, proposal: dict[str, Any]) -> list[str]:
+        from bf_jupyter.backends import get_backend
+
+        return [get_backend(str(name)).name for name in proposal["value"]]
+
     @validate("backend")
     def _check_backend(self, proposal: dict[str, Any]) -> str:
         value = str(proposal["value"]).strip().lower()
@@ -112,6 +126,7 @@ class BitfusionExtension(ExtensionApp):
             local_quota_units=self.local_quota_units,
             per_gpu_memory=parse_memory_setting(self.per_gpu_memory),
             kernelspecs=list(self.kernelspecs),
+            gpu_backends=list(self.gpu_backends),
         )
         # Every kernel start on a slice passes the quota gate, also through the stock API.
         setattr(self.serverapp.kernel_manager, LAUNCH_GATE_ATTRIBUTE, service)

@@ -13,9 +13,11 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from bf_jupyter import __version__
+from bf_jupyter.backends import get_backend
 from bf_jupyter.contract import QUOTA_RESOURCE
 from bf_jupyter.server.cache import CoalescingCache
 from bf_jupyter.server.errors import ApiError, BackendUnavailable, from_slice_error
+from bf_jupyter.server.gpu_backends import offer_from_pool, offered, price_json
 from bf_jupyter.server.kernels import GpuKernels
 from bf_jupyter.server.pool import PoolReader
 from bf_jupyter.server.quota import Price, QuotaReader, price
@@ -47,12 +49,14 @@ class GpuService:
         local_quota_units: int | None = None,
         per_gpu_memory: int | None = None,
         kernelspecs: list[str] | None = None,
+        gpu_backends: list[str] | None = None,
     ) -> None:
         self.backend = backend
         self.namespace = namespace
         self._specs = kernel_spec_manager
         self._configured_specs = list(kernelspecs or [])
         self._per_gpu_memory = per_gpu_memory
+        self._gpu_backends = list(gpu_backends or [])
         self._kube_api: KubeApi | None = None
         self._kube_lock = threading.Lock()
         self._launching = asyncio.Lock()
@@ -65,7 +69,7 @@ class GpuService:
             on_change=self._kernels_changed,
         )
         kube = self._kube if backend == "kubernetes" else None
-        self._pool = PoolReader(backend, kube=kube)
+        self._pool = PoolReader(backend, kube=kube, gpu_backends=self._gpu_backends)
         self._quota = QuotaReader(
             backend,
             namespace=namespace,
@@ -93,6 +97,50 @@ class GpuService:
             "kernelspecs": [{"name": n, "display_name": d} for n, d in specs.items()],
             "default_kernelspec": next(iter(specs), None),
         }
+
+    async def describe(self) -> Json:
+        """``info()`` plus the GPU backends offered here (name, title, honoured slice forms,
+        isolation, quota keys), the first being the default."""
+        names = await self.gpu_backend_names()
+        return self.info() | {
+            "gpu_backends": [get_backend(name).describe() for name in names],
+            "default_gpu_backend": names[0],
+        }
+
+    async def gpu_backend_names(self) -> list[str]:
+        """The configured GPU backends, else those the last pool reading discovered (bitfusion
+        when nothing else is known)."""
+        if self._gpu_backends or self.backend == "local":
+            return offered(self._gpu_backends, None)
+        try:
+            pool = await self.pool()
+        except BackendUnavailable:
+            return offered([], None)
+        return list(pool.get("gpu_backends") or offered([], None))
+
+    async def price_on(self, slice_text: str, backend_name: str = "") -> Json:
+        """What ``slice_text`` costs on one GPU backend (default: the first offered) and whether
+        it fits its quota; a slice that backend cannot honour is ``fits: false`` with the reason.
+        Raises ``ApiError`` 400 for a bad slice or a backend not offered here."""
+        names = await self.gpu_backend_names()
+        name = (backend_name or names[0]).strip().lower()
+        if name not in names:
+            raise ApiError(
+                400,
+                f"backend {name} is not offered here: use {', '.join(names)}",
+                field="backend",
+            )
+        gpu_backend = get_backend(name)
+        pool = await self._pool_or_none()
+        offer = offer_from_pool(pool, name, self._per_gpu_memory)
+        if name == "bitfusion":  # today's pricing (units, largest server), plus what it renders to
+            verdict = await self.price(slice_text)
+            details = price_json(gpu_backend, verdict.gpu_slice, [], offer)
+            return verdict.to_json() | {k: details[k] for k in ("backend", "charges", "isolation")}
+        gpu_slice = _parse_slice(slice_text)
+        quota = await self.quota()
+        entries = (quota.get("gpu_quotas") or {}).get(name, [])
+        return price_json(gpu_backend, gpu_slice, entries, offer) | {"units": None, "gpus": None}
 
     def gpu_kernelspecs(self) -> dict[str, str]:
         """name → display name of the kernelspecs that run on a slice: the configured list, else
