@@ -111,6 +111,8 @@ class WebhookConfig:
     per_gpu_memory_bytes: int | None = None
     max_gpus_per_server: int | None = None
     token_secret: str = "bitfusion-secret"
+    # Token-service mode: the audience of the service-account tokens the token service accepts.
+    token_audience: str | None = None
     user_config_dir: str = "/root/.bitfusion"
     fallback_library_path: str = "/usr/local/nvidia/lib:/usr/local/nvidia/lib64"
     image_pull_policy: str = "IfNotPresent"

@@ -14,19 +14,27 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from bf_jupyter.contract import ManagementMode
+
 if TYPE_CHECKING:
     from bf_jupyter.cluster.webhook.config import ClientBuild, WebhookConfig
+    from bf_jupyter.slice import GpuSlice
 
 __all__ = [
     "CLIENT_VOLUME",
+    "GUARD_ENV",
     "INIT_CONTAINER",
     "LIBRARY_ENV",
+    "PROTECTED_VOLUMES",
     "TOKEN_DIR",
     "TOKEN_FILES",
     "TOKEN_SECRET_VOLUME",
     "TOKEN_VOLUME",
     "USER_LIBRARY_ENV",
+    "guarded_env",
+    "guards",
     "init_container",
+    "init_containers",
     "mount_conflicts",
     "prefixed_env",
     "volumes",
@@ -38,6 +46,9 @@ INIT_CONTAINER = "bf-jupyter-client-init"
 CLIENT_VOLUME = "bf-jupyter-client"
 TOKEN_VOLUME = "bf-jupyter-token"
 TOKEN_SECRET_VOLUME = "bf-jupyter-token-secret"
+PROTECTED_VOLUMES = frozenset({CLIENT_VOLUME, TOKEN_VOLUME, TOKEN_SECRET_VOLUME})
+# Injection mode: the slice the client's guard lets `bitfusion run` ask for (text form, 1x50%).
+GUARD_ENV = "BF_JUPYTER_SLICE_LIMIT"
 TOKEN_DIR = "/etc/bitfusion"
 TOKEN_FILES = ("ca.crt", "client.yaml", "servers.conf")
 LIBRARY_ENV = "LD_LIBRARY_PATH"
@@ -82,6 +93,13 @@ def init_container(build: ClientBuild, config: WebhookConfig) -> dict[str, Any]:
             {"name": TOKEN_SECRET_VOLUME, "mountPath": _SECRET_MOUNT, "readOnly": True},
         ],
     }
+
+
+def init_containers(
+    build: ClientBuild, config: WebhookConfig, mode: ManagementMode
+) -> list[dict[str, Any]]:
+    """Every init container the webhook adds to a pod of ``mode`` (all or injection)."""
+    return [init_container(build, config)]
 
 
 def volumes(config: WebhookConfig) -> list[dict[str, Any]]:
@@ -155,3 +173,20 @@ def prefixed_env(env: list[Any], library_path: str, fallback: str) -> list[Any]:
         return env
     env[index] = {**current, "value": f"{library_path}:{text}" if text else library_path}
     return env
+
+
+def guarded_env(env: list[Any], gpu_slice: GpuSlice) -> list[Any]:
+    """``env`` with the guard's slice set (injection mode), replacing any value the pod gave it."""
+    kept = [item for item in env if not (isinstance(item, dict) and item.get("name") == GUARD_ENV)]
+    return [*kept, {"name": GUARD_ENV, "value": gpu_slice.to_text()}]
+
+
+def guards(container: Mapping[str, Any], gpu_slice: GpuSlice) -> bool:
+    """Whether the container's guard is set to exactly ``gpu_slice`` (and set once)."""
+    env = container.get("env")
+    found = [
+        item
+        for item in (env if isinstance(env, list) else [])
+        if isinstance(item, dict) and item.get("name") == GUARD_ENV
+    ]
+    return found == [{"name": GUARD_ENV, "value": gpu_slice.to_text()}]

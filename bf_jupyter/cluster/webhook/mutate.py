@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bf_jupyter.cluster.webhook import injection
+from bf_jupyter.cluster.webhook.entitlement import entitlement_problems
 from bf_jupyter.cluster.webhook.config import ClientBuild, UnknownClient, WebhookConfig
 from bf_jupyter.cluster.webhook.patching import REMOVE, PatchBuilder
 from bf_jupyter.cluster.webhook.podspec import (
@@ -68,8 +69,8 @@ def _mutate_managed(
     problems += _init_container_slices(pod)
 
     recorded: dict[str, str] = {}
-    # (index, container as received, the new value of each field that changes)
-    users: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
+    # (index, container as received, its slice, the new value of each field that changes)
+    users: list[tuple[int, dict[str, Any], GpuSlice, dict[str, Any]]] = []
     for index, container in enumerate(containers_of(pod)):
         name = container_name(container, index)
         try:
@@ -78,8 +79,12 @@ def _mutate_managed(
             problems.append(f"container {name}: {error}")
             continue
         if gpu_slice is None:
-            if slice_annotation_key(name) in annotations:
-                users.append((index, container, {}))  # converted by an earlier invocation
+            earlier = annotations.get(slice_annotation_key(name))
+            if earlier is not None:  # converted by an earlier invocation, if it is what we write
+                forged = entitlement_problems(container, name, earlier, annotations, config)
+                problems += forged
+                if not forged:
+                    users.append((index, container, GpuSlice.parse(earlier), {}))
             continue
         changes: dict[str, Any] = {}
         problem = _convert(
@@ -95,7 +100,7 @@ def _mutate_managed(
             problems.append(problem)
             continue
         recorded[slice_annotation_key(name)] = gpu_slice.to_text()
-        users.append((index, container, changes))
+        users.append((index, container, gpu_slice, changes))
 
     if not users and not problems:
         problems.append(
@@ -103,16 +108,20 @@ def _mutate_managed(
             f"but no container asks for a GPU slice: {_SLICE_HINT}, or remove the annotation"
         )
     if build is not None:
-        for _, container, changes in users:
+        for _, container, gpu_slice, changes in users:
             problems += _add_client(container, build, config, changes)
+            if mode is ManagementMode.INJECTION:
+                changes["env"] = injection.guarded_env(changes.get("env", []), gpu_slice)
     if problems or build is None:
         return Verdict.deny(problems)
 
     patch = PatchBuilder()
-    for index, container, changes in users:
+    for index, container, _, changes in users:
         for field, value in changes.items():
             patch.set_member(f"/spec/containers/{index}", container, field, value)
-    _add_pod_parts(patch, pod, build, config, {ANNOTATION_STATUS: STATUS_INJECTED, **recorded})
+    _add_pod_parts(
+        patch, pod, build, config, mode, {ANNOTATION_STATUS: STATUS_INJECTED, **recorded}
+    )
     return Verdict.allow(patch=patch.build())
 
 
@@ -198,12 +207,13 @@ def _add_pod_parts(
     pod: Mapping[str, Any],
     build: ClientBuild,
     config: WebhookConfig,
+    mode: ManagementMode,
     annotations: dict[str, str],
 ) -> None:
-    """The init container, the volumes and the annotations, each replacing an earlier copy of itself."""
+    """The init containers, the volumes and the annotations, each replacing an earlier copy of itself."""
     spec = pod["spec"]
     for field, items in (
-        ("initContainers", [injection.init_container(build, config)]),
+        ("initContainers", injection.init_containers(build, config, mode)),
         ("volumes", injection.volumes(config)),
     ):
         if spec.get(field) is not None and not isinstance(spec[field], list):

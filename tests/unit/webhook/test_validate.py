@@ -196,14 +196,13 @@ def test_validation_reports_every_problem_of_a_pod_together(
     assert verdict.message().startswith("(1) ")
 
 
-def test_validation_checks_raw_units_without_judging_their_origin(
+def test_validation_refuses_raw_units_whoever_asks_for_them(
     make_pod: Builder, config: WebhookConfig, facts: MemoryFacts
 ) -> None:
-    # a pod asking for the device plugin's resource directly is only checked against capacity/quota
+    # a pod asking for the device plugin's resource directly: only the webhook writes it
     container = {"name": "c", "image": "x", "resources": {"limits": {"bitfusion.io/gpu": "30"}}}
-    facts.quota = (QuotaLeft("q", 20, 0),)
     verdict = validate_pod(make_pod(container, management=None), "team-a", config, facts)
-    assert verdict.problems == (
-        "pod needs 30 units, namespace team-a has 20 of 20 left (ResourceQuota q on "
-        "requests.bitfusion.io/gpu): ask for a smaller slice",
+    assert not verdict.allowed
+    assert "container c sets bitfusion.io/gpu directly: only the webhook writes it" in (
+        verdict.message()
     )
