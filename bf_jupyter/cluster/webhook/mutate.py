@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from bf_jupyter.cluster.webhook import injection
-from bf_jupyter.cluster.webhook.entitlement import entitlement_problems
 from bf_jupyter.cluster.webhook.config import ClientBuild, UnknownClient, WebhookConfig
+from bf_jupyter.cluster.webhook.entitlement import entitlement_problems
 from bf_jupyter.cluster.webhook.patching import REMOVE, PatchBuilder
 from bf_jupyter.cluster.webhook.podspec import (
     PodShapeError,
@@ -38,6 +38,12 @@ from bf_jupyter.slice import GpuSlice, SliceError
 
 __all__ = ["mutate_pod"]
 
+_UNGUARDABLE = (
+    "injection mode puts the slice guard in the client's place, but client "
+    "{build.os}/{build.version} has its binary {build.binary} outside clientDir "
+    "{build.client_dir}: fix the client table, or use " + ANNOTATION_MANAGEMENT + ": all"
+)
+
 _SLICE_HINT = (
     f"add {RESOURCE_AMOUNT} (with bitfusion.io/gpu-percent or bitfusion.io/gpu-memory) "
     "to the limits of the container that uses the GPU"
@@ -61,11 +67,7 @@ def _mutate_managed(
     pod: Mapping[str, Any], annotations: dict[str, str], mode: ManagementMode, config: WebhookConfig
 ) -> Verdict:
     problems: list[str] = []
-    build: ClientBuild | None = None
-    try:
-        build = config.client_for(annotations)
-    except UnknownClient as error:
-        problems.append(str(error))
+    build = _client_build(annotations, mode, config, problems)
     problems += _init_container_slices(pod)
 
     recorded: dict[str, str] = {}
@@ -79,12 +81,14 @@ def _mutate_managed(
             problems.append(f"container {name}: {error}")
             continue
         if gpu_slice is None:
-            earlier = annotations.get(slice_annotation_key(name))
-            if earlier is not None:  # converted by an earlier invocation, if it is what we write
-                forged = entitlement_problems(container, name, earlier, annotations, config)
-                problems += forged
-                if not forged:
-                    users.append((index, container, GpuSlice.parse(earlier), {}))
+            problems += _converted_earlier(
+                container,
+                index=index,
+                name=name,
+                annotations=annotations,
+                config=config,
+                users=users,
+            )
             continue
         changes: dict[str, Any] = {}
         problem = _convert(
@@ -120,9 +124,50 @@ def _mutate_managed(
         for field, value in changes.items():
             patch.set_member(f"/spec/containers/{index}", container, field, value)
     _add_pod_parts(
-        patch, pod, build, config, mode, {ANNOTATION_STATUS: STATUS_INJECTED, **recorded}
+        patch,
+        pod,
+        build,
+        config,
+        mode=mode,
+        annotations={ANNOTATION_STATUS: STATUS_INJECTED, **recorded},
     )
     return Verdict.allow(patch=patch.build())
+
+
+def _client_build(
+    annotations: dict[str, str], mode: ManagementMode, config: WebhookConfig, problems: list[str]
+) -> ClientBuild | None:
+    """The client build the pod asks for, or None with the reason added to ``problems``."""
+    try:
+        build = config.client_for(annotations)
+    except UnknownClient as error:
+        problems.append(str(error))
+        return None
+    if mode is ManagementMode.INJECTION and not build.binary_in_client_dir:
+        problems.append(_UNGUARDABLE.format(build=build))
+        return None
+    return build
+
+
+def _converted_earlier(
+    container: dict[str, Any],
+    *,
+    index: int,
+    name: str,
+    annotations: dict[str, str],
+    config: WebhookConfig,
+    users: list[tuple[int, dict[str, Any], GpuSlice, dict[str, Any]]],
+) -> list[str]:
+    """A container without slice keys: one an earlier invocation converted (its recorded slice,
+    units and command are exactly what this webhook writes) joins ``users``; a forged one is a
+    problem; any other is left alone."""
+    earlier = annotations.get(slice_annotation_key(name))
+    if earlier is None:
+        return []
+    forged = entitlement_problems(container, name, earlier, annotations, config)
+    if not forged:
+        users.append((index, container, GpuSlice.parse(earlier), {}))
+    return forged
 
 
 def _init_container_slices(pod: Mapping[str, Any]) -> list[str]:
@@ -207,6 +252,7 @@ def _add_pod_parts(
     pod: Mapping[str, Any],
     build: ClientBuild,
     config: WebhookConfig,
+    *,
     mode: ManagementMode,
     annotations: dict[str, str],
 ) -> None:

@@ -81,7 +81,9 @@ def test_a_plain_debug_container_is_allowed_and_nothing_is_mutated(
 
 def test_a_debug_review_of_garbage_is_a_clear_bad_request(webhook: RunningWebhook) -> None:
     body = admission_review(
-        {"spec": {"ephemeralContainers": "x"}}, operation="UPDATE", subResource="ephemeralcontainers"
+        {"spec": {"ephemeralContainers": "x"}},
+        operation="UPDATE",
+        subResource="ephemeralcontainers",
     )
     status, reply = webhook.client.review("/validate", body)
     assert status == 200 and reply["response"]["status"]["code"] == 400

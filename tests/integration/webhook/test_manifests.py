@@ -228,11 +228,17 @@ PODS = {
     "projected token Secret": (
         with_spec(
             volumes=[
-                {"name": "x", "projected": {"sources": [
-                    {"configMap": {"name": "c"}}, {"secret": {"name": "bitfusion-secret"}},
-                ]}}
+                {
+                    "name": "x",
+                    "projected": {
+                        "sources": [
+                            {"configMap": {"name": "c"}},
+                            {"secret": {"name": "bitfusion-secret"}},
+                        ]
+                    },
+                }
             ]
-        ),  # fmt: skip
+        ),
         False,
         True,
     ),
@@ -249,11 +255,15 @@ PODS = {
     "debug container reading the token": (
         with_spec(
             ephemeralContainers=[
-                {"name": "debug", "image": "busybox", "env": [
-                    {"name": "T", "valueFrom": {"secretKeyRef": {"name": "bitfusion-secret"}}},
-                ]}
+                {
+                    "name": "debug",
+                    "image": "busybox",
+                    "env": [
+                        {"name": "T", "valueFrom": {"secretKeyRef": {"name": "bitfusion-secret"}}},
+                    ],
+                }
             ]
-        ),  # fmt: skip
+        ),
         False,
         True,
     ),
@@ -353,6 +363,13 @@ def test_images_come_only_from_configurable_names(rendered: list[Obj]) -> None:
     assert used == configurable
     for _, container in containers_of(rendered):
         assert container["imagePullPolicy"] == "IfNotPresent"
+
+
+def test_the_guard_image_is_the_deployed_bf_jupyter_image() -> None:
+    settings = yaml.safe_load((CLUSTER / "base" / "kustomization.yaml").read_text())
+    (image,) = [i for i in settings["images"] if i["name"] == "bf-jupyter"]
+    config = load_config(CLUSTER / "base" / "webhook" / "config.yaml")
+    assert config.guard_image == f"{image['newName']}:{image['newTag']}"
 
 
 # ----- the device plugin gets the client like an injected pod --------------------------------------

@@ -54,7 +54,9 @@ REACH: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any
             "env": [
                 {
                     "name": "T",
-                    "valueFrom": {"secretKeyRef": {"name": "bitfusion-secret", "key": "client.yaml"}},
+                    "valueFrom": {
+                        "secretKeyRef": {"name": "bitfusion-secret", "key": "client.yaml"}
+                    },
                 }
             ]
         },
@@ -92,16 +94,23 @@ def allowed_by_the_rule(kind: str, shape: str, reach: str) -> bool:
         return False  # units and a slice annotation that the webhook did not write
     if reach == "nothing":
         return True
-    return kind == "containers" and shape == "wrapped and priced" and reach in (
-        "client volume",
-        "token volume",
+    return (
+        kind == "containers"
+        and shape == "wrapped and priced"
+        and reach
+        in (
+            "client volume",
+            "token volume",
+        )
     )
 
 
 @pytest.mark.parametrize("reach", sorted(REACH))
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("kind", KINDS)
-def test_every_kind_shape_and_reach_is_judged_by_the_rule(kind: str, shape: str, reach: str) -> None:
+def test_every_kind_shape_and_reach_is_judged_by_the_rule(
+    kind: str, shape: str, reach: str
+) -> None:
     judge(kind, shape, reach, "side", "/x")
 
 
