@@ -87,6 +87,9 @@ def validate_pod(
 ) -> Verdict:
     """Judge a pod being created. Pods that are not marked injected and carry no ``bitfusion.io/*``
     resource are allowed untouched; for the others, a denial lists every problem found."""
+    outside = _other_namespace(pod, namespace)
+    if outside:
+        return Verdict.deny([outside], code=400)
     try:
         annotations = annotations_of(pod)
         injected = annotations.get(ANNOTATION_STATUS) == STATUS_INJECTED
@@ -109,6 +112,21 @@ def validate_pod(
     if problems:
         return Verdict.deny(problems, warnings=warnings, skipped=skipped)
     return Verdict.allow(warnings=warnings, skipped=skipped)
+
+
+def _other_namespace(pod: Mapping[str, Any], namespace: str) -> str | None:
+    """Why the review would make validation ask about a namespace other than the pod's own: the
+    request names none, or the pod names another. Only the pod's namespace is ever consulted."""
+    if not namespace:
+        return "the AdmissionReview names no namespace: a Pod is reviewed in its own namespace"
+    metadata = pod.get("metadata")
+    own = metadata.get("namespace") if isinstance(metadata, dict) else None
+    if own not in (None, "", namespace):
+        return (
+            f"the pod's metadata.namespace {own!r} is not the request's namespace {namespace!r}: "
+            "validation answers only about the namespace of the pod it reviews"
+        )
+    return None
 
 
 def validate_ephemeral(pod: Mapping[str, Any], config: WebhookConfig) -> Verdict:

@@ -206,3 +206,34 @@ def test_validation_refuses_raw_units_whoever_asks_for_them(
     assert "container c sets bitfusion.io/gpu directly: only the webhook writes it" in (
         verdict.message()
     )
+
+
+@pytest.mark.parametrize(
+    ("namespace", "pod_namespace"), [("team-a", "team-b"), ("", "team-a"), ("", None)]
+)
+def test_validation_never_asks_about_a_namespace_other_than_the_pods(
+    namespace: str,
+    pod_namespace: str | None,
+    gpu_pod: Builder,
+    config: WebhookConfig,
+    facts: MemoryFacts,
+) -> None:
+    # given a review whose namespace is missing, or differs from the pod's own
+    pod = gpu_pod()
+    if pod_namespace is None:
+        del pod["metadata"]["namespace"]
+    else:
+        pod["metadata"]["namespace"] = pod_namespace
+    verdict = validate_pod(pod, namespace, config, facts)
+    # then it is a bad request and the cluster was asked nothing (no quota, no Secret elsewhere)
+    assert not verdict.allowed and verdict.code == 400
+    assert facts.asked == []
+
+
+def test_validation_asks_only_about_the_requests_namespace(
+    gpu_pod: Builder, config: WebhookConfig, facts: MemoryFacts
+) -> None:
+    pod = gpu_pod()
+    del pod["metadata"]["namespace"]  # at creation the namespace may come from the request alone
+    validate_pod(pod, "team-c", config, facts)
+    assert facts.asked == ["nodes", "quotas team-c", "secret team-c/bitfusion-secret"]
