@@ -81,7 +81,8 @@ def test_validations_past_the_queue_bound_are_refused_with_429(
         assert server.metrics.count("validate", "busy") == 1
         status, _ = second.review("/validate", validation_body("c"))
         assert status == 200 and settled(server.limits)
-        first.close(), second.close()
+        first.close()
+        second.close()
 
 
 def test_bodies_past_the_byte_bound_are_dropped_and_refused(
@@ -145,7 +146,7 @@ def test_with_a_client_ca_only_the_api_servers_certificate_is_answered(
     with serving(
         tls_files, GoodCluster(), client_ca=ca_file, client_names=frozenset({"kube-apiserver"})
     ) as (_, port):
-        results = {}
+        results: dict[str, object] = {}
         for label, name, ca in (
             ("none", None, None),
             ("apiserver", "kube-apiserver", client_ca),
