@@ -63,7 +63,9 @@ class _TokenHandler(tornado.web.RequestHandler):
             loop = asyncio.get_running_loop()
             answer = await loop.run_in_executor(self.pool, self.issuer.issue, authorization)
         except RuntimeError:  # the pool is shut down: the server is stopping
-            answer = Answer(503, refusal_body("the token service is stopping: retry"), "unavailable")
+            answer = Answer(
+                503, refusal_body("the token service is stopping: retry"), "unavailable"
+            )
         finally:
             self.bounds.requests -= 1
         self._answer(answer)
@@ -94,7 +96,9 @@ class _HealthHandler(tornado.web.RequestHandler):
 
 def _log_failures(handler: tornado.web.RequestHandler) -> None:
     if handler.get_status() >= 500 and handler.request.path != TOKEN_PATH:
-        log.info("%s %s answered %d", handler.request.method, handler.request.path, handler.get_status())
+        log.info(
+            "%s %s answered %d", handler.request.method, handler.request.path, handler.get_status()
+        )
 
 
 class TokenServer:
@@ -128,7 +132,11 @@ class TokenServer:
         self._pool = ThreadPoolExecutor(_THREADS, thread_name_prefix="bf-token")
         application = tornado.web.Application(
             [
-                (TOKEN_PATH, _TokenHandler, {"issuer": self.issuer, "pool": self._pool, "bounds": self.bounds}),
+                (
+                    TOKEN_PATH,
+                    _TokenHandler,
+                    {"issuer": self.issuer, "pool": self._pool, "bounds": self.bounds},
+                ),
                 (r"/healthz", _HealthHandler),
                 (r"/readyz", _HealthHandler, {"draining": self.draining}),
             ],

@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from bf_jupyter.cluster.tokenservice.app import TokenServer
 
-HELP = "Serve the Bitfusion token files to pods the admission webhooks admitted (token-service mode)"
+HELP = (
+    "Serve the Bitfusion token files to pods the admission webhooks admitted (token-service mode)"
+)
 
 DESCRIPTION = f"""{HELP}.
 
@@ -92,7 +94,10 @@ def run(args: argparse.Namespace) -> int:
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     if args.max_requests < 1:
-        print(f"bf-jupyter token-service: --max-requests {args.max_requests} is below 1: use e.g. 32", file=sys.stderr)
+        print(
+            f"bf-jupyter token-service: --max-requests {args.max_requests} is below 1: use e.g. 32",
+            file=sys.stderr,
+        )
         return 2
     try:
         config = load_config(args.config)
@@ -100,9 +105,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"bf-jupyter token-service: {error}", file=sys.stderr)
         return 2
     if config.token_source is not TokenSource.SERVICE:
-        log.warning("tokenSource is %s: the webhook injects no token fetch, nobody will call", config.token_source.value)
+        log.warning(
+            "tokenSource is %s: the webhook injects no token fetch, nobody will call",
+            config.token_source.value,
+        )
     try:
-        api = KubeApi.connect(kubeconfig=args.kubeconfig, request_timeout=_API_CALL_SECONDS, retries=0)
+        api = KubeApi.connect(
+            kubeconfig=args.kubeconfig, request_timeout=_API_CALL_SECONDS, retries=0
+        )
     except KubeUnavailable as error:
         print(f"bf-jupyter token-service: {error}", file=sys.stderr)
         return 2
@@ -124,11 +134,18 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    log.info("handing out Secret %s/%s to admitted pods (audience %s)", namespace, config.token_secret, config.token_audience)
+    log.info(
+        "handing out Secret %s/%s to admitted pods (audience %s)",
+        namespace,
+        config.token_secret,
+        config.token_audience,
+    )
     try:
         asyncio.run(_serve(server, drain_seconds=args.drain_seconds))
     except OSError as error:
-        print(f"bf-jupyter token-service: cannot listen on port {args.port}: {error}", file=sys.stderr)
+        print(
+            f"bf-jupyter token-service: cannot listen on port {args.port}: {error}", file=sys.stderr
+        )
         return 1
     finally:
         api.close()

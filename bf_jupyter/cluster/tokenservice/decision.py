@@ -134,8 +134,7 @@ def check_pod(pod: Mapping[str, Any] | None, caller: Caller, config: WebhookConf
     if account != caller.service_account:
         raise Refusal(
             403,
-            f"{caller} runs as service account {account}, the token is "
-            f"{caller.service_account}'s",
+            f"{caller} runs as service account {account}, the token is {caller.service_account}'s",
         )
     phase = (pod.get("status") or {}).get("phase") if isinstance(pod.get("status"), Mapping) else ""
     if metadata.get("deletionTimestamp") or phase in ("Succeeded", "Failed"):

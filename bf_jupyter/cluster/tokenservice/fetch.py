@@ -42,18 +42,28 @@ class FetchError(RuntimeError):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--url", required=True, help="the token service, e.g. https://bf-token-service.bf-system.svc")
+    parser.add_argument(
+        "--url",
+        required=True,
+        help="the token service, e.g. https://bf-token-service.bf-system.svc",
+    )
     parser.add_argument(
         "--service-account-token",
         required=True,
         metavar="FILE",
         help="the pod's projected service-account token for the service's audience",
     )
-    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="where to write the files")
     parser.add_argument(
-        "--ca-file", metavar="FILE", help=f"PEM CA of the service's certificate (default: ${CA_ENV})"
+        "--out", required=True, type=Path, metavar="DIR", help="where to write the files"
     )
-    parser.add_argument("--attempts", type=int, default=5, help="tries while the service is unreachable or busy (5)")
+    parser.add_argument(
+        "--ca-file",
+        metavar="FILE",
+        help=f"PEM CA of the service's certificate (default: ${CA_ENV})",
+    )
+    parser.add_argument(
+        "--attempts", type=int, default=5, help="tries while the service is unreachable or busy (5)"
+    )
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per try (10)")
 
 
@@ -61,7 +71,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         context = _tls_context(args.ca_file)
         token = _read_token(Path(args.service_account_token))
-        files = fetch(args.url, token, context, attempts=max(1, args.attempts), timeout=args.timeout)
+        files = fetch(
+            args.url, token, context, attempts=max(1, args.attempts), timeout=args.timeout
+        )
         write_files(args.out, files)
     except FetchError as error:
         print(f"bf-jupyter token-fetch: {error}", file=sys.stderr)
@@ -98,7 +110,9 @@ def fetch(
     """The token files (name -> content) from the service at ``url``. Raises ``FetchError``."""
     parts = urllib.parse.urlsplit(url)
     if parts.scheme != "https" or not parts.hostname:
-        raise FetchError(f"--url {url} is not an https URL: use e.g. https://bf-token-service.bf-system.svc")
+        raise FetchError(
+            f"--url {url} is not an https URL: use e.g. https://bf-token-service.bf-system.svc"
+        )
     last = ""
     for attempt in range(attempts):
         if attempt:
@@ -121,7 +135,9 @@ def _post(
     parts: urllib.parse.SplitResult, token: str, context: ssl.SSLContext, timeout: float
 ) -> tuple[int, bytes]:
     assert parts.hostname is not None
-    connection = http.client.HTTPSConnection(parts.hostname, parts.port or 443, context=context, timeout=timeout)
+    connection = http.client.HTTPSConnection(
+        parts.hostname, parts.port or 443, context=context, timeout=timeout
+    )
     try:
         path = parts.path.rstrip("/") + TOKEN_PATH
         connection.request("POST", path, body=b"", headers={"Authorization": f"Bearer {token}"})
@@ -140,8 +156,10 @@ def _reason(body: bytes) -> str:
 
 
 def _files(body: bytes) -> dict[str, bytes]:
+    if len(body) > _MAX_ANSWER_BYTES:
+        raise FetchError("the token service's answer is larger than token files can be")
     try:
-        files = json.loads(body)["files"] if len(body) <= _MAX_ANSWER_BYTES else None
+        files = json.loads(body)["files"]
         decoded = {name: base64.b64decode(files[name], validate=True) for name, _, _ in _FILES}
     except (ValueError, KeyError, TypeError, binascii.Error):
         raise FetchError("the token service's answer is not the token files") from None
@@ -158,8 +176,8 @@ def write_files(out: Path, files: dict[str, bytes]) -> None:
             try:
                 with os.fdopen(handle, "wb") as stream:
                     stream.write(files[name])
-                os.chmod(temporary, mode)  # the workload may run as any uid
-                os.replace(temporary, target)
+                Path(temporary).chmod(mode)  # the workload may run as any uid
+                Path(temporary).replace(target)
             except BaseException:
                 Path(temporary).unlink(missing_ok=True)
                 raise

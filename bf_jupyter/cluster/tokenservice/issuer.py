@@ -79,7 +79,9 @@ class TokenIssuer:
             return Answer(refusal.status, refusal_body(refusal.reason), outcome)
         except Exception:
             log.exception("token request failed (an internal error)")
-            return Answer(500, refusal_body("the token service failed (an internal error, logged)"), "error")
+            return Answer(
+                500, refusal_body("the token service failed (an internal error, logged)"), "error"
+            )
         log.info("token files handed to %s", caller)
         return Answer(200, json.dumps({"files": files}).encode(), "issued")
 
@@ -91,13 +93,20 @@ class TokenIssuer:
             check_pod(self.authority.pod(caller.namespace, caller.pod_name), caller, self.config)
             data = self.authority.token_files()
         except AuthorityUnavailable as error:
-            raise Refusal(503, f"the token service cannot ask the Kubernetes API ({error}): retry") from None
+            raise Refusal(
+                503, f"the token service cannot ask the Kubernetes API ({error}): retry"
+            ) from None
         secret = self.config.token_secret
         if data is None:
-            raise Refusal(503, f"the token Secret {secret} is missing in the token service's namespace: ask the administrators")
+            raise Refusal(
+                503,
+                f"the token Secret {secret} is missing in the token service's namespace: ask the administrators",
+            )
         missing = [name for name in TOKEN_FILES if not isinstance(data.get(name), str)]
         if missing:
-            raise Refusal(503, f"the token Secret {secret} lacks {', '.join(missing)}: ask the administrators")
+            raise Refusal(
+                503, f"the token Secret {secret} lacks {', '.join(missing)}: ask the administrators"
+            )
         return {name: data[name] for name in TOKEN_FILES}, caller
 
 

@@ -49,9 +49,9 @@ __all__ = [
     "guards",
     "init_container",
     "init_containers",
-    "token_fetch_container",
     "mount_conflicts",
     "prefixed_env",
+    "token_fetch_container",
     "volumes",
     "with_mounts",
     "workload_mounts",
@@ -123,7 +123,7 @@ def init_container(
     command += [INIT_CONTAINER, build.client_dir, _STAGE_CLIENT, _SECRET_MOUNT, _STAGE_TOKEN]
     if guarded:
         command.append(str(PurePosixPath(build.binary).relative_to(build.client_dir)))
-    mounts = [{"name": CLIENT_VOLUME, "mountPath": _STAGE_CLIENT}]
+    mounts: list[dict[str, Any]] = [{"name": CLIENT_VOLUME, "mountPath": _STAGE_CLIENT}]
     if from_secret:
         mounts += [
             {"name": TOKEN_VOLUME, "mountPath": _STAGE_TOKEN},
@@ -148,11 +148,15 @@ def token_fetch_container(config: WebhookConfig) -> dict[str, Any]:
         "image": config.guard_image,
         "imagePullPolicy": config.image_pull_policy,
         "command": [
-            "bf-jupyter", "token-fetch",
-            "--url", config.token_service_url,
-            "--service-account-token", f"{_ACCOUNT_MOUNT}/{_ACCOUNT_TOKEN_PATH}",
-            "--out", _STAGE_TOKEN,
-        ],  # fmt: skip
+            "bf-jupyter",
+            "token-fetch",
+            "--url",
+            config.token_service_url,
+            "--service-account-token",
+            f"{_ACCOUNT_MOUNT}/{_ACCOUNT_TOKEN_PATH}",
+            "--out",
+            _STAGE_TOKEN,
+        ],
         "env": [{"name": TOKEN_CA_ENV, "value": config.token_service_ca}],
         "resources": {section: dict(v) for section, v in config.init_resources.items()},
         "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},

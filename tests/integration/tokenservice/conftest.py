@@ -11,7 +11,6 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -99,7 +98,9 @@ def _handler(fake: FakeApiServer) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             path = self.path.partition("?")[0]
-            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+            body = json.loads(
+                self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}"
+            )
             if path == "/apis/authentication.k8s.io/v1/tokenreviews":
                 fake.asked.append("tokenreview " + ",".join(body["spec"].get("audiences", [])))
                 self._reply(201, fake.review(body))

@@ -90,7 +90,9 @@ def scenario(fake_api: FakeApiServer, token_service: RunningTokenService) -> Fak
     )
     # a pod nobody injected, with a token for the service's audience it projected itself
     fake_api.pods["team-a", "sneaky"] = _plain_pod("sneaky", "uid-sneaky")
-    fake_api.tokens[_token(3)] = IssuedToken([AUDIENCE], "team-a", "default", "sneaky", "uid-sneaky")
+    fake_api.tokens[_token(3)] = IssuedToken(
+        [AUDIENCE], "team-a", "default", "sneaky", "uid-sneaky"
+    )
     # a token of an earlier pod named train (deleted; a new train has another uid)
     fake_api.tokens[_token(4)] = IssuedToken([AUDIENCE], "team-a", "default", "train", "uid-old")
     return fake_api
@@ -118,11 +120,16 @@ def test_the_admitted_pods_fetch_gets_the_token_files(
     # then the files are where the client looks, with the modes the Secret copy gives them
     assert code == 0
     assert _written(out) == TOKEN_TEXT
-    modes = {p: stat.S_IMODE((out / p).stat().st_mode) for p in ("tls/ca.crt", "client.yaml", "servers.conf")}
+    modes = {
+        p: stat.S_IMODE((out / p).stat().st_mode)
+        for p in ("tls/ca.crt", "client.yaml", "servers.conf")
+    }
     assert modes == {"tls/ca.crt": 0o644, "client.yaml": 0o644, "servers.conf": 0o666}
     # and the service asked exactly: the review with its audience, that pod, that one Secret
     assert scenario.asked == [
-        f"tokenreview {AUDIENCE}", "pods team-a/train", "secrets bf-system/bitfusion-secret"
+        f"tokenreview {AUDIENCE}",
+        "pods team-a/train",
+        "secrets bf-system/bitfusion-secret",
     ]
 
 
@@ -138,7 +145,7 @@ def test_the_admitted_pods_fetch_gets_the_token_files(
 )
 def test_a_refused_caller_gets_one_line_and_the_secret_is_never_read(
     scenario: FakeApiServer, token_service: RunningTokenService, caplog: pytest.LogCaptureFixture,
-    token: int, status: int, words: str,
+    *, token: int, status: int, words: str,
 ) -> None:  # fmt: skip
     caplog.set_level(logging.DEBUG)
     code, answer = _ask(token_service, {"Authorization": f"Bearer {_token(token)}"})

@@ -55,7 +55,11 @@ def test_the_token_service_may_review_tokens_read_pods_and_one_secret_only(
     subject = {"kind": "ServiceAccount", "name": SERVICE, "namespace": certs.NAMESPACE}
     for kind, role_kind in (("ClusterRoleBinding", "ClusterRole"), ("RoleBinding", "Role")):
         binding = one(rendered, kind, SERVICE)
-        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": role_kind, "name": SERVICE}
+        assert binding["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": role_kind,
+            "name": SERVICE,
+        }
         assert binding["subjects"] == [subject]
     one(rendered, "ServiceAccount", SERVICE)
 
@@ -124,7 +128,13 @@ def test_cert_manager_issues_the_token_services_certificate_from_the_webhooks_ca
 def test_a_pod_projecting_a_token_for_the_service_is_validated(
     rendered: list[Obj], audience: str
 ) -> None:
-    volume = {"name": "mine", "projected": {"sources": [{"serviceAccountToken": {"audience": audience}}]}}
-    pod = {"metadata": {}, "spec": {"containers": [{"name": "c", "image": "i"}], "volumes": [volume]}}
+    volume = {
+        "name": "mine",
+        "projected": {"sources": [{"serviceAccountToken": {"audience": audience}}]},
+    }
+    pod = {
+        "metadata": {},
+        "spec": {"containers": [{"name": "c", "image": "i"}], "volumes": [volume]},
+    }
     validating = one(rendered, "ValidatingWebhookConfiguration")
     assert match(validating, pod) is (audience == _service_settings()["audience"])

@@ -29,7 +29,9 @@ def config() -> WebhookConfig:
 
 
 def gpu_container(name: str = "main", **limits: str) -> dict[str, Any]:
-    keys = {f"bitfusion.io/gpu-{k}": v for k, v in (limits or {"amount": "1", "percent": "50"}).items()}
+    keys = {
+        f"bitfusion.io/gpu-{k}": v for k, v in (limits or {"amount": "1", "percent": "50"}).items()
+    }
     return {
         "name": name,
         "image": "tensorflow/tensorflow:2.16.1-gpu",

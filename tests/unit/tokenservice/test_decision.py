@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -17,8 +17,10 @@ from bf_jupyter.cluster.tokenservice.decision import (
     check_pod,
 )
 from bf_jupyter.cluster.webhook import injection
-from bf_jupyter.cluster.webhook.config import WebhookConfig
 from tests.unit.tokenservice.conftest import AUDIENCE, gpu_container, review
+
+if TYPE_CHECKING:
+    from bf_jupyter.cluster.webhook.config import WebhookConfig
 
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
 CALLER = Caller("team-a", "default", "train", "uid-1")
@@ -114,19 +116,23 @@ def test_a_pod_that_is_gone_is_refused(config: WebhookConfig) -> None:
     assert "does not exist" in _refusal(None, config).reason
 
 
-def test_a_pod_with_another_uid_is_refused(admitted: Callable[..., Pod], config: WebhookConfig) -> None:
+def test_a_pod_with_another_uid_is_refused(
+    admitted: Callable[..., Pod], config: WebhookConfig
+) -> None:
     assert "earlier pod" in _refusal(admitted(uid="uid-2"), config).reason
 
 
 def test_a_pod_in_another_namespace_or_service_account_is_refused(
     admitted: Callable[..., Pod], config: WebhookConfig
 ) -> None:
-    assert "another namespace" in _refusal(
-        admitted(), config, Caller("team-b", "default", "train", "uid-1")
-    ).reason
-    assert "service account" in _refusal(
-        admitted(), config, Caller("team-a", "builder", "train", "uid-1")
-    ).reason
+    assert (
+        "another namespace"
+        in _refusal(admitted(), config, Caller("team-b", "default", "train", "uid-1")).reason
+    )
+    assert (
+        "service account"
+        in _refusal(admitted(), config, Caller("team-a", "builder", "train", "uid-1")).reason
+    )
 
 
 @pytest.mark.parametrize("ending", ["deleting", "Succeeded", "Failed"])

@@ -8,13 +8,15 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from bf_jupyter.cluster.tokenservice.issuer import AuthorityUnavailable, TokenIssuer
-from bf_jupyter.cluster.webhook.config import WebhookConfig
 from tests.unit.tokenservice.conftest import review
+
+if TYPE_CHECKING:
+    from bf_jupyter.cluster.webhook.config import WebhookConfig
 
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
 SECRET_TEXT = "bitfusion-token-text"

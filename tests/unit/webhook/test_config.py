@@ -16,7 +16,7 @@ from bf_jupyter.cluster.webhook.config import (
     config_from_mapping,
     load_config,
 )
-from tests.support.shipped_config import STAND_IN_CA, SHIPPED, load_shipped_config
+from tests.support.shipped_config import SHIPPED, STAND_IN_CA, load_shipped_config
 
 
 def test_the_shipped_configuration_prices_memory_slices_upstream_defect_6(tmp_path: Path) -> None:
@@ -112,7 +112,10 @@ def test_new_installs_get_the_token_from_the_token_service(tmp_path: Path) -> No
 
 def test_the_shipped_file_names_a_ca_file_the_cluster_mounts() -> None:
     # in the cluster the file is mounted; here it is absent, and the error says which field
-    with pytest.raises(ConfigError, match=r"tokenService.caFile /etc/bf-jupyter/token-service-ca/ca.crt cannot be read"):
+    with pytest.raises(
+        ConfigError,
+        match=r"tokenService.caFile /etc/bf-jupyter/token-service-ca/ca.crt cannot be read",
+    ):
         load_config(SHIPPED)
 
 
@@ -129,7 +132,10 @@ def test_secret_mode_stays_an_option_and_is_the_built_in_default() -> None:
         ({"tokenService": "https://x"}, "tokenService 'https://x' is not a mapping"),
         ({"tokenService": {"port": 1}}, "tokenService has unknown port"),
         ({"tokenService": {"url": "http://x"}}, "tokenService.url http://x is not an https URL"),
-        ({"tokenService": {"caFile": "ca.crt"}}, "tokenService.caFile ca.crt is not an absolute path"),
+        (
+            {"tokenService": {"caFile": "ca.crt"}},
+            "tokenService.caFile ca.crt is not an absolute path",
+        ),
         ({"tokenService": {"caFile": "/nonexistent/ca.crt"}}, "cannot be read"),
     ],
 )

@@ -52,7 +52,9 @@ def test_the_token_comes_from_the_service_not_a_secret(
     # the projected token is bound to the service's audience and mounted into the fetch only
     (source,) = volumes[injection.SERVICE_ACCOUNT_TOKEN_VOLUME]["projected"]["sources"]
     assert source["serviceAccountToken"]["audience"] == "bf-jupyter-token-service"
-    assert _mounting(pod, injection.SERVICE_ACCOUNT_TOKEN_VOLUME) == [injection.TOKEN_FETCH_CONTAINER]
+    assert _mounting(pod, injection.SERVICE_ACCOUNT_TOKEN_VOLUME) == [
+        injection.TOKEN_FETCH_CONTAINER
+    ]
     # the fetch runs first, as an argv (no shell), and writes into the token volume
     init = pod["spec"]["initContainers"]
     fetch = init[0]
@@ -82,7 +84,9 @@ def test_validation_admits_the_mutated_pod_without_asking_for_a_secret(
     service_config: WebhookConfig,
 ) -> None:
     facts = MemoryFacts(secret_keys=None)  # the namespace holds no token Secret
-    verdict = validate_pod(mutated(make_pod(gpu_container()), service_config), "team-a", service_config, facts)
+    verdict = validate_pod(
+        mutated(make_pod(gpu_container()), service_config), "team-a", service_config, facts
+    )
     assert verdict.allowed, verdict.problems
     assert not [asked for asked in facts.asked if asked.startswith("secret")]
 
@@ -123,7 +127,9 @@ def test_a_hand_written_service_account_token_for_the_audience_is_protected(
     # a pod that never asked for Bitfusion but projects a token for the service's audience
     volume = {
         "name": "mine",
-        "projected": {"sources": [{"serviceAccountToken": {"audience": "bf-jupyter-token-service"}}]},
+        "projected": {
+            "sources": [{"serviceAccountToken": {"audience": "bf-jupyter-token-service"}}]
+        },
     }
     pod = make_pod(
         {"name": "main", "image": "busybox", "volumeMounts": [{"name": "mine", "mountPath": "/t"}]},
@@ -131,4 +137,6 @@ def test_a_hand_written_service_account_token_for_the_audience_is_protected(
         volumes=[volume],
     )
     verdict = validate_pod(pod, "team-a", service_config, MemoryFacts())
-    assert not verdict.allowed and "service-account token for the token service" in verdict.message()
+    assert (
+        not verdict.allowed and "service-account token for the token service" in verdict.message()
+    )
