@@ -28,6 +28,7 @@ __all__ = [
     "RESOURCE_AMOUNT",
     "RESOURCE_MEMORY",
     "RESOURCE_PERCENT",
+    "SLICE_LIMIT_ENV",
     "SLICE_RESOURCE_KEYS",
     "STATUS_INJECTED",
     "UNITS_PER_GPU",
@@ -74,6 +75,10 @@ ENV_SLICE = "BF_SLICE"
 # The GPU backend a kernel's slice is served by (hami, nvidia…): set by the server at launch, read
 # by the Kubernetes provisioner and, as the default of ``%bitfusion submit --backend``, the kernel.
 ENV_GPU_BACKEND = "BF_GPU_BACKEND"
+
+# Injection mode: the slice (text form) the client's slice guard lets `bitfusion run` ask for; the
+# webhook sets it on each container it gives the client without wrapping its command.
+SLICE_LIMIT_ENV = "BF_JUPYTER_SLICE_LIMIT"
 
 # Which notebook server launched a kernel pod: its reaper deletes only its own orphans.
 LABEL_SERVER = "bf-jupyter/server"
