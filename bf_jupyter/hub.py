@@ -40,7 +40,7 @@ __all__ = ["SLICE_OPTION", "gpu_slice_profile", "gpu_slice_profiles", "slice_ove
 SLICE_OPTION = "gpu"
 DEFAULT_COMMAND = ("jupyterhub-singleuser",)
 # A coarse shape check for the free-form field; GpuSlice.parse gives the precise error.
-_UNLISTED_PATTERN = r"^\s*\d+\s*([x×X*]\s*\S+)?(\s+\S+=\S+)*\s*$"
+_UNLISTED_PATTERN = r"^\s*(\d+\s*([x×X*]\s*\S+)?|[mM][iI][gG]-\S+|[sS]hared)(\s+\S+=\S+)*\s*$"
 
 Override = dict[str, Any]
 PodHook = Callable[[Any, Any], Any]

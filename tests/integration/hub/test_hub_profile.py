@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from bf_jupyter.hub import gpu_slice_profile, gpu_slice_profiles
-from bf_jupyter.slice import SliceError
+from bf_jupyter.slice import GpuSlice, SliceError
 
 kubespawner = pytest.importorskip("kubespawner")
 
@@ -129,3 +129,15 @@ async def test_a_typed_memory_slice_on_nvidia_takes_the_smallest_mig_profile() -
 def test_a_slice_the_backend_cannot_honour_fails_at_hub_start_naming_the_alternative() -> None:
     with pytest.raises(SliceError, match="cannot be honoured by NVIDIA time-slicing: ask for"):
         gpu_slice_profiles({"nvidia-time-slicing": ["1x50%"]})
+
+
+@pytest.mark.parametrize(
+    "typed", ["2x8Gi device.name=V100", "1x8Gi cores=30", "mig-1g.10gb", "shared", "1xshared", "2"]
+)
+def test_the_free_form_field_lets_every_slice_form_through_to_the_contract(typed: str) -> None:
+    import re
+
+    (profile,) = gpu_slice_profiles({"hami": ["1"]})
+    pattern = profile["profile_options"]["gpu"]["unlisted_choice"]["validation_regex"]
+    assert re.match(pattern, typed)
+    GpuSlice.parse(typed)  # and the contract reads it
