@@ -37,7 +37,7 @@ class KernelRecord:
 
     kernel_id: str
     gpu_slice: GpuSlice
-    units: int
+    units: int | None  # bitfusion.io/gpu units; None on other GPU backends
     kernelspec: str
     path: str | None
     started: float
@@ -74,7 +74,7 @@ class GpuKernels:
         self,
         gpu_slice: GpuSlice,
         *,
-        units: int,
+        units: int | None,
         kernelspec: str,
         path: str | None,
         gpu_backend: str = "bitfusion",

@@ -234,7 +234,7 @@ class GpuService:
                     )
                 gpu_slice, units = verdict.gpu_slice, verdict.units
             else:
-                gpu_slice, units = await self._admit_on(name, slice_text), 0
+                gpu_slice, units = await self._admit_on(name, slice_text), None
             record = self.kernels.launch(
                 gpu_slice,
                 units=units,
@@ -248,7 +248,7 @@ class GpuService:
             "kernelspec": record.kernelspec,
             "backend": name,
             "state": record.state,
-            "units": record.units if name == "bitfusion" else None,
+            "units": record.units,
         }
 
     async def _launch_backend(self, kernelspec: str, asked: str | None) -> str:

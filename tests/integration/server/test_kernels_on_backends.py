@@ -60,6 +60,8 @@ def test_a_hami_slice_with_cores_launches_on_hami(
         "hami", "1x8Gi cores=30", None,
     )  # fmt: skip
     assert follow(launched["id"])[-1] == "ready"
+    (listed,) = conforms(api("GET", "kernels"), "/kernels", "get")
+    assert (listed["slice"], listed["units"]) == ("1x8Gi cores=30", None)
     output = run(kernel_output(jp_serverapp, launched["id"], PROVE_BACKEND))
     assert output == "hami 1x8Gi cores=30"
     api("DELETE", f"kernels/{launched['id']}")
