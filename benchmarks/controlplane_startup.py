@@ -46,7 +46,9 @@ def main() -> None:
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     runs = [time_once(binaries) for _ in range(args.runs)]
     starts, stops = [run[0] for run in runs], [run[1] for run in runs]
-    print(f"{'control plane':16} {'start median':>13} {'start max':>10} {'stop median':>12}  ({args.runs} runs)")
+    print(
+        f"{'control plane':16} {'start median':>13} {'start max':>10} {'stop median':>12}  ({args.runs} runs)"
+    )
     print(
         f"{'to ready':16} {statistics.median(starts):12.2f}s {max(starts):9.2f}s "
         f"{statistics.median(stops):11.2f}s"

@@ -18,9 +18,7 @@ is ready.
 
 from __future__ import annotations
 
-import base64
 import http.client
-import json
 import os
 import re
 import shutil
@@ -35,7 +33,7 @@ from pathlib import Path
 
 from bf_jupyter.cluster.certs import service_names
 from tests.cluster.binaries import ControlPlaneBinaries, find_binaries
-from tests.cluster.pki import CertificateAuthority, KeyPair, new_signing_key
+from tests.cluster.pki import CertificateAuthority, KeyPair, kubeconfig_text, new_signing_key
 from tests.e2e.managed_process import ManagedProcess
 
 SERVICE_CLUSTER_IP_RANGE = "127.240.0.0/16"
@@ -97,7 +95,7 @@ class ControlPlane:
         self._pki = root / "pki"
         self._processes: dict[str, ManagedProcess] = {}
         self._ports: dict[str, tuple[int, ...]] = {}
-        self._admin_tls: ssl.SSLContext | None = None
+        self._tls_contexts: dict[bool, ssl.SSLContext] = {}
 
     # ----- what clients of the cluster use -------------------------------------------------------
 
@@ -127,7 +125,8 @@ class ControlPlane:
     def kubectl(
         self, *args: str, kubeconfig: Path | None = None, input: str | None = None
     ) -> subprocess.CompletedProcess[str]:
-        """Run the pinned kubectl (as cluster-admin unless ``kubeconfig``); never raises on failure."""
+        """Run the pinned kubectl (as cluster-admin unless ``kubeconfig``); a non-zero exit does not
+        raise: the caller reads ``returncode`` and ``stderr``."""
         argv = [str(self.binaries.kubectl), "--kubeconfig", str(kubeconfig or self.kubeconfig)]
         return subprocess.run(
             [*argv, *args], input=input, capture_output=True, text=True, timeout=60, check=False
@@ -294,10 +293,7 @@ class ControlPlane:
                         attempts[name] += 1
                         self._spawn(launch)
                         continue
-                    raise ControlPlaneError(
-                        f"{name} exited with code {code} while starting; "
-                        f"its last log lines:\n{tail}"
-                    )
+                    raise _exited(name, code, tail)
                 if launch.ready(self._ports[name]):
                     del pending[name]
             if pending and time.monotonic() > deadline:
@@ -307,6 +303,7 @@ class ControlPlane:
                     f"its last log lines:\n{self._processes[name].tail(_LOG_LINES)}"
                 )
             if pending:
+                self._raise_if_any_exited()
                 time.sleep(0.1)
 
     def _spawn(self, launch: _Launch) -> None:
@@ -329,7 +326,16 @@ class ControlPlane:
                     "kube-controller-manager did not create the default ServiceAccount within "
                     f"{self.startup_timeout:g}s; its last log lines:\n{tail}"
                 )
+            self._raise_if_any_exited()
             time.sleep(0.1)
+
+    def _raise_if_any_exited(self) -> None:
+        """A component that was ready and has exited since fails the start too."""
+        for name, process in self._processes.items():
+            code = process.exit_code()
+            if code is not None:
+                process.stop()
+                raise _exited(name, code, process.tail(_LOG_LINES))
 
     # ----- certificates and kubeconfigs ----------------------------------------------------------
 
@@ -359,7 +365,9 @@ class ControlPlane:
         _write(self._pki / "admin.key", admin.key_pem)
 
     def _write_kubeconfigs(self) -> None:
-        admin = KeyPair((self._pki / "admin.crt").read_bytes(), (self._pki / "admin.key").read_bytes())
+        admin = KeyPair(
+            (self._pki / "admin.crt").read_bytes(), (self._pki / "admin.key").read_bytes()
+        )
         self._write_kubeconfig("admin", admin)
         for component in ("kube-scheduler", "kube-controller-manager"):
             self._write_kubeconfig(component, self.ca.issue_client(f"system:{component}"))
@@ -370,38 +378,23 @@ class ControlPlane:
             raise RuntimeError("the control plane is not started: its apiserver has no address yet")
         path = self.root / "kubeconfigs" / f"{name}.kubeconfig"
         path.parent.mkdir(mode=0o700, exist_ok=True)
-        config = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [
-                {
-                    "name": "test",
-                    "cluster": {
-                        "server": self.server,
-                        "certificate-authority-data": _b64(self.ca.cert_pem),
-                    },
-                }
-            ],
-            "users": [
-                {
-                    "name": name,
-                    "user": {
-                        "client-certificate-data": _b64(client.cert_pem),
-                        "client-key-data": _b64(client.key_pem),
-                    },
-                }
-            ],
-            "contexts": [{"name": name, "context": {"cluster": "test", "user": name}}],
-            "current-context": name,
-        }
-        _write(path, json.dumps(config, indent=2).encode())
+        _write(path, kubeconfig_text(self.server, self.ca.cert_pem, name, client).encode())
         return path
 
     def _tls(self, *, client: bool = True) -> ssl.SSLContext:
-        context = ssl.create_default_context(cadata=self.ca.cert_pem.decode("ascii"))
-        if client:
-            context.load_cert_chain(self._pki / "admin.crt", self._pki / "admin.key")
-        return context
+        """The probes' TLS context: trusts the cluster CA, presents cluster-admin's certificate."""
+        if client not in self._tls_contexts:
+            context = ssl.create_default_context(cadata=self.ca.cert_pem.decode("ascii"))
+            if client:
+                context.load_cert_chain(self._pki / "admin.crt", self._pki / "admin.key")
+            self._tls_contexts[client] = context
+        return self._tls_contexts[client]
+
+
+def _exited(name: str, code: int, tail: str) -> ControlPlaneError:
+    return ControlPlaneError(
+        f"{name} exited with code {code} while starting; its last log lines:\n{tail}"
+    )
 
 
 def _free_ports(count: int) -> tuple[int, ...]:
@@ -442,7 +435,3 @@ def _write(path: Path, data: bytes) -> None:
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "wb") as stream:
         stream.write(data)
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")

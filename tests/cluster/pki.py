@@ -1,7 +1,8 @@
 """The test cluster's certificate authority: one CA that signs the serving certificates (apiserver,
 scheduler, controller manager, kubelets, webhooks) and the client certificates that carry
 Kubernetes identities (``CN`` is the user, ``O`` the groups: ``system:masters``,
-``system:node:<name>`` in ``system:nodes``, ``system:kube-scheduler``, …).
+``system:node:<name>`` in ``system:nodes``, ``system:kube-scheduler``, …), and the kubeconfigs
+that carry them.
 
 ``bf_jupyter.cluster.certs`` issues the webhook Service's serving certificate, which is all the
 product needs; client identities and certificates for arbitrary hosts are a test-cluster concern, so
@@ -10,8 +11,10 @@ they live here. The DNS names of a Service come from ``certs.service_names`` in 
 
 from __future__ import annotations
 
+import base64
 import datetime
 import ipaddress
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -86,7 +89,7 @@ class CertificateAuthority:
     def _issue(
         self,
         *,
-        subject: list[x509.NameAttribute],
+        subject: list[x509.NameAttribute[str]],
         usage: x509.ObjectIdentifier,
         sans: list[x509.GeneralName],
     ) -> KeyPair:
@@ -120,6 +123,37 @@ def new_signing_key() -> tuple[bytes, bytes]:
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     return public, _private_pem(key)
+
+
+def kubeconfig_text(server: str, ca_pem: bytes, user: str, client: KeyPair) -> str:
+    """A kubeconfig (JSON, which kubectl and client libraries read as YAML) for ``client`` at
+    ``server``, with the CA and the client certificate embedded."""
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "test",
+                "cluster": {"server": server, "certificate-authority-data": _b64(ca_pem)},
+            }
+        ],
+        "users": [
+            {
+                "name": user,
+                "user": {
+                    "client-certificate-data": _b64(client.cert_pem),
+                    "client-key-data": _b64(client.key_pem),
+                },
+            }
+        ],
+        "contexts": [{"name": user, "context": {"cluster": "test", "user": user}}],
+        "current-context": user,
+    }
+    return json.dumps(config, indent=2)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
 
 
 def _private_pem(key: ec.EllipticCurvePrivateKey) -> bytes:

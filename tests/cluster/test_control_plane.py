@@ -66,7 +66,9 @@ def test_a_node_cannot_read_a_secret_it_runs_no_pod_for(
 def test_an_unprivileged_service_account_is_forbidden(
     control_plane: ControlPlane, namespace: str
 ) -> None:
-    assert control_plane.kubectl("-n", namespace, "create", "serviceaccount", "nobody").returncode == 0
+    assert (
+        control_plane.kubectl("-n", namespace, "create", "serviceaccount", "nobody").returncode == 0
+    )
     token = control_plane.kubectl("-n", namespace, "create", "token", "nobody")
     assert token.returncode == 0, token.stderr
 
@@ -94,10 +96,12 @@ def test_resource_quota_admission_refuses_an_over_quota_pod(
     quota = control_plane.kubectl("-n", namespace, "create", "quota", "pods", "--hard=pods=0")
     assert quota.returncode == 0, quota.stderr
     wait_until(
-        lambda: control_plane.kubectl(
-            "-n", namespace, "get", "quota", "pods", "-o", "jsonpath={.status.hard.pods}"
-        ).stdout
-        == "0",
+        lambda: (
+            control_plane.kubectl(
+                "-n", namespace, "get", "quota", "pods", "-o", "jsonpath={.status.hard.pods}"
+            ).stdout
+            == "0"
+        ),
         "the quota controller's first status of the quota",
     )
     pod = {
@@ -156,8 +160,9 @@ def test_the_garbage_collector_deletes_an_owned_object(
     control_plane.kubectl("-n", namespace, "delete", "configmap", "owner", "--wait=false")
 
     wait_until(
-        lambda: "NotFound"
-        in control_plane.kubectl("-n", namespace, "get", "configmap", "owned").stderr,
+        lambda: (
+            "NotFound" in control_plane.kubectl("-n", namespace, "get", "configmap", "owned").stderr
+        ),
         "the garbage collection of the owned ConfigMap",
     )
 
