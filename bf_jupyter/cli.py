@@ -24,6 +24,8 @@ COMMANDS: dict[str, str] = {
     "kernelspec": "bf_jupyter.kernels.kernelspec_cli",
     "lab": "bf_jupyter.server.lab_command",
     "pool": "bf_jupyter.bitfusion.pool_command",
+    "slice-guard": "bf_jupyter.bitfusion.guard",
+    "slice": "bf_jupyter.backends.explain_command",
 }
 
 

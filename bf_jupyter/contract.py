@@ -27,6 +27,7 @@ __all__ = [
     "RESOURCE_AMOUNT",
     "RESOURCE_MEMORY",
     "RESOURCE_PERCENT",
+    "SLICE_LIMIT_ENV",
     "SLICE_RESOURCE_KEYS",
     "STATUS_INJECTED",
     "UNITS_PER_GPU",
@@ -70,6 +71,10 @@ COMPONENT_WORKLOAD = "workload"
 
 # The slice a kernel or submitted workload runs on, in text form (``1x50%``), for code inside it.
 ENV_SLICE = "BF_SLICE"
+
+# Injection mode: the slice (text form) the client's slice guard lets `bitfusion run` ask for; the
+# webhook sets it on each container it gives the client without wrapping its command.
+SLICE_LIMIT_ENV = "BF_JUPYTER_SLICE_LIMIT"
 
 # Which notebook server launched a kernel pod: its reaper deletes only its own orphans.
 LABEL_SERVER = "bf-jupyter/server"

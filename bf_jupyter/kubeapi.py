@@ -27,6 +27,9 @@ _SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/name
 
 
 # kind → (client API class, resource name in its method names)
+# A log line longer than this is cut (a process printing without newlines must not grow one line
+# in the kernel's memory forever); metric records are far shorter.
+LOG_MAX_LINE = 256 * 1024
 _KINDS: dict[str, tuple[str, str]] = {
     "Pod": ("CoreV1Api", "pod"),
     "Secret": ("CoreV1Api", "secret"),
@@ -174,9 +177,12 @@ class KubeApi:
         *,
         grace_period_seconds: int | None = None,
         propagation_policy: str | None = None,
+        uid: str | None = None,
     ) -> bool:
         """Delete; returns False when the object was already gone. ``propagation_policy``
-        (``Background``, ``Foreground``, ``Orphan``) says what happens to what it owns (a Job's pods)."""
+        (``Background``, ``Foreground``, ``Orphan``) says what happens to what it owns (a Job's pods).
+        With ``uid``, only that very object is deleted: one created since under the same name is
+        refused by the API server (``KubeApiError`` 409)."""
         try:
             self._call(
                 kind,
@@ -185,6 +191,7 @@ class KubeApi:
                 namespace=namespace,
                 grace_period_seconds=grace_period_seconds,
                 propagation_policy=propagation_policy,
+                body={"preconditions": {"uid": uid}} if uid else None,
             )
         except KubeApiError as error:
             if error.not_found:
@@ -279,7 +286,7 @@ class KubeApi:
             )
         except Exception as error:
             raise self._translate(error) from None
-        return LineStream(response, self._translate)
+        return LineStream(response, self._translate, max_line=LOG_MAX_LINE)
 
     # ----- plumbing ------------------------------------------------------------------------------
 

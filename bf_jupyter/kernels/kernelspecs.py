@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from bf_jupyter.kernels.encryption import ipykernel_supports_curve
 from bf_jupyter.slice import GpuSlice, SliceError
 
 __all__ = [
@@ -85,6 +86,10 @@ def render_kernel_json(request: KernelspecRequest) -> dict[str, Any]:
     if request.display_name:
         spec["display_name"] = request.display_name
     config = spec["metadata"]["kernel_provisioner"]["config"]
+    # A local kernel runs this environment's ipykernel: declare CurveZMQ when it serves it, so
+    # that the server's transport_encryption=auto encrypts its traffic (kernels/encryption.py).
+    if request.backend == "local" and ipykernel_supports_curve():
+        spec["metadata"]["supported_encryption"] = ["curve"]
     if request.slice_text is not None:
         config["default_slice"] = GpuSlice.parse(request.slice_text).to_text()
     if request.image:

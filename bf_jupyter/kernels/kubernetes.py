@@ -22,9 +22,10 @@ from collections.abc import AsyncGenerator, Mapping
 from pathlib import Path
 from typing import Any
 
-from traitlets import Bool, Dict, Int, List, Unicode, default
+from traitlets import Bool, Dict, Int, List, TraitError, Unicode, default, validate
 from typing_extensions import override
 
+from bf_jupyter.backends import BACKEND_NAMES, Offer, UnknownBackend, get_backend
 from bf_jupyter.kernels import pod_watch
 from bf_jupyter.kernels.kernel_reaper import KernelReaper, server_pod_owner
 from bf_jupyter.kernels.pod_builder import (
@@ -43,6 +44,7 @@ from bf_jupyter.kernels.remote import (
     RemoteStartFailure,
 )
 from bf_jupyter.kubeapi import KubeApi, KubeApiError, KubeUnavailable
+from bf_jupyter.slice import SliceError
 
 __all__ = ["BitfusionKubernetesProvisioner"]
 
@@ -116,6 +118,24 @@ class BitfusionKubernetesProvisioner(RemoteKernelProvisioner):
         "knows (default: True when the server runs in a pod)."
     ).tag(config=True)
 
+    gpu_backend = Unicode(
+        "bitfusion",
+        help="The GPU-sharing stack that serves the slice: " + ", ".join(BACKEND_NAMES) + " "
+        "(see `bf-jupyter slice explain SLICE --backend NAME` for what a slice becomes).",
+    ).tag(config=True)
+    mig_profiles = List(
+        Unicode(),
+        help="nvidia backends: the MIG profiles the cluster offers (e.g. mig-1g.10gb), so that a "
+        "memory slice such as 1x10Gi takes the smallest that holds it.",
+    ).tag(config=True)
+
+    @validate("gpu_backend")
+    def _valid_gpu_backend(self, proposal: Any) -> str:
+        try:
+            return get_backend(str(proposal["value"])).name
+        except UnknownBackend as error:
+            raise TraitError(str(error)) from None
+
     @default("namespace")
     def _default_namespace(self) -> str:
         with contextlib.suppress(OSError):
@@ -172,6 +192,8 @@ class BitfusionKubernetesProvisioner(RemoteKernelProvisioner):
             extra_annotations=dict(self.extra_annotations),
             termination_grace_seconds=self.termination_grace_seconds,
             working_dir=self.working_dir,
+            gpu_backend=get_backend(self.gpu_backend),
+            gpu_offer=Offer(mig_profiles=tuple(self.mig_profiles)),
         )
 
     @override
@@ -182,13 +204,18 @@ class BitfusionKubernetesProvisioner(RemoteKernelProvisioner):
 
     @override
     async def create_remote(self, start: RemoteStart) -> None:
+        settings = self.pod_settings()
+        try:  # a slice this GPU backend cannot honour fails before anything is created
+            settings.gpu_backend.check(start.gpu_slice, settings.gpu_offer)
+        except SliceError as error:
+            raise RemoteStartFailure(str(error)) from None
         try:
             api = await self.kube()
             await self._reap_once(api, start.kernel_id)
             owner = await server_pod_owner(api, self.namespace, self.server_pod_name)
         except (KubeUnavailable, KubeApiError) as error:
             raise RemoteStartFailure(one_sentence(f"Kubernetes is not usable: {error}")) from None
-        builder = KernelPodBuilder(self.pod_settings())
+        builder = KernelPodBuilder(settings)
         launch = PodLaunch(
             kernel_id=start.kernel_id,
             generation=start.generation,

@@ -11,7 +11,10 @@ from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Float, Int, List, Unicode, default, validate
+from traitlets.utils.importstring import import_item
 
+from bf_jupyter.kernels.encryption import encryption_policy
+from bf_jupyter.kernels.launch_slice import LAUNCH_GATE_ATTRIBUTE
 from bf_jupyter.server.backend import BACKENDS, Backend, detect_backend, pod_namespace
 from bf_jupyter.server.handlers import SERVICE_SETTING, default_handlers
 from bf_jupyter.server.quota import parse_memory_setting
@@ -75,6 +78,20 @@ class BitfusionExtension(ExtensionApp):
         "bitfusion-local (local backend) or bitfusion-kubernetes (kubernetes backend).",
     ).tag(config=True)
 
+    gpu_backends = List(
+        Unicode(),
+        help="GPU backends offered to users, the first the default: bitfusion, hami, nvidia, "
+        "nvidia-time-slicing, nvidia-mps (and -renamed variants for renameByDefault). Empty: "
+        "discovered from the nodes (HAMi's registration annotation, nvidia.com/gpu or MIG "
+        "resources with GFD's sharing-strategy label, bitfusion.io/gpu), else bitfusion.",
+    ).tag(config=True)
+
+    @validate("gpu_backends")
+    def _check_gpu_backends(self, proposal: dict[str, Any]) -> list[str]:
+        from bf_jupyter.backends import get_backend
+
+        return [get_backend(str(name)).name for name in proposal["value"]]
+
     @validate("backend")
     def _check_backend(self, proposal: dict[str, Any]) -> str:
         value = str(proposal["value"]).strip().lower()
@@ -98,7 +115,7 @@ class BitfusionExtension(ExtensionApp):
     def initialize_settings(self) -> None:
         assert self.serverapp is not None, "jupyter_server links the extension before this"
         backend = self.effective_backend
-        self.settings[SERVICE_SETTING] = GpuService(
+        service = self.settings[SERVICE_SETTING] = GpuService(
             backend=backend,
             namespace=self.namespace if backend == "kubernetes" else None,
             kernel_manager=self.serverapp.kernel_manager,
@@ -109,13 +126,32 @@ class BitfusionExtension(ExtensionApp):
             local_quota_units=self.local_quota_units,
             per_gpu_memory=parse_memory_setting(self.per_gpu_memory),
             kernelspecs=list(self.kernelspecs),
+            gpu_backends=list(self.gpu_backends),
         )
+        # Every kernel start on a slice passes the quota gate, also through the stock API.
+        setattr(self.serverapp.kernel_manager, LAUNCH_GATE_ATTRIBUTE, service)
+        self._default_transport_encryption()
         self.log.info(
             "bf-jupyter: %s backend%s, REST API at %sbitfusion/api/",
             backend,
             f", namespace {self.namespace}" if backend == "kubernetes" else "",
             self.serverapp.base_url,
         )
+
+    def _default_transport_encryption(self) -> None:
+        """Kernel traffic encrypted by default where jupyter_client can (CurveZMQ, policy
+        ``auto``), unless the user chose a ``KernelManager.transport_encryption`` policy."""
+        assert self.serverapp is not None
+        kernels = self.serverapp.kernel_manager
+        config = kernels.config
+        chosen = "transport_encryption" in config.get("KernelManager", {})
+        policy = encryption_policy(import_item(kernels.kernel_manager_class), chosen)
+        if policy is None:
+            self.log.info("bf-jupyter: kernel transport encryption is not available or was chosen")
+            return
+        # The kernel managers it creates take their configuration from it (their parent).
+        config.KernelManager.transport_encryption = policy
+        self.log.info("bf-jupyter: kernel transport encryption %s (CurveZMQ)", policy)
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(default_handlers)

@@ -7,14 +7,17 @@ with the status and the sentence the user reads.
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from bf_jupyter import __version__
+from bf_jupyter.backends import get_backend
 from bf_jupyter.contract import QUOTA_RESOURCE
 from bf_jupyter.server.cache import CoalescingCache
 from bf_jupyter.server.errors import ApiError, BackendUnavailable, from_slice_error
+from bf_jupyter.server.gpu_backends import offer_from_pool, offered, price_json
 from bf_jupyter.server.kernels import GpuKernels
 from bf_jupyter.server.pool import PoolReader
 from bf_jupyter.server.quota import Price, QuotaReader, price
@@ -46,12 +49,14 @@ class GpuService:
         local_quota_units: int | None = None,
         per_gpu_memory: int | None = None,
         kernelspecs: list[str] | None = None,
+        gpu_backends: list[str] | None = None,
     ) -> None:
         self.backend = backend
         self.namespace = namespace
         self._specs = kernel_spec_manager
         self._configured_specs = list(kernelspecs or [])
         self._per_gpu_memory = per_gpu_memory
+        self._gpu_backends = list(gpu_backends or [])
         self._kube_api: KubeApi | None = None
         self._kube_lock = threading.Lock()
         self._launching = asyncio.Lock()
@@ -64,13 +69,13 @@ class GpuService:
             on_change=self._kernels_changed,
         )
         kube = self._kube if backend == "kubernetes" else None
-        self._pool = PoolReader(backend, kube=kube)
+        self._pool = PoolReader(backend, kube=kube, gpu_backends=self._gpu_backends)
         self._quota = QuotaReader(
             backend,
             namespace=namespace,
             kube=kube,
             local_limit_units=local_quota_units,
-            local_used_units=self.kernels.used_units,
+            local_used_units=lambda excluding: self.kernels.used_units(excluding=excluding),
         )
 
     # ----- reads (cached: many tabs share one backend call per TTL) -------------------------------
@@ -92,6 +97,50 @@ class GpuService:
             "kernelspecs": [{"name": n, "display_name": d} for n, d in specs.items()],
             "default_kernelspec": next(iter(specs), None),
         }
+
+    async def describe(self) -> Json:
+        """``info()`` plus the GPU backends offered here (name, title, honoured slice forms,
+        isolation, quota keys), the first being the default."""
+        names = await self.gpu_backend_names()
+        return self.info() | {
+            "gpu_backends": [get_backend(name).describe() for name in names],
+            "default_gpu_backend": names[0],
+        }
+
+    async def gpu_backend_names(self) -> list[str]:
+        """The configured GPU backends, else those the last pool reading discovered (bitfusion
+        when nothing else is known)."""
+        if self._gpu_backends or self.backend == "local":
+            return offered(self._gpu_backends, None)
+        try:
+            pool = await self.pool()
+        except BackendUnavailable:
+            return offered([], None)
+        return list(pool.get("gpu_backends") or offered([], None))
+
+    async def price_on(self, slice_text: str, backend_name: str = "") -> Json:
+        """What ``slice_text`` costs on one GPU backend (default: the first offered) and whether
+        it fits its quota; a slice that backend cannot honour is ``fits: false`` with the reason.
+        Raises ``ApiError`` 400 for a bad slice or a backend not offered here."""
+        names = await self.gpu_backend_names()
+        name = (backend_name or names[0]).strip().lower()
+        if name not in names:
+            raise ApiError(
+                400,
+                f"backend {name} is not offered here: use {', '.join(names)}",
+                field="backend",
+            )
+        gpu_backend = get_backend(name)
+        pool = await self._pool_or_none()
+        offer = offer_from_pool(pool, name, self._per_gpu_memory)
+        if name == "bitfusion":  # today's pricing (units, largest server), plus what it renders to
+            verdict = await self.price(slice_text)
+            details = price_json(gpu_backend, verdict.gpu_slice, [], offer)
+            return verdict.to_json() | {k: details[k] for k in ("backend", "charges", "isolation")}
+        gpu_slice = _parse_slice(slice_text)
+        quota = await self.quota()
+        entries = (quota.get("gpu_quotas") or {}).get(name, [])
+        return price_json(gpu_backend, gpu_slice, entries, offer) | {"units": None, "gpus": None}
 
     def gpu_kernelspecs(self) -> dict[str, str]:
         """name → display name of the kernelspecs that run on a slice: the configured list, else
@@ -128,11 +177,13 @@ class GpuService:
         Raises ``ApiError``: 400 (field named) for a bad slice, kernelspec or path; 409 when the
         slice does not fit the quota or the pool; 503 when the backend cannot be read.
         """
-        slice_text = body.get("slice")
-        if not isinstance(slice_text, str) or not slice_text.strip():
+        slice_text = _text_field(body, "slice", 'e.g. {"slice": "1x50%"}')
+        if slice_text is None or not slice_text.strip():
             raise ApiError(400, 'slice is missing: send e.g. {"slice": "1x50%"}', field="slice")
         specs = self.gpu_kernelspecs()
-        kernelspec = body.get("kernelspec") or next(iter(specs), None)
+        kernelspec = _text_field(body, "kernelspec", "the name of a kernelspec") or next(
+            iter(specs), None
+        )
         if kernelspec not in specs:
             offered = ", ".join(specs) or "none is installed (see bf-jupyter kernelspec install)"
             raise ApiError(
@@ -140,9 +191,7 @@ class GpuService:
                 f"kernelspec {kernelspec} does not run on a GPU slice with the {self.backend} backend: use {offered}",
                 field="kernelspec",
             )
-        path = body.get("path")
-        if path is not None and not isinstance(path, str):
-            raise ApiError(400, f"path {path!r} is not a text path", field="path")
+        path = _text_field(body, "path", "a text path")
         async with self._launching:  # two tabs must not both spend the last of the quota
             self._quota_cache.invalidate()  # decide on fresh numbers, not a tab's cached view
             verdict = await self.price(slice_text)
@@ -161,6 +210,36 @@ class GpuService:
             "state": record.state,
             "units": record.units,
         }
+
+    # ----- the quota gate every local kernel start passes (kernels.launch_slice.LaunchGate) -------
+
+    async def admit(self, kernel_id: str, gpu_slice: GpuSlice) -> None:
+        """Hold ``gpu_slice``'s units for ``kernel_id`` if they fit ``local_quota_units``; called
+        by the provisioner before anything starts, for REST launches and for kernels started
+        through the stock ``/api/kernels`` or ``/api/sessions`` alike. The price is the one
+        ``price`` gives (memory mode included). Raises ``ApiError``: 409 over quota, 400 for a
+        slice that cannot be priced. The Kubernetes backend's quota is the namespace's
+        ResourceQuota, enforced by the API server: nothing is held here."""
+        if self.backend != "local" or self._quota.local_limit is None:
+            return
+        async with (
+            self._launching
+        ):  # one admission at a time: two starts cannot share the last units
+            quota = await self._quota.read(excluding=kernel_id)
+            pool = await self._pool_or_none()
+            try:
+                verdict = price(
+                    gpu_slice, quota=quota, pool=pool, per_gpu_memory=self._per_gpu_memory
+                )
+                if not verdict.fits:
+                    raise ApiError(409, verdict.reason or "The slice does not fit", field="slice")
+            except ApiError:
+                self.kernels.forget_refused_start(kernel_id)
+                raise
+            self.kernels.hold(kernel_id, gpu_slice, verdict.units)
+
+    def release(self, kernel_id: str) -> None:
+        self.kernels.release(kernel_id)
 
     async def close(self) -> None:
         await self.kernels.close()
@@ -195,6 +274,18 @@ class GpuService:
                 except KubeUnavailable as error:
                     raise BackendUnavailable(str(error)) from None
             return self._kube_api
+
+
+def _text_field(body: Mapping[str, Any], name: str, accepted: str) -> str | None:
+    """``body[name]`` when it is text, None when absent or null; any other JSON type is a 400
+    naming the field (a list or object must never reach a dict lookup as a 500)."""
+    value = body.get(name)
+    if value is None or isinstance(value, str):
+        return value
+    shown = json.dumps(value)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    raise ApiError(400, f"{name} {shown} is not a text value: send {accepted}", field=name)
 
 
 def _parse_slice(text: str) -> GpuSlice:

@@ -19,6 +19,7 @@ YAML shape (every key optional; camelCase like the Kubernetes objects it sits be
     fallbackLibraryPath: /usr/local/nvidia/lib:/usr/local/nvidia/lib64
     imagePullPolicy: IfNotPresent
     initResources: {requests: {cpu: 50m, memory: 64Mi}, limits: {memory: 256Mi}}
+    guardImage: bf-jupyter:0.1.0   # injection mode: stages the slice guard (the bf-jupyter image)
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import Any
 
 import yaml
 
+from bf_jupyter import __version__
 from bf_jupyter.bitfusion.client import BitfusionClient
 from bf_jupyter.contract import ANNOTATION_CLIENT_OS, ANNOTATION_CLIENT_VERSION
 from bf_jupyter.quantity import QuantityError, format_bytes, parse_quantity
@@ -49,6 +51,7 @@ _TOP_KEYS = frozenset(
         "fallbackLibraryPath",
         "imagePullPolicy",
         "initResources",
+        "guardImage",
     }
 )
 _CLIENT_KEYS = ("os", "version", "image", "clientDir", "binary", "libraryPath")
@@ -77,6 +80,11 @@ class ClientBuild:
     client_dir: str = "/opt/bitfusion"
     binary: str = "/opt/bitfusion/bin/bitfusion"
     library_path: str = "/opt/bitfusion/lib/x86_64-linux-gnu/lib"
+
+    @property
+    def binary_in_client_dir(self) -> bool:
+        """Whether the binary reaches pods (only ``client_dir`` is copied into them)."""
+        return PurePosixPath(self.binary).is_relative_to(self.client_dir)
 
     @property
     def pair(self) -> tuple[str, str]:
@@ -111,6 +119,10 @@ class WebhookConfig:
     per_gpu_memory_bytes: int | None = None
     max_gpus_per_server: int | None = None
     token_secret: str = "bitfusion-secret"
+    # Injection mode: the bf-jupyter image whose init container stages the slice guard.
+    guard_image: str = f"bf-jupyter:{__version__}"
+    # Token-service mode: the audience of the service-account tokens the token service accepts.
+    token_audience: str | None = None
     user_config_dir: str = "/root/.bitfusion"
     fallback_library_path: str = "/usr/local/nvidia/lib:/usr/local/nvidia/lib64"
     image_pull_policy: str = "IfNotPresent"
@@ -228,6 +240,8 @@ def _site_settings(raw: Mapping[str, Any]) -> dict[str, Any]:
                 f"imagePullPolicy {policy} is not a policy: use {', '.join(_PULL_POLICIES)}"
             )
         settings["image_pull_policy"] = policy
+    if "guardImage" in raw:
+        settings["guard_image"] = _text("guardImage", raw["guardImage"])
     if "initResources" in raw:
         settings["init_resources"] = _resources(raw["initResources"])
     return settings

@@ -12,21 +12,31 @@ mount is read-only). That emptyDir is mounted at ``/etc/bitfusion`` and at the u
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
+
+from bf_jupyter.contract import SLICE_LIMIT_ENV, ManagementMode
 
 if TYPE_CHECKING:
     from bf_jupyter.cluster.webhook.config import ClientBuild, WebhookConfig
+    from bf_jupyter.slice import GpuSlice
 
 __all__ = [
     "CLIENT_VOLUME",
+    "GUARD_ENV",
+    "GUARD_INIT_CONTAINER",
     "INIT_CONTAINER",
     "LIBRARY_ENV",
+    "PROTECTED_VOLUMES",
     "TOKEN_DIR",
     "TOKEN_FILES",
     "TOKEN_SECRET_VOLUME",
     "TOKEN_VOLUME",
     "USER_LIBRARY_ENV",
+    "guarded_env",
+    "guards",
     "init_container",
+    "init_containers",
     "mount_conflicts",
     "prefixed_env",
     "volumes",
@@ -38,6 +48,10 @@ INIT_CONTAINER = "bf-jupyter-client-init"
 CLIENT_VOLUME = "bf-jupyter-client"
 TOKEN_VOLUME = "bf-jupyter-token"
 TOKEN_SECRET_VOLUME = "bf-jupyter-token-secret"
+PROTECTED_VOLUMES = frozenset({CLIENT_VOLUME, TOKEN_VOLUME, TOKEN_SECRET_VOLUME})
+# Injection mode: the slice the client's guard lets `bitfusion run` ask for (text form, 1x50%).
+GUARD_ENV = SLICE_LIMIT_ENV
+GUARD_INIT_CONTAINER = "bf-jupyter-slice-guard"
 TOKEN_DIR = "/etc/bitfusion"
 TOKEN_FILES = ("ca.crt", "client.yaml", "servers.conf")
 LIBRARY_ENV = "LD_LIBRARY_PATH"
@@ -56,24 +70,30 @@ _COPY_SCRIPT = (
     'chmod 0644 "$4"/client.yaml "$4"/tls/ca.crt; chmod 0666 "$4"/servers.conf'
 )
 _SECRET_MODE = 0o444
+# Injection mode: the guard init container (bf-jupyter image) stages the guard at $2/_GUARD_STAGE
+# first; then the client init container, after the copy above, keeps the real client beside it as
+# `<binary>-real` and puts the guard in its place ($5: the binary's path inside the client dir).
+_GUARD_STAGE = ".bf-jupyter-guard/bitfusion"
+_GUARD_SCRIPT = (
+    '; mv "$2/$5" "$2/$5-real"; cp "$2"/' + _GUARD_STAGE + ' "$2/$5"; chmod 0755 "$2/$5"; '
+    'rm -rf "$2"/.bf-jupyter-guard'
+)
 
 
-def init_container(build: ClientBuild, config: WebhookConfig) -> dict[str, Any]:
-    """The init container that stages the client and the token files for the pod."""
+def init_container(
+    build: ClientBuild, config: WebhookConfig, *, guarded: bool = False
+) -> dict[str, Any]:
+    """The init container that stages the client and the token files for the pod; ``guarded``
+    (injection mode) also puts the staged slice guard in the client binary's place."""
+    command = ["/bin/sh", "-c", _COPY_SCRIPT + (_GUARD_SCRIPT if guarded else "")]
+    command += [INIT_CONTAINER, build.client_dir, _STAGE_CLIENT, _SECRET_MOUNT, _STAGE_TOKEN]
+    if guarded:
+        command.append(str(PurePosixPath(build.binary).relative_to(build.client_dir)))
     return {
         "name": INIT_CONTAINER,
         "image": build.image,
         "imagePullPolicy": config.image_pull_policy,
-        "command": [
-            "/bin/sh",
-            "-c",
-            _COPY_SCRIPT,
-            INIT_CONTAINER,
-            build.client_dir,
-            _STAGE_CLIENT,
-            _SECRET_MOUNT,
-            _STAGE_TOKEN,
-        ],
+        "command": command,
         "resources": {section: dict(v) for section, v in config.init_resources.items()},
         "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
         "volumeMounts": [
@@ -81,6 +101,28 @@ def init_container(build: ClientBuild, config: WebhookConfig) -> dict[str, Any]:
             {"name": TOKEN_VOLUME, "mountPath": _STAGE_TOKEN},
             {"name": TOKEN_SECRET_VOLUME, "mountPath": _SECRET_MOUNT, "readOnly": True},
         ],
+    }
+
+
+def init_containers(
+    build: ClientBuild, config: WebhookConfig, mode: ManagementMode
+) -> list[dict[str, Any]]:
+    """Every init container the webhook adds to a pod of ``mode`` (all or injection), in order."""
+    if mode is not ManagementMode.INJECTION:
+        return [init_container(build, config)]
+    return [guard_init_container(config), init_container(build, config, guarded=True)]
+
+
+def guard_init_container(config: WebhookConfig) -> dict[str, Any]:
+    """Injection mode: stages the slice guard into the client volume before the client is copied."""
+    return {
+        "name": GUARD_INIT_CONTAINER,
+        "image": config.guard_image,
+        "imagePullPolicy": config.image_pull_policy,
+        "command": ["bf-jupyter", "slice-guard", "--stage", f"{_STAGE_CLIENT}/{_GUARD_STAGE}"],
+        "resources": {section: dict(v) for section, v in config.init_resources.items()},
+        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+        "volumeMounts": [{"name": CLIENT_VOLUME, "mountPath": _STAGE_CLIENT}],
     }
 
 
@@ -155,3 +197,20 @@ def prefixed_env(env: list[Any], library_path: str, fallback: str) -> list[Any]:
         return env
     env[index] = {**current, "value": f"{library_path}:{text}" if text else library_path}
     return env
+
+
+def guarded_env(env: list[Any], gpu_slice: GpuSlice) -> list[Any]:
+    """``env`` with the guard's slice set (injection mode), replacing any value the pod gave it."""
+    kept = [item for item in env if not (isinstance(item, dict) and item.get("name") == GUARD_ENV)]
+    return [*kept, {"name": GUARD_ENV, "value": gpu_slice.to_text()}]
+
+
+def guards(container: Mapping[str, Any], gpu_slice: GpuSlice) -> bool:
+    """Whether the container's guard is set to exactly ``gpu_slice`` (and set once)."""
+    env = container.get("env")
+    found = [
+        item
+        for item in (env if isinstance(env, list) else [])
+        if isinstance(item, dict) and item.get("name") == GUARD_ENV
+    ]
+    return found == [{"name": GUARD_ENV, "value": gpu_slice.to_text()}]

@@ -124,7 +124,13 @@ def test_a_kernel_that_cannot_start_fails_with_its_reason_and_leaves_nothing(
             "kernelspec",
             "kernelspec ruby does not run on a GPU slice",
         ),
-        ({"slice": "1x50%", "path": 7}, "path", "path 7 is not a text path"),
+        ({"slice": "1x50%", "path": 7}, "path", "path 7 is not a text value: send a text path"),
+        ({"slice": "1x50%", "kernelspec": [1]}, "kernelspec", "kernelspec [1] is not a text value"),
+        ({"slice": "1x50%", "kernelspec": {"a": 1}}, "kernelspec", 'kernelspec {"a": 1} is not'),
+        ({"slice": "1x50%", "kernelspec": 3}, "kernelspec", "kernelspec 3 is not a text value"),
+        ({"slice": ["1x50%"]}, "slice", 'slice ["1x50%"] is not a text value'),
+        ({"slice": 1}, "slice", "slice 1 is not a text value"),
+        ({"slice": "1x50%", "path": ["a"]}, "path", 'path ["a"] is not a text value'),
     ],
 )
 def test_a_bad_launch_is_refused_with_the_field_and_starts_nothing(

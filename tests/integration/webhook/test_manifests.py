@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -141,15 +142,16 @@ def test_webhook_configurations_are_v1_with_the_required_settings(rendered: list
         assert webhook["sideEffects"] == "None" and webhook["timeoutSeconds"] == 5
         assert webhook["admissionReviewVersions"] == ["v1"]
         assert webhook["failurePolicy"] == failure
-        assert webhook["rules"] == [
-            {
-                "operations": ["CREATE"],
-                "apiGroups": [""],
-                "apiVersions": ["v1"],
-                "resources": ["pods"],
-                "scope": "Namespaced",
-            }
-        ]
+        creation = {
+            "operations": ["CREATE"],
+            "apiGroups": [""],
+            "apiVersions": ["v1"],
+            "resources": ["pods"],
+            "scope": "Namespaced",
+        }
+        debug = {**creation, "operations": ["UPDATE"], "resources": ["pods/ephemeralcontainers"]}
+        # validation also judges `kubectl debug`'s ephemeral containers; mutation only creations
+        assert webhook["rules"] == ([creation] if failure == "Ignore" else [creation, debug])
         assert webhook["namespaceSelector"]["matchExpressions"] == [
             {
                 "key": "kubernetes.io/metadata.name",
@@ -187,6 +189,14 @@ def pod(annotations: dict[str, str] | None = None, **resources: dict[str, str]) 
     return {"metadata": {"annotations": annotations} if annotations else {}, "spec": spec}
 
 
+def with_spec(container: Obj | None = None, **spec: Any) -> Obj:
+    """A plain pod whose one container gets ``container``'s fields and whose spec gets ``spec``."""
+    built = pod(limits={"cpu": "1"})
+    built["spec"]["containers"][0].update(container or {})
+    built["spec"].update(spec)
+    return built
+
+
 # pod → (sent to the mutating webhook, sent to the validating webhook)
 PODS = {
     "plain": (pod(limits={"cpu": "1"}), False, False),
@@ -199,6 +209,69 @@ PODS = {
         True,
     ),
     "init container": (pod(init_limits={"bitfusion.io/gpu-percent": "5"}), False, True),
+    "slice annotation only": (pod({"slice.bitfusion.io/c": "1x10%"}), False, True),
+    "unrelated secret volume": (
+        with_spec(volumes=[{"name": "s", "secret": {"secretName": "other"}}]),
+        False,
+        False,
+    ),
+    "injected volume name": (
+        with_spec(volumes=[{"name": "bf-jupyter-token", "emptyDir": {}}]),
+        False,
+        True,
+    ),
+    "token Secret under another name": (
+        with_spec(volumes=[{"name": "x", "secret": {"secretName": "bitfusion-secret"}}]),
+        False,
+        True,
+    ),
+    "projected token Secret": (
+        with_spec(
+            volumes=[
+                {
+                    "name": "x",
+                    "projected": {
+                        "sources": [
+                            {"configMap": {"name": "c"}},
+                            {"secret": {"name": "bitfusion-secret"}},
+                        ]
+                    },
+                }
+            ]
+        ),
+        False,
+        True,
+    ),
+    "envFrom the token Secret": (
+        with_spec(container={"envFrom": [{"secretRef": {"name": "bitfusion-secret"}}]}),
+        False,
+        True,
+    ),
+    "env from another Secret": (
+        with_spec(container={"envFrom": [{"secretRef": {"name": "x"}}, {"configMapRef": {}}]}),
+        False,
+        False,
+    ),
+    "debug container reading the token": (
+        with_spec(
+            ephemeralContainers=[
+                {
+                    "name": "debug",
+                    "image": "busybox",
+                    "env": [
+                        {"name": "T", "valueFrom": {"secretKeyRef": {"name": "bitfusion-secret"}}},
+                    ],
+                }
+            ]
+        ),
+        False,
+        True,
+    ),
+    "debug container without Bitfusion": (
+        with_spec(ephemeralContainers=[{"name": "debug", "image": "busybox"}]),
+        False,
+        False,
+    ),
 }
 
 
@@ -209,6 +282,14 @@ def test_match_conditions_send_only_pods_that_ask_for_bitfusion(
 ) -> None:
     assert match(one(rendered, "MutatingWebhookConfiguration"), pod) is mutate
     assert match(one(rendered, "ValidatingWebhookConfiguration"), pod) is validate
+
+
+@needs_kubectl
+def test_match_conditions_name_the_configured_token_secret(rendered: list[Obj]) -> None:
+    secret = load_config(CLUSTER / "base" / "webhook" / "config.yaml").token_secret
+    (condition,) = one(rendered, "ValidatingWebhookConfiguration")["webhooks"][0]["matchConditions"]
+    named = set(re.findall(r"== '([^']+)'", condition["expression"]))
+    assert named == {secret}
 
 
 # ----- security ----------------------------------------------------------------------------------
@@ -282,6 +363,13 @@ def test_images_come_only_from_configurable_names(rendered: list[Obj]) -> None:
     assert used == configurable
     for _, container in containers_of(rendered):
         assert container["imagePullPolicy"] == "IfNotPresent"
+
+
+def test_the_guard_image_is_the_deployed_bf_jupyter_image() -> None:
+    settings = yaml.safe_load((CLUSTER / "base" / "kustomization.yaml").read_text())
+    (image,) = [i for i in settings["images"] if i["name"] == "bf-jupyter"]
+    config = load_config(CLUSTER / "base" / "webhook" / "config.yaml")
+    assert config.guard_image == f"{image['newName']}:{image['newTag']}"
 
 
 # ----- the device plugin gets the client like an injected pod --------------------------------------

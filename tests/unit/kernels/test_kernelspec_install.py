@@ -9,6 +9,7 @@ import pytest
 from jupyter_client.kernelspec import KernelSpecManager
 
 from bf_jupyter.cli import main
+from bf_jupyter.kernels.encryption import ipykernel_supports_curve
 from bf_jupyter.kernels.kernelspecs import KernelspecRequest, kernelspec_source, render_kernel_json
 
 REPO = Path(__file__).resolve().parents[3]
@@ -120,4 +121,22 @@ def test_bad_options_are_refused_with_one_sentence_and_nothing_written(
 def test_rendering_keeps_the_template_when_nothing_is_asked() -> None:
     spec = render_kernel_json(KernelspecRequest(backend="local"))
     template = json.loads((kernelspec_source("local") / "kernel.json").read_text())
+    if ipykernel_supports_curve():  # declared so that transport_encryption=auto encrypts it
+        template["metadata"]["supported_encryption"] = ["curve"]
     assert spec == template
+
+
+def test_a_local_kernelspec_declares_curve_only_when_ipykernel_serves_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bf_jupyter.kernels import kernelspecs
+
+    monkeypatch.setattr(kernelspecs, "ipykernel_supports_curve", lambda: False)
+    assert (
+        "supported_encryption"
+        not in render_kernel_json(KernelspecRequest(backend="local"))["metadata"]
+    )
+    monkeypatch.setattr(kernelspecs, "ipykernel_supports_curve", lambda: True)
+    assert render_kernel_json(KernelspecRequest(backend="local"))["metadata"][
+        "supported_encryption"
+    ] == ["curve"]
