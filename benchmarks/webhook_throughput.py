@@ -120,7 +120,7 @@ def serve_bare(port: int, cert: str, key: str) -> None:
     import tornado.httpserver
     import tornado.web
 
-    from bf_jupyter.cluster.webhook.app import tls_context
+    from bf_jupyter.cluster.https_service import tls_context
 
     reply = json.dumps(
         {

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
-import signal
 import ssl
 import sys
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from bf_jupyter.cluster.tokenservice.app import TokenServer
+from bf_jupyter.cluster.https_command import (
+    add_lifecycle_arguments,
+    add_listening_arguments,
+    configure_logging,
+    serve_until_signalled,
+)
 
 HELP = (
     "Serve the Bitfusion token files to pods the admission webhooks admitted (token-service mode)"
@@ -42,14 +43,7 @@ _API_CALL_SECONDS = 2.0
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = DESCRIPTION
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("--port", type=int, default=8443, help="TCP port to listen on (8443)")
-    parser.add_argument(
-        "--address", default="", help="address to bind (default: all IPv4 addresses)"
-    )
-    parser.add_argument(
-        "--tls-cert", required=True, metavar="FILE", help="PEM serving certificate (chain)"
-    )
-    parser.add_argument("--tls-key", required=True, metavar="FILE", help="PEM private key")
+    add_listening_arguments(parser)
     parser.add_argument(
         "--config",
         metavar="FILE",
@@ -72,15 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=32,
         help="token requests in progress at once; more are refused with 429 (32)",
     )
-    parser.add_argument(
-        "--drain-seconds",
-        type=float,
-        default=5.0,
-        help="on SIGTERM, report not-ready this long before closing (5)",
-    )
-    parser.add_argument(
-        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
-    )
+    add_lifecycle_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,9 +76,7 @@ def run(args: argparse.Namespace) -> int:
     from bf_jupyter.cluster.webhook.config import ConfigError, TokenSource, load_config
     from bf_jupyter.kubeapi import KubeApi, KubeUnavailable
 
-    logging.basicConfig(
-        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(args.log_level)
     if args.max_requests < 1:
         print(
             f"bf-jupyter token-service: --max-requests {args.max_requests} is below 1: use e.g. 32",
@@ -141,27 +125,17 @@ def run(args: argparse.Namespace) -> int:
         config.token_audience,
     )
     try:
-        asyncio.run(_serve(server, drain_seconds=args.drain_seconds))
-    except OSError as error:
-        print(
-            f"bf-jupyter token-service: cannot listen on port {args.port}: {error}", file=sys.stderr
+        return serve_until_signalled(
+            server,
+            program="bf-jupyter token-service",
+            port=args.port,
+            drain_seconds=args.drain_seconds,
+            log=log,
+            on_listening=_on_listening,
         )
-        return 1
     finally:
         api.close()
-    return 0
 
 
-async def _serve(server: TokenServer, *, drain_seconds: float) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    bound = await server.start()
+def _on_listening(bound: int) -> None:
     log.info("serving the token service on https://:%d (/v1/token, healthz, readyz)", bound)
-    try:
-        await stop.wait()
-        server.draining.set()
-        await asyncio.sleep(drain_seconds)
-    finally:
-        await server.stop()

@@ -9,16 +9,20 @@ sending new reviews, then closes.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
 import logging
-import signal
 import ssl
 import sys
 from typing import TYPE_CHECKING
 
+from bf_jupyter.cluster.https_command import (
+    add_lifecycle_arguments,
+    add_listening_arguments,
+    configure_logging,
+    serve_until_signalled,
+)
+
 if TYPE_CHECKING:
-    from bf_jupyter.cluster.webhook.app import WebhookServer
     from bf_jupyter.cluster.webhook.validate import ClusterFacts
 
 HELP = "Serve the Bitfusion admission webhooks (POST /mutate, /validate) over HTTPS"
@@ -31,14 +35,7 @@ _API_CALL_SECONDS = 1.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--port", type=int, default=8443, help="TCP port to listen on (8443)")
-    parser.add_argument(
-        "--address", default="", help="address to bind (default: all IPv4 addresses)"
-    )
-    parser.add_argument(
-        "--tls-cert", required=True, metavar="FILE", help="PEM serving certificate (chain)"
-    )
-    parser.add_argument("--tls-key", required=True, metavar="FILE", help="PEM private key")
+    add_listening_arguments(parser)
     parser.add_argument(
         "--config",
         metavar="FILE",
@@ -88,15 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=64,
         help="validations waiting for a worker thread; more are refused with 429 (64)",
     )
-    parser.add_argument(
-        "--drain-seconds",
-        type=float,
-        default=5.0,
-        help="on SIGTERM, report not-ready this long before closing (5)",
-    )
-    parser.add_argument(
-        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
-    )
+    add_lifecycle_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -106,9 +95,7 @@ def run(args: argparse.Namespace) -> int:
     from bf_jupyter.cluster.webhook.routes import Limits
     from bf_jupyter.cluster.webhook.service import AdmissionService
 
-    logging.basicConfig(
-        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(args.log_level)
     try:
         config = load_config(args.config)
     except ConfigError as error:
@@ -140,12 +127,24 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     log.info("configuration: %s", config.describe())
-    try:
-        asyncio.run(_serve(server, drain_seconds=args.drain_seconds))
-    except OSError as error:
-        print(f"bf-jupyter webhook: cannot listen on port {args.port}: {error}", file=sys.stderr)
-        return 1
-    return 0
+    return serve_until_signalled(
+        server,
+        program="bf-jupyter webhook",
+        port=args.port,
+        drain_seconds=args.drain_seconds,
+        log=log,
+        on_listening=_on_listening,
+    )
+
+
+def _on_listening(bound: int) -> None:
+    # Everything built so far lives as long as the process: keep it out of the garbage collector's
+    # scans, which the per-request objects of the admission hot path would otherwise trigger.
+    gc.collect()
+    gc.freeze()
+    log.info(
+        "serving admission webhooks on https://:%d (mutate, validate, healthz, metrics)", bound
+    )
 
 
 def _cluster_facts(args: argparse.Namespace) -> ClusterFacts:
@@ -162,25 +161,3 @@ def _cluster_facts(args: argparse.Namespace) -> ClusterFacts:
         log.warning("running stand-alone, quota/capacity/token checks skipped: %s", error)
         return NoClusterFacts(f"the webhook has no Kubernetes API ({error})")
     return KubeClusterFacts(api)
-
-
-async def _serve(server: WebhookServer, *, drain_seconds: float) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    bound = await server.start()
-    # Everything built so far lives as long as the process: keep it out of the garbage collector's
-    # scans, which the per-request objects of the admission hot path would otherwise trigger.
-    gc.collect()
-    gc.freeze()
-    log.info(
-        "serving admission webhooks on https://:%d (mutate, validate, healthz, metrics)", bound
-    )
-    try:
-        await stop.wait()
-        server.draining.set()
-        log.info("stopping: not ready for %.1f s, then closing", drain_seconds)
-        await asyncio.sleep(drain_seconds)
-    finally:
-        await server.stop()
