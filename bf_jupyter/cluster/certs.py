@@ -94,7 +94,7 @@ def issue(
             .not_valid_before(now - _CLOCK_SKEW)
             .not_valid_after(now + datetime.timedelta(days=_CA_DAYS))
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(_key_usage(cert_sign=True), critical=True)
+            .add_extension(key_usage(cert_sign=True), critical=True)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
             .sign(ca_key, hashes.SHA256())
         )
@@ -109,7 +109,7 @@ def issue(
     key = ec.generate_private_key(ec.SECP256R1())
     names = service_names(service, namespace)
     sans: list[x509.GeneralName] = [x509.DNSName(name) for name in names]
-    sans += [_general_name(text) for text in extra_sans]
+    sans += [general_name(text, field="--extra-san") for text in extra_sans]
     not_after = min(now + datetime.timedelta(days=days), ca_cert.not_valid_after_utc)
     cert = (
         x509.CertificateBuilder()
@@ -121,7 +121,7 @@ def issue(
         .not_valid_after(not_after)
         .add_extension(x509.SubjectAlternativeName(sans), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_key_usage(cert_sign=False), critical=True)
+        .add_extension(key_usage(cert_sign=False), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
@@ -139,7 +139,8 @@ def issue(
     )
 
 
-def _key_usage(*, cert_sign: bool) -> x509.KeyUsage:
+def key_usage(*, cert_sign: bool) -> x509.KeyUsage:
+    """Key usage for a CA (``cert_sign``: signs certificates and CRLs) or a leaf (signs only)."""
     from cryptography.x509 import KeyUsage
 
     return KeyUsage(
@@ -155,14 +156,16 @@ def _key_usage(*, cert_sign: bool) -> x509.KeyUsage:
     )
 
 
-def _general_name(text: str) -> x509.GeneralName:
+def general_name(text: str, *, field: str) -> x509.GeneralName:
+    """``text`` as an IP address SAN, else a DNS name SAN; raises ``ValueError`` naming ``field``
+    when it is neither."""
     from cryptography.x509 import DNSName, IPAddress
 
     try:
         return IPAddress(ipaddress.ip_address(text))
     except ValueError:
         if not text or any(ch.isspace() or ch == "/" for ch in text):
-            raise ValueError(f"--extra-san {text!r} is not a DNS name or an IP address") from None
+            raise ValueError(f"{field} {text!r} is not a DNS name or an IP address") from None
         return DNSName(text)
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import datetime
-import ipaddress
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +21,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from bf_jupyter.cluster.certs import general_name, key_usage
 
 _LIFETIME = datetime.timedelta(days=2)
 _CLOCK_SKEW = datetime.timedelta(minutes=5)
@@ -51,7 +52,7 @@ class CertificateAuthority:
             .not_valid_before(now - _CLOCK_SKEW)
             .not_valid_after(now + _LIFETIME)
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(_key_usage(cert_sign=True), critical=True)
+            .add_extension(key_usage(cert_sign=True), critical=True)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(self._key.public_key()), False)
             .sign(self._key, hashes.SHA256())
         )
@@ -71,7 +72,7 @@ class CertificateAuthority:
         """
         if not hosts:
             raise ValueError("a serving certificate needs at least one host name or IP address")
-        names = [_general_name(host) for host in hosts]
+        names = [general_name(host, field="host") for host in hosts]
         return self._issue(
             subject=[x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])],
             usage=ExtendedKeyUsageOID.SERVER_AUTH,
@@ -104,7 +105,7 @@ class CertificateAuthority:
             .not_valid_before(now - _CLOCK_SKEW)
             .not_valid_after(self._cert.not_valid_after_utc)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(_key_usage(cert_sign=False), critical=True)
+            .add_extension(key_usage(cert_sign=False), critical=True)
             .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()), False
@@ -162,26 +163,3 @@ def _private_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-
-
-def _key_usage(*, cert_sign: bool) -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=True,
-        content_commitment=False,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=cert_sign,
-        crl_sign=cert_sign,
-        encipher_only=False,
-        decipher_only=False,
-    )
-
-
-def _general_name(host: str) -> x509.GeneralName:
-    try:
-        return x509.IPAddress(ipaddress.ip_address(host))
-    except ValueError:
-        if not host or any(ch.isspace() or ch == "/" for ch in host):
-            raise ValueError(f"host {host!r} is not a DNS name or an IP address") from None
-        return x509.DNSName(host)
