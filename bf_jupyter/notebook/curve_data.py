@@ -12,11 +12,14 @@ import math
 from array import array
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from bf_jupyter.notebook.downsample import DEFAULT_MAX_POINTS, PeakDownsampler
+
+if TYPE_CHECKING:
+    from bf_jupyter.gpumeter import GpuReading
 
 __all__ = ["MetricSeries", "TrainingCurves", "series_key"]
 
@@ -147,6 +150,9 @@ class _Progress:
     rate_mark: tuple[float, int] | None = None
     gpu_used_mib: float | None = None
     gpu_total_mib: float | None = None
+    gpu_metered: bool = False  # the kernel's GPU meter was asked (then None below: no reading)
+    gpu_utilization: int | None = None
+    gpu_over_share: bool = False
 
 
 def _no_all_nan(
@@ -263,6 +269,13 @@ class TrainingCurves:
         if total_mib is not None:
             self._progress.gpu_total_mib = total_mib
 
+    def set_gpu_reading(self, reading: GpuReading | None) -> None:
+        """The kernel's GPU meter: utilisation and "over its share" (memory comes through
+        ``set_gpu_memory``); None says "no GPU reading"."""
+        self._progress.gpu_metered = True
+        self._progress.gpu_utilization = None if reading is None else reading.utilization_percent
+        self._progress.gpu_over_share = reading is not None and reading.over_share
+
     # ----- rendering -----------------------------------------------------------------------------
 
     def _update_rate(self, time: float) -> None:
@@ -304,6 +317,13 @@ class TrainingCurves:
             ),
             "gpu_memory_used_mib": _rounded(p.gpu_used_mib),
             "gpu_memory_total_mib": _rounded(p.gpu_total_mib),
+            "gpu_utilization_percent": p.gpu_utilization,
+            "gpu_over_share": p.gpu_over_share,
+            "gpu_reading": (
+                None
+                if not p.gpu_metered
+                else p.gpu_used_mib is not None or p.gpu_utilization is not None
+            ),
         }
 
     def _eta(self, batches_per_s: float | None) -> float | None:

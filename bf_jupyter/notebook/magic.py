@@ -109,8 +109,14 @@ class BitfusionMagics(Magics):
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """Register the magics with an IPython shell (``%load_ext bf_jupyter``)."""
+    """Register the magics with an IPython shell (``%load_ext bf_jupyter``); in a kernel, also
+    answer the server's GPU meter on the control channel (``kernels.gpu_report``)."""
     ipython.register_magics(BitfusionMagics)
+    kernel = getattr(ipython, "kernel", None)
+    if kernel is not None and hasattr(kernel, "control_handlers"):
+        from bf_jupyter.kernels.gpu_report import install_gpu_report
+
+        install_gpu_report(kernel)
 
 
 def unload_ipython_extension(ipython: Any) -> None:

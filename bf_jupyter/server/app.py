@@ -16,6 +16,7 @@ from traitlets.utils.importstring import import_item
 from bf_jupyter.kernels.encryption import encryption_policy
 from bf_jupyter.kernels.launch_slice import LAUNCH_GATE_ATTRIBUTE
 from bf_jupyter.server.backend import BACKENDS, Backend, detect_backend, pod_namespace
+from bf_jupyter.server.gpu_idle import IDLE_ACTIONS, IdlePolicy
 from bf_jupyter.server.handlers import SERVICE_SETTING, default_handlers
 from bf_jupyter.server.quota import parse_memory_setting
 from bf_jupyter.server.service import GpuService
@@ -86,6 +87,43 @@ class BitfusionExtension(ExtensionApp):
         "resources with GFD's sharing-strategy label, bitfusion.io/gpu), else bitfusion.",
     ).tag(config=True)
 
+    gpu_meter_interval = Float(
+        5.0,
+        min=1.0,
+        help="Seconds between two readings of each GPU kernel's meter (GPU memory, utilisation, "
+        "idle time; NVML per process). Every tab shares the same readings.",
+    ).tag(config=True)
+
+    gpu_idle_timeout = Float(
+        0.0,
+        min=0.0,
+        help="Seconds a GPU kernel's GPU may stay idle (0 % utilisation) before gpu_idle_action; "
+        "0 (the default) never. Recommended: 1800. A kernel running a cell is never stopped. A "
+        "kernelspec may set its own in kernel.json: metadata.bf_jupyter.gpu_idle_timeout.",
+    ).tag(config=True)
+
+    gpu_idle_warning = Float(
+        300.0,
+        min=0.0,
+        help="Seconds before gpu_idle_action that the sidebar flags the kernel ('idle for 25 min — "
+        "will be stopped in 5 min').",
+    ).tag(config=True)
+
+    gpu_idle_action = Unicode(
+        "shutdown",
+        help="What happens to a kernel idle past gpu_idle_timeout: 'shutdown', or 'release' (free "
+        "the slice and keep the kernel where the backend can, else shut down).",
+    ).tag(config=True)
+
+    @validate("gpu_idle_action")
+    def _check_idle_action(self, proposal: dict[str, Any]) -> str:
+        value = str(proposal["value"]).strip().lower()
+        if value not in IDLE_ACTIONS:
+            raise ValueError(
+                f"gpu_idle_action {value!r} is not known: use {' or '.join(IDLE_ACTIONS)}"
+            )
+        return value
+
     @validate("gpu_backends")
     def _check_gpu_backends(self, proposal: dict[str, Any]) -> list[str]:
         from bf_jupyter.backends import get_backend
@@ -127,6 +165,12 @@ class BitfusionExtension(ExtensionApp):
             per_gpu_memory=parse_memory_setting(self.per_gpu_memory),
             kernelspecs=list(self.kernelspecs),
             gpu_backends=list(self.gpu_backends),
+            gpu_idle=IdlePolicy(
+                self.gpu_idle_timeout,
+                self.gpu_idle_warning,
+                "release" if self.gpu_idle_action == "release" else "shutdown",
+            ),
+            gpu_meter_interval=self.gpu_meter_interval,
         )
         # Every kernel start on a slice passes the quota gate, also through the stock API.
         setattr(self.serverapp.kernel_manager, LAUNCH_GATE_ATTRIBUTE, service)

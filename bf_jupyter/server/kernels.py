@@ -56,8 +56,10 @@ class GpuKernels:
         session_manager: Any = None,
         launch_timeout: float = 300.0,
         on_change: Callable[[], None] = lambda: None,
+        gpu_status: Callable[[str], Json] = lambda kernel_id: {"gpu": None, "gpu_idle": None},
     ) -> None:
         self._km = kernel_manager
+        self._gpu_status = gpu_status  # the GPU watch's last reading and idle flag of a kernel
         self._sessions = session_manager
         self._launch_timeout = launch_timeout
         self._on_change = on_change
@@ -190,6 +192,7 @@ class GpuKernels:
             item["age_seconds"] = (
                 None if item["started"] is None else max(0, int(now - item["started"]))
             )
+            item.update(self._gpu_status(item["id"]))
         return items
 
     async def stop(self, kernel_id: str) -> bool:

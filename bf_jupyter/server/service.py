@@ -18,6 +18,8 @@ from bf_jupyter.contract import QUOTA_RESOURCE
 from bf_jupyter.server.cache import CoalescingCache
 from bf_jupyter.server.errors import ApiError, BackendUnavailable, from_slice_error
 from bf_jupyter.server.gpu_backends import offer_from_pool, offered, price_json
+from bf_jupyter.server.gpu_idle import IdlePolicy
+from bf_jupyter.server.gpu_watch import GpuWatch, kernels_on_slices
 from bf_jupyter.server.kernels import GpuKernels
 from bf_jupyter.server.pool import PoolReader
 from bf_jupyter.server.quota import Price, QuotaReader, price
@@ -50,6 +52,8 @@ class GpuService:
         per_gpu_memory: int | None = None,
         kernelspecs: list[str] | None = None,
         gpu_backends: list[str] | None = None,
+        gpu_idle: IdlePolicy | None = None,
+        gpu_meter_interval: float = 5.0,
     ) -> None:
         self.backend = backend
         self.namespace = namespace
@@ -67,6 +71,14 @@ class GpuService:
             session_manager=session_manager,
             launch_timeout=launch_timeout,
             on_change=self._kernels_changed,
+            gpu_status=self._gpu_status,
+        )
+        self.gpu_watch = GpuWatch(
+            kernels=lambda: kernels_on_slices(kernel_manager),
+            stop=self.kernels.stop,
+            policy=gpu_idle or IdlePolicy(),
+            kernelspec_metadata=self._kernelspec_metadata,
+            interval=gpu_meter_interval,
         )
         kube = self._kube if backend == "kubernetes" else None
         self._pool = PoolReader(backend, kube=kube, gpu_backends=self._gpu_backends)
@@ -242,6 +254,7 @@ class GpuService:
         self.kernels.release(kernel_id)
 
     async def close(self) -> None:
+        await self.gpu_watch.close()
         await self.kernels.close()
         if self._kube_api is not None:
             await asyncio.to_thread(self._kube_api.close)
@@ -253,6 +266,21 @@ class GpuService:
         (its lease, its units), not what a tab read a moment before."""
         self._quota_cache.invalidate()
         self._pool_cache.invalidate()
+        self.gpu_watch.ensure_running()  # started with the first GPU kernel (needs a running loop)
+
+    def _gpu_status(self, kernel_id: str) -> Json:
+        """``gpu`` and ``gpu_idle`` of a kernel for ``GET kernels`` (the watch's last reading)."""
+        self.gpu_watch.ensure_running()
+        return {
+            "gpu": self.gpu_watch.reading(kernel_id),
+            "gpu_idle": self.gpu_watch.idle(kernel_id),
+        }
+
+    def _kernelspec_metadata(self, name: str) -> Any:
+        try:
+            return self._specs.get_kernel_spec(name).metadata
+        except Exception:  # removed or unreadable since the kernel started: the server's policy
+            return None
 
     async def _pool_or_none(self) -> Json | None:
         """The pool when it can be read; pricing works without it on Kubernetes (nodes only)."""

@@ -86,6 +86,24 @@ export interface IKernel {
   started: number | null;
   age_seconds: number | null;
   reason: string | null;
+  /** The kernel's GPU meter; null: no GPU reading. */
+  gpu?: IGpuReading | null;
+  /** Set once its GPU has been idle long enough to be flagged. */
+  gpu_idle?: IGpuIdle | null;
+}
+
+export interface IGpuReading {
+  memory_used_mib: number | null;
+  memory_limit_mib: number | null;
+  utilization_percent: number | null;
+  idle_seconds: number | null;
+  over_share: boolean;
+}
+
+export interface IGpuIdle {
+  idle_seconds: number;
+  stop_in_seconds: number;
+  action: 'shutdown' | 'release';
 }
 
 export interface ILaunched {

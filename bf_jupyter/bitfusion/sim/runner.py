@@ -52,6 +52,7 @@ from bf_jupyter.bitfusion.sim.processes import (
     kill_process_group,
 )
 from bf_jupyter.bitfusion.sim.store import Store
+from bf_jupyter.gpucaps import cap_environment
 
 if TYPE_CHECKING:
     from bf_jupyter.bitfusion.sim.pool import Placement, Pool
@@ -167,6 +168,10 @@ def lease_environment(
         env[HOLDER_ENV] = marker
     if not pool.simulated:
         env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"  # CUDA's indexes then match nvidia-smi's
+        if fraction < 1:  # a share of a real GPU: nothing else holds the frameworks to it
+            env.update(
+                cap_environment(env, fraction=fraction, per_gpu_mib=min(placement.memory_mib))
+            )
     return env
 
 

@@ -48,6 +48,8 @@ def test_a_gpu_kernel_starts_on_its_slice_is_listed_and_stops(
     )  # fmt: skip
     assert listed["state"] in {"idle", "busy", "starting"}
     assert listed["age_seconds"] >= 0
+    # and its GPU meter says "no GPU reading" (bitfusion-sim's virtual pool), never zeros
+    assert listed["gpu"] is None and listed["gpu_idle"] is None
     assert conforms(api("GET", "quota"), "/quota", "get")["used_units"] == 50
     # When it is stopped
     stopped = api("DELETE", f"kernels/{kernel_id}")
