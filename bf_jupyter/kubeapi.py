@@ -39,6 +39,8 @@ _KINDS: dict[str, tuple[str, str]] = {
     "Namespace": ("CoreV1Api", "namespace"),
     "Node": ("CoreV1Api", "node"),
     "Job": ("BatchV1Api", "job"),
+    # create only: the token service asks whether a service-account token is valid
+    "TokenReview": ("AuthenticationV1Api", "token_review"),
 }
 
 

@@ -8,7 +8,8 @@ entitled containers may carry ``bitfusion.io/gpu``. A regular container is entit
 recorded its slice (``slice.bitfusion.io/<name>``), its units equal that slice's price, and its command
 is exactly ``bitfusion run`` of that slice (mode all) or it runs under the slice guard (mode
 injection). "Written by the webhook" is thus checked as "equal to what the webhook writes": a pod
-that forges every part is the pod the webhook would have made, priced as such. Pure.
+that forges every part is the pod the webhook would have made, priced as such. The token service
+asks the same rule of a running pod before it hands out the token (``pod_token_problems``). Pure.
 """
 
 from __future__ import annotations
@@ -18,7 +19,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bf_jupyter.cluster.webhook import injection
-from bf_jupyter.cluster.webhook.podspec import PodShapeError, container_name, quota_units_of
+from bf_jupyter.cluster.webhook.podspec import (
+    PodShapeError,
+    annotations_of,
+    container_name,
+    containers_of,
+    quota_units_of,
+)
 from bf_jupyter.contract import (
     ANNOTATION_STATUS,
     QUOTA_RESOURCE,
@@ -37,6 +44,7 @@ __all__ = [
     "access_problems",
     "entitlement_problems",
     "is_wrapped",
+    "pod_token_problems",
 ]
 
 # spec field -> how messages name a container of it
@@ -147,6 +155,38 @@ def entitlement_problems(
     if mode is ManagementMode.INJECTION and not injection.guards(container, gpu_slice):
         return [forged.format(reason=f"it does not run under the slice guard for {recorded}")]
     return []
+
+
+def pod_token_problems(pod: Mapping[str, Any], config: WebhookConfig) -> list[str]:
+    """Why a pod may not have the Bitfusion token files (empty: it may): the webhook must have marked
+    it injected, at least one regular container must be entitled to its recorded slice (wrapped or
+    guarded, and priced), none may be a forgery, and no container may reach the protected volumes
+    without being allowed (``access_problems``: the fetch container must be the webhook's own).
+    Raises ``PodShapeError`` for a malformed pod."""
+    annotations = annotations_of(pod)
+    if annotations.get(ANNOTATION_STATUS) != STATUS_INJECTED:
+        return [
+            f"the pod lacks {ANNOTATION_STATUS}: {STATUS_INJECTED}: the Bitfusion webhook did not "
+            "admit it; create it with auto-management/bitfusion and a GPU slice"
+        ]
+    kinds = {field: containers_of(pod, field) for field in CONTAINER_KINDS}
+    problems: list[str] = []
+    entitled: set[str] = set()
+    for index, container in enumerate(kinds["containers"]):
+        name = container_name(container, index)
+        recorded = annotations.get(slice_annotation_key(name))
+        if recorded is None:
+            continue
+        forged = entitlement_problems(container, name, recorded, annotations, config)
+        problems += forged
+        if not forged:
+            entitled.add(name)
+    if not entitled and not problems:
+        problems.append(
+            "no container of the pod runs inside `bitfusion run` of a priced slice: only such "
+            "pods get the token"
+        )
+    return problems + access_problems(pod, kinds, entitled, config)
 
 
 def access_problems(

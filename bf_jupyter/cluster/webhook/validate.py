@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from bf_jupyter.cluster.webhook.config import TokenSource
 from bf_jupyter.cluster.webhook.entitlement import (
     CONTAINER_KINDS,
     access_problems,
@@ -106,7 +107,8 @@ def validate_pod(
     check = _FactChecks(facts, namespace)
     if units:
         problems += check.capacity(units) + check.quota(units)
-    if injected:
+    if injected and config.token_source is TokenSource.SECRET:
+        # token-service mode: the namespace holds no Secret; the token service decides per pod
         problems += check.token_secret(config.token_secret)
     warnings, skipped = tuple(check.warnings), tuple(check.skipped)
     if problems:

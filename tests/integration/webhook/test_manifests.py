@@ -22,7 +22,8 @@ import yaml
 from bf_jupyter.cli import main
 from bf_jupyter.cluster import certs
 from bf_jupyter.cluster.webhook import injection
-from bf_jupyter.cluster.webhook.config import load_config
+from bf_jupyter.cluster.webhook.config import TokenSource
+from tests.support.shipped_config import load_shipped_config, shipped_raw
 
 REPO = Path(__file__).parents[3]
 CLUSTER = REPO / "cluster"
@@ -286,10 +287,10 @@ def test_match_conditions_send_only_pods_that_ask_for_bitfusion(
 
 @needs_kubectl
 def test_match_conditions_name_the_configured_token_secret(rendered: list[Obj]) -> None:
-    secret = load_config(CLUSTER / "base" / "webhook" / "config.yaml").token_secret
+    raw = shipped_raw()
     (condition,) = one(rendered, "ValidatingWebhookConfiguration")["webhooks"][0]["matchConditions"]
     named = set(re.findall(r"== '([^']+)'", condition["expression"]))
-    assert named == {secret}
+    assert named == {raw["tokenSecret"], raw["tokenService"]["audience"]}  # type: ignore[index]
 
 
 # ----- security ----------------------------------------------------------------------------------
@@ -301,9 +302,7 @@ def test_rbac_is_least_privilege_upstream_defect_9(rendered: list[Obj]) -> None:
     granted = {(r["resources"][0], v) for r in role["rules"] for v in r["verbs"]}
     assert granted == {("resourcequotas", "list"), ("nodes", "list"), ("secrets", "get")}
     (secrets,) = [r for r in role["rules"] if r["resources"] == ["secrets"]]
-    assert secrets["resourceNames"] == [
-        load_config(CLUSTER / "base" / "webhook" / "config.yaml").token_secret
-    ]
+    assert secrets["resourceNames"] == [shipped_raw()["tokenSecret"]]
     for obj in rendered:
         if obj["kind"] in ("ClusterRoleBinding", "RoleBinding"):
             assert obj["roleRef"]["name"] != "cluster-admin"
@@ -368,8 +367,7 @@ def test_images_come_only_from_configurable_names(rendered: list[Obj]) -> None:
 def test_the_guard_image_is_the_deployed_bf_jupyter_image() -> None:
     settings = yaml.safe_load((CLUSTER / "base" / "kustomization.yaml").read_text())
     (image,) = [i for i in settings["images"] if i["name"] == "bf-jupyter"]
-    config = load_config(CLUSTER / "base" / "webhook" / "config.yaml")
-    assert config.guard_image == f"{image['newName']}:{image['newTag']}"
+    assert shipped_raw()["guardImage"] == f"{image['newName']}:{image['newTag']}"
 
 
 # ----- the device plugin gets the client like an injected pod --------------------------------------
@@ -377,16 +375,17 @@ def test_the_guard_image_is_the_deployed_bf_jupyter_image() -> None:
 
 @needs_kubectl
 def test_the_device_plugin_daemonset_injects_the_client_like_the_webhook(
-    rendered: list[Obj],
+    rendered: list[Obj], tmp_path: Path
 ) -> None:
-    config = load_config(CLUSTER / "base" / "webhook" / "config.yaml")
+    config = load_shipped_config(tmp_path)
     build = config.client_for({})
     spec = one(rendered, "DaemonSet", "bf-device-plugin")["spec"]["template"]["spec"]
     (init,) = spec["initContainers"]
-    expected = injection.init_container(build, config)
+    # bf-system holds the token Secret: the device plugin copies it as secret mode does
+    expected = injection.init_container(build, config, source=TokenSource.SECRET)
     assert init == expected  # same image, script, arguments, mounts, resources, security
     volumes = {v["name"]: v for v in spec["volumes"]}
-    for volume in injection.volumes(config):
+    for volume in injection.volumes(config, source=TokenSource.SECRET):
         assert volumes[volume["name"]] == volume
     (plugin,) = spec["containers"]
     mounts = [m for m in plugin["volumeMounts"] if m["name"].startswith("bf-jupyter-")]
@@ -434,7 +433,8 @@ def test_the_cluster_commands_run_without_jupyter_installed() -> None:
         f"for name in {blocked!r}: sys.modules[name] = None\n"
         "from bf_jupyter.cli import main\n"
         "import bf_jupyter.cluster.webhook.app, bf_jupyter.cluster.webhook.command\n"
-        "for command in ('webhook', 'certs'):\n"
+        "import bf_jupyter.cluster.tokenservice.app, bf_jupyter.cluster.tokenservice.command\n"
+        "for command in ('webhook', 'certs', 'token-service', 'token-fetch'):\n"
         "    try:\n"
         "        main([command, '--help'])\n"
         "    except SystemExit as stop:\n"
