@@ -36,6 +36,8 @@ _KINDS: dict[str, tuple[str, str]] = {
     "Namespace": ("CoreV1Api", "namespace"),
     "Node": ("CoreV1Api", "node"),
     "Job": ("BatchV1Api", "job"),
+    "Service": ("CoreV1Api", "service"),
+    "Lease": ("CoordinationV1Api", "lease"),
 }
 
 
@@ -166,6 +168,12 @@ class KubeApi:
     ) -> Obj:
         return self._call(kind, "patch", name=name, namespace=namespace, body=dict(body))
 
+    def patch_status(
+        self, kind: str, name: str, body: Mapping[str, Any], namespace: str | None = None
+    ) -> Obj:
+        """Patch the ``status`` subresource (a strategic merge patch, as ``patch``)."""
+        return self._call(kind, "patch", name=name, namespace=namespace, body=dict(body), status=True)
+
     def delete(
         self,
         kind: str,
@@ -174,9 +182,11 @@ class KubeApi:
         *,
         grace_period_seconds: int | None = None,
         propagation_policy: str | None = None,
+        uid: str | None = None,
     ) -> bool:
         """Delete; returns False when the object was already gone. ``propagation_policy``
-        (``Background``, ``Foreground``, ``Orphan``) says what happens to what it owns (a Job's pods)."""
+        (``Background``, ``Foreground``, ``Orphan``) says what happens to what it owns (a Job's pods);
+        ``uid`` deletes only that incarnation (a precondition: a conflict raises ``KubeApiError``)."""
         try:
             self._call(
                 kind,
@@ -185,6 +195,7 @@ class KubeApi:
                 namespace=namespace,
                 grace_period_seconds=grace_period_seconds,
                 propagation_policy=propagation_policy,
+                body={"preconditions": {"uid": uid}} if uid else None,
             )
         except KubeApiError as error:
             if error.not_found:
@@ -283,7 +294,9 @@ class KubeApi:
 
     # ----- plumbing ------------------------------------------------------------------------------
 
-    def _method(self, kind: str, verb: str, namespace: str | None) -> Any:
+    def _method(
+        self, kind: str, verb: str, namespace: str | None, *, status: bool = False
+    ) -> Any:
         from kubernetes import client
 
         if kind not in _KINDS:
@@ -293,7 +306,7 @@ class KubeApi:
         scope = "namespaced_" if namespace is not None else ""
         if verb == "list" and namespace is None and kind not in {"Namespace", "Node"}:
             return getattr(api, f"list_{resource}_for_all_namespaces")
-        return getattr(api, f"{verb}_{scope}{resource}")
+        return getattr(api, f"{verb}_{scope}{resource}{'_status' if status else ''}")
 
     def _call(
         self,
@@ -302,9 +315,10 @@ class KubeApi:
         *,
         name: str | None = None,
         namespace: str | None = None,
+        status: bool = False,
         **kw: Any,
     ) -> Obj:
-        method = self._method(kind, verb, namespace)
+        method = self._method(kind, verb, namespace, status=status)
         args = [a for a in (name, namespace) if a is not None]
         try:
             result = method(*args, **self._kwargs(_request_timeout=self._request_timeout, **kw))
