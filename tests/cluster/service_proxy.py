@@ -89,6 +89,7 @@ class ServiceProxy:
         self._stopping: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._synced: dict[str, asyncio.Event] = {}
+        self._changed = asyncio.Condition()  # bound to the loop on first use (Python 3.10+)
 
     # ----- lifecycle ------------------------------------------------------------------------------
 
@@ -112,12 +113,27 @@ class ServiceProxy:
         if not self._loop.is_running():
             self._loop.close()
 
-    def listening(self) -> list[tuple[str, int]]:
-        """The (cluster IP, port) pairs served now."""
-        return self._call(self._listening())
+    def wait_for_listener(
+        self, address: tuple[str, int], *, present: bool = True, timeout: float = 30
+    ) -> None:
+        """Until ``address`` (cluster IP, port) is served (or, ``present=False``, no longer is);
+        raises ``TimeoutError`` naming what is served."""
+        self._call(self._wait_for_listener(address, present, timeout), timeout + 5)
 
-    async def _listening(self) -> list[tuple[str, int]]:
-        return sorted(self._listeners)
+    async def _wait_for_listener(
+        self, address: tuple[str, int], present: bool, timeout: float
+    ) -> None:
+        async with self._changed:
+            try:
+                await asyncio.wait_for(
+                    self._changed.wait_for(lambda: (address in self._listeners) == present),
+                    timeout,
+                )
+            except asyncio.TimeoutError:
+                raise TimeoutError(
+                    f"{address[0]}:{address[1]} {'not yet' if present else 'still'} served after "
+                    f"{timeout:g}s; serving {sorted(self._listeners)}"
+                ) from None
 
     def _call(self, coro: Coroutine[Any, Any, Any], timeout: float = 30) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
@@ -239,11 +255,17 @@ class ServiceProxy:
                 _log.warning("service proxy: cannot listen on %s:%d: %s", *address, error)
                 continue
             self._listeners[address] = _Listener(key, port, server)
+            await self._notify()
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
 
     async def _close_listener(self, address: tuple[str, int]) -> None:
         listener = self._listeners.pop(address, None)
         if listener is None:
             return
+        await self._notify()
         listener.server.close()
         for task in list(listener.connections):
             task.cancel()

@@ -101,6 +101,11 @@ class PodWorker:
         loop = asyncio.get_running_loop()
         self._writer = loop.create_task(self._write_statuses())
         self.task = loop.create_task(self._run())
+        self.task.add_done_callback(self._report_crash)
+
+    def _report_crash(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            _log.error("pod %s: worker failed", self.uid, exc_info=task.exception())
 
     # ----- the pod's life -------------------------------------------------------------------------
 

@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bf_jupyter.kubeapi import KubeApiError, KubeUnavailable
+
 Obj = dict[str, Any]
 Fetch = Callable[[str, str, str], Awaitable[Obj | None]]  # (kind, namespace, name) → object
 POD_DIR_ENV = "BF_KUBELET_POD_DIR"
@@ -186,7 +188,10 @@ class PodSandbox:
         source: Obj,
         decode: bool,
     ) -> None:
-        obj = await self.fetch(kind, namespace, name)
+        try:
+            obj = await self.fetch(kind, namespace, name)
+        except (KubeApiError, KubeUnavailable) as error:
+            raise MountError(f'MountVolume.SetUp failed for volume "{volume}" : {error}') from None
         if obj is None:
             if source.get("optional"):
                 return
@@ -264,7 +269,7 @@ class PodSandbox:
             for kind, key in (("Secret", "secretRef"), ("ConfigMap", "configMapRef")):
                 if key in source:
                     ref = source[key]
-                    obj = await self.fetch(kind, namespace, ref.get("name", ""))
+                    obj = await self._fetch_for_env(kind, namespace, ref.get("name", ""))
                     if obj is None:
                         if ref.get("optional"):
                             continue
@@ -283,6 +288,12 @@ class PodSandbox:
                 env[name] = resolved
         return env
 
+    async def _fetch_for_env(self, kind: str, namespace: str, name: str) -> Obj | None:
+        try:
+            return await self.fetch(kind, namespace, name)
+        except (KubeApiError, KubeUnavailable) as error:
+            raise ContainerConfigError(str(error)) from None
+
     async def _value_from(self, source: Obj, pod: Obj, container: Obj, namespace: str) -> str | None:
         if "fieldRef" in source:
             return downward_value(pod, source["fieldRef"].get("fieldPath", ""))
@@ -293,7 +304,7 @@ class PodSandbox:
         for kind, key in (("Secret", "secretKeyRef"), ("ConfigMap", "configMapKeyRef")):
             if key in source:
                 ref = source[key]
-                obj = await self.fetch(kind, namespace, ref.get("name", ""))
+                obj = await self._fetch_for_env(kind, namespace, ref.get("name", ""))
                 data = (obj or {}).get("data") or {}
                 if obj is None or ref.get("key") not in data:
                     if ref.get("optional"):
