@@ -172,7 +172,9 @@ class KubeApi:
         self, kind: str, name: str, body: Mapping[str, Any], namespace: str | None = None
     ) -> Obj:
         """Patch the ``status`` subresource (a strategic merge patch, as ``patch``)."""
-        return self._call(kind, "patch", name=name, namespace=namespace, body=dict(body), status=True)
+        return self._call(
+            kind, "patch", name=name, namespace=namespace, body=dict(body), status=True
+        )
 
     def delete(
         self,
@@ -294,9 +296,7 @@ class KubeApi:
 
     # ----- plumbing ------------------------------------------------------------------------------
 
-    def _method(
-        self, kind: str, verb: str, namespace: str | None, *, status: bool = False
-    ) -> Any:
+    def _method(self, kind: str, verb: str, namespace: str | None, *, status: bool = False) -> Any:
         from kubernetes import client
 
         if kind not in _KINDS:

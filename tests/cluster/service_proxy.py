@@ -41,7 +41,8 @@ def is_ready(pod: Obj) -> bool:
     """Ready (its Ready condition True), not terminating, with an IP."""
     status = pod.get("status") or {}
     ready = any(
-        c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in status.get("conditions") or []
     )
     return ready and bool(status.get("podIP")) and not pod["metadata"].get("deletionTimestamp")
 
@@ -163,7 +164,9 @@ class ServiceProxy:
 
     # ----- watching -------------------------------------------------------------------------------
 
-    async def _follow(self, kind: str, handle: Callable[[str, Obj], Coroutine[Any, Any, None]]) -> None:
+    async def _follow(
+        self, kind: str, handle: Callable[[str, Obj], Coroutine[Any, Any, None]]
+    ) -> None:
         """List, then watch ``kind`` in every namespace, for ever (relisting after 410 Gone)."""
         assert self._api is not None and self._stopping is not None
         api = self._api
@@ -185,7 +188,11 @@ class ServiceProxy:
         while True:
             # start from "now": the listing above (or the last event) holds the state before it
             opener = partial(
-                self._api.open_watch, kind, None, resource_version=version or None, timeout_seconds=300
+                self._api.open_watch,
+                kind,
+                None,
+                resource_version=version or None,
+                timeout_seconds=300,
             )
             async with AsyncLineStream(opener) as lines:
                 async for line in lines:

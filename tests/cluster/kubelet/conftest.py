@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from tests.cluster.control_plane import ControlPlane
 
 
-
 @pytest.fixture(scope="session")
 def kubelet(control_plane: ControlPlane) -> Iterator[ProcessKubelet]:
     node = ProcessKubelet(control_plane, NODE, device_plugins=True).start()

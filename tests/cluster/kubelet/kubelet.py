@@ -22,9 +22,8 @@ import tempfile
 import threading
 from collections.abc import Coroutine, Mapping
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from tests.cluster.kubelet.container_logs import ContainerLog
 from tests.cluster.kubelet.device_plugins import Allocation, DeviceManager
 from tests.cluster.kubelet.events import EventRecorder
 from tests.cluster.kubelet.kubelet_server import KubeletServer, LogUnavailable
@@ -33,11 +32,20 @@ from tests.cluster.kubelet.pod_status import HOST_IP, now_rfc3339
 from tests.cluster.kubelet.pod_worker import Backoff, PodWorker
 from tests.cluster.kubelet.sandbox import PodSandbox
 
+if TYPE_CHECKING:
+    from tests.cluster.kubelet.container_logs import ContainerLog
+
 Obj = dict[str, Any]
 T = TypeVar("T")
 DEFAULT_CAPACITY = {"cpu": "8", "memory": "32Gi", "pods": "110"}
 KUBELET_VERSION = "v1.37.2"
 LEASE_SECONDS = 40
+NODE_CONDITIONS = [  # (type, status, reason, message) as a healthy kubelet reports them
+    ("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+    ("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+    ("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+    ("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+]  # fmt: skip
 _MAX_SOCKET_DIR = 80  # unix socket paths are limited to 107 bytes
 _log = logging.getLogger(__name__)
 
@@ -45,7 +53,8 @@ _log = logging.getLogger(__name__)
 class ControlPlaneAccess(Protocol):
     """What a kubelet needs of the control plane (``tests.cluster.control_plane.ControlPlane``)."""
 
-    kubelet_client_ca_pem: bytes
+    @property
+    def kubelet_client_ca_pem(self) -> bytes: ...
 
     def node_kubeconfig(self, node_name: str) -> Path: ...
 
@@ -238,12 +247,7 @@ class ProcessKubelet:
                     {"type": "Hostname", "address": self.node_name},
                 ],
                 "daemonEndpoints": {"kubeletEndpoint": {"Port": self.port}},
-                "conditions": [
-                    condition("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
-                    condition("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-                    condition("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
-                    condition("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
-                ],  # fmt: skip
+                "conditions": [condition(*fields) for fields in NODE_CONDITIONS],
                 "nodeInfo": {
                     "kubeletVersion": KUBELET_VERSION,
                     "containerRuntimeVersion": "process://local",
@@ -416,4 +420,6 @@ class ProcessKubelet:
             raise LogUnavailable(
                 f'container "{container}" in pod "{name}" is waiting to start: trying and failing to pull image'
             )
-        raise LogUnavailable(f'container "{container}" in pod "{name}" is waiting to start: {reason}')
+        raise LogUnavailable(
+            f'container "{container}" in pod "{name}" is waiting to start: {reason}'
+        )

@@ -24,7 +24,7 @@ import tornado.web
 
 from tests.cluster.kubelet.container_logs import ContainerLog
 
-__all__ = ["KubeletServer", "LogUnavailable", "FindLog"]
+__all__ = ["FindLog", "KubeletServer", "LogUnavailable"]
 
 
 class LogUnavailable(Exception):
@@ -40,7 +40,9 @@ class _ContainerLogs(tornado.web.RequestHandler):
         self.find = find
 
     async def get(self, namespace: str, pod: str, container: str) -> None:
-        flag = lambda name: self.get_query_argument(name, "") in ("true", "1")  # noqa: E731
+        def flag(name: str) -> bool:
+            return self.get_query_argument(name, "") in ("true", "1")
+
         try:
             tail = _optional_int(self.get_query_argument("tailLines", ""), "tailLines")
             limit = _optional_int(self.get_query_argument("limitBytes", ""), "limitBytes")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime, timezone
@@ -166,7 +167,5 @@ class NodeApi:
 
 
 async def _sleep_unless(stopping: asyncio.Event, seconds: float) -> None:
-    try:
+    with contextlib.suppress(asyncio.TimeoutError):
         await asyncio.wait_for(stopping.wait(), seconds)
-    except asyncio.TimeoutError:
-        pass

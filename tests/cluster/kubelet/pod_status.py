@@ -7,7 +7,6 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
 
-
 Obj = dict[str, Any]
 HOST_IP = "127.0.0.1"
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import logging
 import os
 import secrets
 import signal
-import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -206,7 +206,9 @@ class PodWorker:
         if not await self._pull(container, table, where):
             return None
         try:
-            allocation = await self._allocate(self.pod, container) if self._allocate else Allocation()
+            allocation = (
+                await self._allocate(self.pod, container) if self._allocate else Allocation()
+            )
             plan = await self.sandbox.plan(
                 container,
                 self._current_pod(),

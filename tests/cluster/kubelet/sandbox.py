@@ -151,7 +151,9 @@ class PodSandbox:
             elif "projected" in volume:
                 await self._write_projected(target, name, volume["projected"], namespace)
 
-    async def _write_projected(self, target: Path, volume: str, source: Obj, namespace: str) -> None:
+    async def _write_projected(
+        self, target: Path, volume: str, source: Obj, namespace: str
+    ) -> None:
         for part in source.get("sources") or []:
             if "secret" in part:
                 ref = part["secret"]
@@ -253,7 +255,9 @@ class PodSandbox:
         cwd = Path(rewrite_paths(work, mounts)) if work else self.dir / "home"
         return ContainerPlan(argv, env, cwd, mounts)
 
-    async def _environment(self, container: Obj, pod: Obj, extra_env: dict[str, str]) -> dict[str, str]:
+    async def _environment(
+        self, container: Obj, pod: Obj, extra_env: dict[str, str]
+    ) -> dict[str, str]:
         interpreter_bin = str(Path(sys.executable).parent)
         env = {
             "PATH": os.pathsep.join([interpreter_bin, os.environ.get("PATH", "/usr/bin:/bin")]),
@@ -294,7 +298,9 @@ class PodSandbox:
         except (KubeApiError, KubeUnavailable) as error:
             raise ContainerConfigError(str(error)) from None
 
-    async def _value_from(self, source: Obj, pod: Obj, container: Obj, namespace: str) -> str | None:
+    async def _value_from(
+        self, source: Obj, pod: Obj, container: Obj, namespace: str
+    ) -> str | None:
         if "fieldRef" in source:
             return downward_value(pod, source["fieldRef"].get("fieldPath", ""))
         if "resourceFieldRef" in source:

@@ -3,6 +3,7 @@ the device-plugin registration socket."""
 
 from __future__ import annotations
 
+import http.client
 import os
 import ssl
 import subprocess
@@ -49,11 +50,9 @@ def test_kubelet_api_serves_only_the_apiservers_client_certificate(
     context.verify_mode = ssl.CERT_NONE
     if client_cert:  # a certificate from a CA the kubelet does not trust
         foreign = certs.issue(service="intruder", namespace="default")
-        (tmp_path / "tls.crt").write_bytes(foreign.cert)
-        (tmp_path / "tls.key").write_bytes(foreign.key)
+        (tmp_path / "tls.crt").write_bytes(foreign.server_cert)
+        (tmp_path / "tls.key").write_bytes(foreign.server_key)
         context.load_cert_chain(tmp_path / "tls.crt", tmp_path / "tls.key")
-    import http.client
-
     connection = http.client.HTTPSConnection("127.0.0.1", kubelet.port, context=context, timeout=10)
     with pytest.raises((ssl.SSLError, ConnectionError)):
         connection.request("GET", "/healthz")
@@ -67,9 +66,18 @@ def test_device_plugin_capacity_reaches_the_node_and_allocate_runs_at_container_
     # given bf-jupyter device-plugin registered with the kubelet, over a pool of two GPUs
     assert kubelet.plugin_dir is not None
     pool = FakeBitfusionClient(tmp_path / "client", servers=[2])
-    argv = [sys.executable, "-m", "bf_jupyter", "device-plugin", "--plugin-dir", str(kubelet.plugin_dir)]
+    argv = [
+        sys.executable,
+        "-m",
+        "bf_jupyter",
+        "device-plugin",
+        "--plugin-dir",
+        str(kubelet.plugin_dir),
+    ]
     with (tmp_path / "plugin.log").open("w") as log:
-        plugin = subprocess.Popen(argv, env=pool.env(), stdout=log, stderr=log, start_new_session=True)
+        plugin = subprocess.Popen(
+            argv, env=pool.env(), stdout=log, stderr=log, start_new_session=True
+        )
     try:
         # then the Node shows its capacity and allocatable
         cluster.wait_for(
@@ -83,7 +91,9 @@ def test_device_plugin_capacity_reaches_the_node_and_allocate_runs_at_container_
         # and a container that asks for units gets the plugin's Allocate env
         code = "import os; print(os.environ.get('BF_JUPYTER_GPU_UNITS'))"
         limits = {"limits": {RESOURCE: "50"}}
-        cluster.api.create("Pod", pod("gpu", python(code), container={"resources": limits}), namespace)
+        cluster.api.create(
+            "Pod", pod("gpu", python(code), container={"resources": limits}), namespace
+        )
         cluster.wait_for_pod_phase(namespace, "gpu", "Succeeded")
         assert cluster.pod_log(namespace, "gpu") == "50"
         # when the kubelet restarts its registration server, the plugin registers again

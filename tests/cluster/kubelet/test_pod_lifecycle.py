@@ -108,8 +108,18 @@ def test_init_containers_run_first_and_in_order(cluster: ClusterHandle, namespac
         python("print(open('/shared/order').read())"),
         volumes=[{"name": "shared", "emptyDir": {}}],
         initContainers=[
-            {"name": "one", "image": "python:3.11", "command": append("one"), "volumeMounts": mounts},
-            {"name": "two", "image": "python:3.11", "command": append("two"), "volumeMounts": mounts},
+            {
+                "name": "one",
+                "image": "python:3.11",
+                "command": append("one"),
+                "volumeMounts": mounts,
+            },
+            {
+                "name": "two",
+                "image": "python:3.11",
+                "command": append("two"),
+                "volumeMounts": mounts,
+            },
         ],
         container={"volumeMounts": mounts},
     )
@@ -145,7 +155,10 @@ def test_env_resolves_downward_api_secrets_and_config_maps(
     cluster: ClusterHandle, namespace: str
 ) -> None:
     api = cluster.api
-    secret = {"metadata": {"name": "creds"}, "data": {"token": base64.b64encode(b"s3cret").decode()}}
+    secret = {
+        "metadata": {"name": "creds"},
+        "data": {"token": base64.b64encode(b"s3cret").decode()},
+    }
     api.create("Secret", secret, namespace)
     api.create("ConfigMap", {"metadata": {"name": "settings"}, "data": {"MODE": "fast"}}, namespace)
     env = [
