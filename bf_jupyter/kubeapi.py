@@ -41,6 +41,8 @@ _KINDS: dict[str, tuple[str, str]] = {
     "Job": ("BatchV1Api", "job"),
     # create only: the token service asks whether a service-account token is valid
     "TokenReview": ("AuthenticationV1Api", "token_review"),
+    "Service": ("CoreV1Api", "service"),
+    "Lease": ("CoordinationV1Api", "lease"),
 }
 
 
@@ -171,6 +173,14 @@ class KubeApi:
     ) -> Obj:
         return self._call(kind, "patch", name=name, namespace=namespace, body=dict(body))
 
+    def patch_status(
+        self, kind: str, name: str, body: Mapping[str, Any], namespace: str | None = None
+    ) -> Obj:
+        """Patch the ``status`` subresource (a strategic merge patch, as ``patch``)."""
+        return self._call(
+            kind, "patch", name=name, namespace=namespace, body=dict(body), status=True
+        )
+
     def delete(
         self,
         kind: str,
@@ -292,7 +302,7 @@ class KubeApi:
 
     # ----- plumbing ------------------------------------------------------------------------------
 
-    def _method(self, kind: str, verb: str, namespace: str | None) -> Any:
+    def _method(self, kind: str, verb: str, namespace: str | None, *, status: bool = False) -> Any:
         from kubernetes import client
 
         if kind not in _KINDS:
@@ -302,7 +312,7 @@ class KubeApi:
         scope = "namespaced_" if namespace is not None else ""
         if verb == "list" and namespace is None and kind not in {"Namespace", "Node"}:
             return getattr(api, f"list_{resource}_for_all_namespaces")
-        return getattr(api, f"{verb}_{scope}{resource}")
+        return getattr(api, f"{verb}_{scope}{resource}{'_status' if status else ''}")
 
     def _call(
         self,
@@ -311,9 +321,10 @@ class KubeApi:
         *,
         name: str | None = None,
         namespace: str | None = None,
+        status: bool = False,
         **kw: Any,
     ) -> Obj:
-        method = self._method(kind, verb, namespace)
+        method = self._method(kind, verb, namespace, status=status)
         args = [a for a in (name, namespace) if a is not None]
         try:
             result = method(*args, **self._kwargs(_request_timeout=self._request_timeout, **kw))
