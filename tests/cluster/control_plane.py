@@ -19,6 +19,7 @@ is ready.
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import re
 import shutil
@@ -29,6 +30,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 from bf_jupyter.cluster.certs import service_names
@@ -91,6 +93,7 @@ class ControlPlane:
         self.ca = CertificateAuthority()
         self.kubeconfig = root / "kubeconfigs" / "admin.kubeconfig"
         self.server = ""
+        self.audit_log = root / "audit.log"
         self._extra_args = {name: list(args) for name, args in (extra_args or {}).items()}
         self._pki = root / "pki"
         self._processes: dict[str, ManagedProcess] = {}
@@ -108,6 +111,35 @@ class ControlPlane:
     def kubelet_client_ca_pem(self) -> bytes:
         """The CA a kubelet trusts for the apiserver's kubelet-client certificate (logs, exec)."""
         return self.ca.cert_pem
+
+    @property
+    def apiserver_address(self) -> tuple[str, int]:
+        """Host and port of the apiserver (after ``start()``)."""
+        return "127.0.0.1", self._ports["kube-apiserver"][0]
+
+    def audit_events(self, username: str | None = None) -> list[dict[str, Any]]:
+        """The apiserver's audit events so far (stage ResponseComplete), those of ``username`` only
+        when given. Each carries ``verb``, ``objectRef`` and the authorization decision in
+        ``annotations["authorization.k8s.io/decision"]`` (``allow`` or ``forbid``)."""
+        if not self.audit_log.exists():
+            return []
+        events = []
+        for line in self.audit_log.read_text().splitlines():
+            event = json.loads(line)
+            if event.get("stage") != "ResponseComplete":
+                continue
+            if username is None or (event.get("user") or {}).get("username") == username:
+                events.append(event)
+        return events
+
+    def _audit_policy(self) -> Path:
+        path = self.root / "audit-policy.yaml"
+        _write(
+            path,
+            b"apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\n"
+            b"rules:\n  - level: Metadata\n",
+        )
+        return path
 
     def issue_serving_cert(self, hosts: list[str]) -> tuple[bytes, bytes]:
         """A serving certificate (PEM cert, PEM key) for ``hosts`` that the apiserver trusts."""
@@ -222,6 +254,11 @@ class ControlPlane:
                 f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
                 f"--kubelet-certificate-authority={pki / 'ca.crt'}",
                 "--kubelet-preferred-address-types=InternalIP",
+                # every request with RBAC's verdict, for tests that compare shipped RBAC with use
+                f"--audit-policy-file={self._audit_policy()}",
+                f"--audit-log-path={self.audit_log}",
+                "--audit-log-format=json",
+                "--audit-log-mode=blocking",
             ]
 
         return _Launch(
