@@ -237,6 +237,7 @@ class Pool:
             "backend": self.backend,
             "gpus": [g.to_json() for g in self.gpus],
             "resources": [r.to_json() for r in self.resources],
+            "mig_profiles": list(self.offer().mig_profiles),
             "warnings": list(self.warnings),
         }
 
@@ -252,6 +253,13 @@ class GpuBackend(abc.ABC):
     def check(self, gpu_slice: GpuSlice, offer: Offer = NO_OFFER) -> None:
         """Raise ``SliceRefused`` when this backend cannot honour ``gpu_slice``."""
         self.render(gpu_slice, offer)
+
+    def resolve(self, gpu_slice: GpuSlice, offer: Offer = NO_OFFER) -> GpuSlice:
+        """The slice as this backend serves it on ``offer``, in a form that renders the same with
+        no offer (e.g. ``1x10Gi`` → ``mig-1g.10gb`` on MIG), so a launch decided on the pool can be
+        handed to a provisioner that does not read it. Raises ``SliceRefused``."""
+        self.check(gpu_slice, offer)
+        return gpu_slice
 
     @abc.abstractmethod
     def render(self, gpu_slice: GpuSlice, offer: Offer = NO_OFFER) -> Rendering:

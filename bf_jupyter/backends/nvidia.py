@@ -112,6 +112,15 @@ class NvidiaBackend(GpuBackend):
             limits={resource: str(gpu_slice.amount)}, node_selector=self._selector(gpu_slice)
         )
 
+    def resolve(self, gpu_slice: GpuSlice, offer: Offer = NO_OFFER) -> GpuSlice:
+        """A memory slice becomes the MIG profile it takes on ``offer``; others stay as they are."""
+        resource = self._resource(gpu_slice, offer)
+        self._selector(gpu_slice)
+        if gpu_slice.kind != "memory":
+            return gpu_slice
+        profile = resource.removeprefix("nvidia.com/")
+        return GpuSlice(gpu_slice.amount, filters=gpu_slice.filters, mig_profile=profile)
+
     def price(self, gpu_slice: GpuSlice, offer: Offer = NO_OFFER) -> tuple[Charge, ...]:
         resource = self._resource(gpu_slice, offer)
         self._selector(gpu_slice)  # refuse exactly what render refuses

@@ -25,9 +25,16 @@ from typing import Any
 from traitlets import Bool, Dict, Int, List, TraitError, Unicode, default, validate
 from typing_extensions import override
 
-from bf_jupyter.backends import BACKEND_NAMES, Offer, UnknownBackend, get_backend
+from bf_jupyter.backends import (
+    BACKEND_NAMES,
+    DEFAULT_BACKEND,
+    Offer,
+    UnknownBackend,
+    get_backend,
+)
 from bf_jupyter.kernels import pod_watch
 from bf_jupyter.kernels.kernel_reaper import KernelReaper, server_pod_owner
+from bf_jupyter.kernels.launch_slice import BACKEND_ENV
 from bf_jupyter.kernels.pod_builder import (
     CONTAINER_NAME,
     KernelPodBuilder,
@@ -46,7 +53,7 @@ from bf_jupyter.kernels.remote import (
 from bf_jupyter.kubeapi import KubeApi, KubeApiError, KubeUnavailable
 from bf_jupyter.slice import SliceError
 
-__all__ = ["BitfusionKubernetesProvisioner"]
+__all__ = ["BitfusionKubernetesProvisioner", "GpuKubernetesProvisioner"]
 
 _SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 _APIS: dict[tuple[str, str], KubeApi] = {}  # one connection per kubeconfig/context per process
@@ -119,9 +126,11 @@ class BitfusionKubernetesProvisioner(RemoteKernelProvisioner):
     ).tag(config=True)
 
     gpu_backend = Unicode(
-        "bitfusion",
+        "",
         help="The GPU-sharing stack that serves the slice: " + ", ".join(BACKEND_NAMES) + " "
-        "(see `bf-jupyter slice explain SLICE --backend NAME` for what a slice becomes).",
+        "(see `bf-jupyter slice explain SLICE --backend NAME` for what a slice becomes). Empty: "
+        f"the launch's choice ({BACKEND_ENV} in its environment, set by the server from the "
+        "picker), else bitfusion. A launch asking for another backend than a set one fails.",
     ).tag(config=True)
     mig_profiles = List(
         Unicode(),
@@ -131,6 +140,8 @@ class BitfusionKubernetesProvisioner(RemoteKernelProvisioner):
 
     @validate("gpu_backend")
     def _valid_gpu_backend(self, proposal: Any) -> str:
+        if not str(proposal["value"]).strip():
+            return ""
         try:
             return get_backend(str(proposal["value"])).name
         except UnknownBackend as error:
@@ -159,6 +170,8 @@ class BitfusionKubernetesProvisioner(RemoteKernelProvisioner):
     _pod_name: str | None = None
     _pod_version: str | None = None
     _api: KubeApi | None = None
+    # The GPU backend of the running launch (``gpu_backend``, else the launch's BF_GPU_BACKEND).
+    launch_backend: str | None = None
 
     # ----- connection and settings -----------------------------------------------------------------
 
@@ -192,7 +205,7 @@ class BitfusionKubernetesProvisioner(RemoteKernelProvisioner):
             extra_annotations=dict(self.extra_annotations),
             termination_grace_seconds=self.termination_grace_seconds,
             working_dir=self.working_dir,
-            gpu_backend=get_backend(self.gpu_backend),
+            gpu_backend=get_backend(self.launch_backend or self.gpu_backend or DEFAULT_BACKEND),
             gpu_offer=Offer(mig_profiles=tuple(self.mig_profiles)),
         )
 
@@ -201,6 +214,28 @@ class BitfusionKubernetesProvisioner(RemoteKernelProvisioner):
         return int(self.termination_grace_seconds)
 
     # ----- hooks ----------------------------------------------------------------------------------
+
+    @override
+    async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
+        env: Mapping[str, str] = kwargs.get("env") or {}
+        kwargs = await super().pre_launch(**kwargs)  # chooses the slice, starts progress anew
+        self.launch_backend = self.choose_backend(env)
+        return kwargs
+
+    def choose_backend(self, env: Mapping[str, str]) -> str:
+        """The launch's GPU backend: ``gpu_backend`` when set, else ``BF_GPU_BACKEND`` from the
+        launch's environment, else bitfusion. Raises ``KernelLaunchError`` (published) for an
+        unknown name or one that contradicts the kernelspec's ``gpu_backend``."""
+        asked = str(env.get(BACKEND_ENV, "")).strip().lower()
+        if self.gpu_backend and asked and asked != self.gpu_backend:
+            raise self.launch_failed(
+                f"{BACKEND_ENV} {asked} was refused: this kernelspec runs on the "
+                f"{self.gpu_backend} backend only (its gpu_backend setting)."
+            )
+        try:
+            return get_backend(self.gpu_backend or asked or DEFAULT_BACKEND).name
+        except UnknownBackend as error:
+            raise self.launch_failed(f"{BACKEND_ENV} was refused: {error}.") from None
 
     @override
     async def create_remote(self, start: RemoteStart) -> None:
@@ -382,6 +417,7 @@ class BitfusionKubernetesProvisioner(RemoteKernelProvisioner):
             "namespace": self.namespace,
             "pod_name": self._pod_name,
             "server_id": self.server_id,
+            "gpu_backend": self.launch_backend,
         }
 
     @override
@@ -392,3 +428,10 @@ class BitfusionKubernetesProvisioner(RemoteKernelProvisioner):
             KernelReaper.remember(str(self.kernel_id))
         if info.get("server_id"):
             self.server_id = str(info["server_id"])
+        if info.get("gpu_backend"):
+            self.launch_backend = str(info["gpu_backend"])
+
+
+# The backend-neutral name (entry point ``gpu-kubernetes``); ``bitfusion-kubernetes`` stays the same
+# class, so existing kernelspecs and ``c.BitfusionKubernetesProvisioner`` settings keep working.
+GpuKubernetesProvisioner = BitfusionKubernetesProvisioner

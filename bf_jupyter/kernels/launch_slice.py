@@ -18,10 +18,12 @@ from typing import Any, Protocol
 from traitlets import TraitError, Unicode, validate
 from traitlets.config import LoggingConfigurable
 
+from bf_jupyter.contract import ENV_GPU_BACKEND
 from bf_jupyter.kernels.progress import PROGRESS, Stage
 from bf_jupyter.slice import GpuSlice, SliceError
 
 __all__ = [
+    "BACKEND_ENV",
     "LAUNCH_GATE_ATTRIBUTE",
     "SLICE_ENV",
     "USER_ENV",
@@ -31,6 +33,9 @@ __all__ = [
 ]
 
 SLICE_ENV = "BF_SLICE"
+BACKEND_ENV = (
+    ENV_GPU_BACKEND  # the launch's GPU backend; the Kubernetes provisioner renders with it
+)
 USER_ENV = "KERNEL_USERNAME"
 DEFAULT_SLICE = "1x50%"
 # The attribute of the server's kernel manager (a provisioner's parent's parent) that holds the

@@ -9,12 +9,23 @@ left behind). Following stops on a kernel interrupt; the work keeps running on t
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
+from bf_jupyter.backends import (
+    DEFAULT_BACKEND,
+    NO_OFFER,
+    GpuBackend,
+    Offer,
+    UnknownBackend,
+    get_backend,
+)
+from bf_jupyter.backends.base import FORM_MIG
+from bf_jupyter.contract import ENV_GPU_BACKEND
 from bf_jupyter.kubeapi import KubeApi, KubeApiError, KubeUnavailable
 from bf_jupyter.notebook.cluster_workload import (
     CONTAINER_NAME,
@@ -32,6 +43,7 @@ from bf_jupyter.notebook.cluster_workload import (
 )
 from bf_jupyter.notebook.magic_args import MagicError, ParsedLine
 from bf_jupyter.notebook.output_stream import CurveFeed, OutputRouter
+from bf_jupyter.slice import GpuSlice, SliceError
 
 if TYPE_CHECKING:
     from bf_jupyter.kubeapi import Obj
@@ -118,18 +130,27 @@ class ClusterCommands:
         except ValueError as error:
             raise MagicError("submit", str(error)) from None
         kind = "Job" if options.job else "Pod"
-        body = build_workload(
-            name=name,
-            namespace=namespace,
-            gpu_slice=parsed.gpu_slice,
-            image=options.image,
-            command=parsed.command,
-            user=self._user,
-            job=options.job,
-        )
+        try:
+            gpu_backend = get_backend(
+                options.backend or os.environ.get(ENV_GPU_BACKEND) or DEFAULT_BACKEND
+            )
+            body = build_workload(
+                name=name,
+                namespace=namespace,
+                gpu_slice=parsed.gpu_slice,
+                image=options.image,
+                command=parsed.command,
+                user=self._user,
+                job=options.job,
+                backend=gpu_backend,
+                offer=_offer(api, gpu_backend, parsed.gpu_slice),
+            )
+        except (UnknownBackend, SliceError) as error:  # nothing was created yet
+            raise MagicError("submit", str(error)) from None
         api.create(kind, body, namespace)
         what = f"{kind.lower()} {name}"
-        print(f"created {what} in namespace {namespace} on {parsed.gpu_slice}")
+        on = "" if gpu_backend.name == DEFAULT_BACKEND else f" ({gpu_backend.title})"
+        print(f"created {what} in namespace {namespace} on {parsed.gpu_slice}{on}")
         hint = f"follow: %bitfusion logs {name} -f · stop: %bitfusion cancel {name}"
         if options.detach:
             print(hint)
@@ -310,6 +331,19 @@ class ClosableLines(Protocol):
 
 
 _QUEUED_LINES = 1000  # lines read ahead of the cell's output: the reader waits beyond that
+
+
+def _offer(api: Any, backend: GpuBackend, gpu_slice: GpuSlice) -> Offer:
+    """What the cluster offers that rendering ``gpu_slice`` needs: only a memory slice on a MIG
+    backend does (the MIG profiles the nodes advertise); nothing when the nodes cannot be read
+    (the refusal then says no profile is offered)."""
+    if gpu_slice.kind != "memory" or FORM_MIG not in backend.forms:
+        return NO_OFFER
+    try:
+        nodes = api.list("Node", None)
+    except (KubeApiError, KubeUnavailable):
+        return NO_OFFER
+    return backend.read_pool(nodes, None).offer()
 
 
 def _stream(

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from bf_jupyter.kernels.launch_slice import BACKEND_ENV
 from bf_jupyter.kernels.progress import PROGRESS
 from bf_jupyter.server.errors import ApiError
 from bf_jupyter.slice import GpuSlice
@@ -36,7 +37,7 @@ class KernelRecord:
 
     kernel_id: str
     gpu_slice: GpuSlice
-    units: int
+    units: int | None  # bitfusion.io/gpu units; None on other GPU backends
     kernelspec: str
     path: str | None
     started: float
@@ -44,6 +45,7 @@ class KernelRecord:
     reason: str | None = None
     stop_requested: bool = False
     task: asyncio.Task[None] | None = None
+    gpu_backend: str = "bitfusion"
 
 
 class GpuKernels:
@@ -71,12 +73,20 @@ class GpuKernels:
     # ----- launch --------------------------------------------------------------------------------
 
     def launch(
-        self, gpu_slice: GpuSlice, *, units: int, kernelspec: str, path: str | None
+        self,
+        gpu_slice: GpuSlice,
+        *,
+        units: int | None,
+        kernelspec: str,
+        path: str | None,
+        gpu_backend: str = "bitfusion",
     ) -> KernelRecord:
-        """Start a kernel on ``gpu_slice`` in the background and return its record at once."""
+        """Start a kernel on ``gpu_slice`` served by ``gpu_backend`` in the background and return
+        its record at once."""
         record = KernelRecord(
             str(uuid.uuid4()), gpu_slice, units, kernelspec, path, started=time.time()
         )
+        record.gpu_backend = gpu_backend
         self._records[record.kernel_id] = record
         PROGRESS.publish(
             record.kernel_id, "requested", f"Starting {kernelspec} on {gpu_slice.describe()}"
@@ -89,7 +99,11 @@ class GpuKernels:
 
     async def _start(self, record: KernelRecord) -> None:
         kernel_id = record.kernel_id
-        env = {**os.environ, SLICE_ENV: record.gpu_slice.to_text()}
+        env = {
+            **os.environ,
+            SLICE_ENV: record.gpu_slice.to_text(),
+            BACKEND_ENV: record.gpu_backend,
+        }
         if record.path:
             env["JPY_SESSION_NAME"] = record.path
         try:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from bf_jupyter import __version__
-from bf_jupyter.backends import get_backend
+from bf_jupyter.backends import UnknownBackend, get_backend
 from bf_jupyter.contract import QUOTA_RESOURCE
 from bf_jupyter.server.cache import CoalescingCache
 from bf_jupyter.server.errors import ApiError, BackendUnavailable, from_slice_error
@@ -32,7 +32,11 @@ if TYPE_CHECKING:
 __all__ = ["GpuService"]
 
 Json = dict[str, Any]
-_PROVISIONER = {"local": "bitfusion-local", "kubernetes": "bitfusion-kubernetes"}
+# The provisioners that run a kernel on a slice, per server backend (the first the usual name).
+_PROVISIONERS = {
+    "local": ("bitfusion-local",),
+    "kubernetes": ("bitfusion-kubernetes", "gpu-kubernetes"),
+}
 
 
 class GpuService:
@@ -134,14 +138,7 @@ class GpuService:
         """What ``slice_text`` costs on one GPU backend (default: the first offered) and whether
         it fits its quota; a slice that backend cannot honour is ``fits: false`` with the reason.
         Raises ``ApiError`` 400 for a bad slice or a backend not offered here."""
-        names = await self.gpu_backend_names()
-        name = (backend_name or names[0]).strip().lower()
-        if name not in names:
-            raise ApiError(
-                400,
-                f"backend {name} is not offered here: use {', '.join(names)}",
-                field="backend",
-            )
+        name = await self._offered_backend(backend_name)
         gpu_backend = get_backend(name)
         pool = await self._pool_or_none()
         offer = offer_from_pool(pool, name, self._per_gpu_memory)
@@ -154,18 +151,47 @@ class GpuService:
         entries = (quota.get("gpu_quotas") or {}).get(name, [])
         return price_json(gpu_backend, gpu_slice, entries, offer) | {"units": None, "gpus": None}
 
+    async def _offered_backend(self, asked: str) -> str:
+        """``asked`` (default: the first offered) when this server offers it. Raises ``ApiError``
+        400 naming the ``backend`` field and the offered ones."""
+        names = await self.gpu_backend_names()
+        name = (asked or names[0]).strip().lower()
+        if name not in names:
+            raise ApiError(
+                400,
+                f"backend {name} is not offered here: use {', '.join(names)}",
+                field="backend",
+            )
+        return name
+
+    def kernelspec_backend(self, kernelspec: str) -> str | None:
+        """The GPU backend a kernelspec is tied to: ``bitfusion`` for a local Bitfusion kernel
+        (it runs under ``bitfusion run``), its provisioner config's ``gpu_backend`` when set, else
+        None (any offered backend)."""
+        model: Mapping[str, Any] = self._specs.get_all_specs().get(kernelspec) or {}
+        provisioner = model.get("spec", {}).get("metadata", {}).get("kernel_provisioner") or {}
+        if provisioner.get("provisioner_name") in _PROVISIONERS["local"]:
+            return "bitfusion"
+        configured = str((provisioner.get("config") or {}).get("gpu_backend") or "").strip()
+        if not configured:
+            return None
+        try:
+            return get_backend(configured).name
+        except UnknownBackend as error:
+            raise ApiError(400, f"kernelspec {kernelspec}: {error}", field="kernelspec") from None
+
     def gpu_kernelspecs(self) -> dict[str, str]:
         """name → display name of the kernelspecs that run on a slice: the configured list, else
-        those whose provisioner is this backend's Bitfusion provisioner."""
+        those whose provisioner is one of this backend's GPU provisioners."""
         found: Mapping[str, Any] = self._specs.get_all_specs()
-        wanted = _PROVISIONER[self.backend]
+        wanted = _PROVISIONERS[self.backend]
         names = self._configured_specs or [
             name
             for name, model in found.items()
             if (model.get("spec", {}).get("metadata", {}).get("kernel_provisioner") or {}).get(
                 "provisioner_name"
             )
-            == wanted
+            in wanted
         ]
         return {
             name: str(found[name].get("spec", {}).get("display_name") or name)
@@ -184,10 +210,13 @@ class GpuService:
     # ----- kernels -------------------------------------------------------------------------------
 
     async def launch(self, body: Mapping[str, Any]) -> Json:
-        """Validate ``{slice, kernelspec?, path?}``, check quota and pool, start in the background.
+        """Validate ``{slice, kernelspec?, backend?, path?}``, price the slice on the GPU backend
+        (the kernelspec's, else ``backend``, else the default), check quota and pool, start in the
+        background.
 
-        Raises ``ApiError``: 400 (field named) for a bad slice, kernelspec or path; 409 when the
-        slice does not fit the quota or the pool; 503 when the backend cannot be read.
+        Raises ``ApiError``: 400 (field named) for a bad slice, kernelspec, backend or path, or a
+        slice that backend cannot honour; 409 when the slice does not fit the quota or the pool;
+        503 when the backend cannot be read.
         """
         slice_text = _text_field(body, "slice", 'e.g. {"slice": "1x50%"}')
         if slice_text is None or not slice_text.strip():
@@ -204,24 +233,67 @@ class GpuService:
                 field="kernelspec",
             )
         path = _text_field(body, "path", "a text path")
+        name = await self._launch_backend(
+            str(kernelspec), _text_field(body, "backend", "the name of a GPU backend in GET info")
+        )
         async with self._launching:  # two tabs must not both spend the last of the quota
             self._quota_cache.invalidate()  # decide on fresh numbers, not a tab's cached view
-            verdict = await self.price(slice_text)
-            if not verdict.fits:
-                raise ApiError(409, verdict.reason or "The slice does not fit", field=verdict.field)
+            if name == "bitfusion":
+                verdict = await self.price(slice_text)
+                if not verdict.fits:
+                    raise ApiError(
+                        409, verdict.reason or "The slice does not fit", field=verdict.field
+                    )
+                gpu_slice, units = verdict.gpu_slice, verdict.units
+            else:
+                gpu_slice, units = await self._admit_on(name, slice_text), None
             record = self.kernels.launch(
-                verdict.gpu_slice,
-                units=verdict.units,
+                gpu_slice,
+                units=units,
                 kernelspec=str(kernelspec),
                 path=path or None,
+                gpu_backend=name,
             )
         return {
             "id": record.kernel_id,
             "slice": record.gpu_slice.to_text(),
             "kernelspec": record.kernelspec,
+            "backend": name,
             "state": record.state,
             "units": record.units,
         }
+
+    async def _launch_backend(self, kernelspec: str, asked: str | None) -> str:
+        """The GPU backend a launch runs on: the kernelspec's when it is tied to one (``asked``
+        must then agree), else ``asked``, else the default; always one offered here. Raises
+        ``ApiError`` 400 naming the ``backend`` field."""
+        tied = self.kernelspec_backend(kernelspec)
+        wanted = (asked or "").strip().lower()
+        if tied and wanted and wanted != tied:
+            raise ApiError(
+                400,
+                f"backend {wanted} cannot run kernelspec {kernelspec}: it runs on the {tied} "
+                f"backend only; choose {tied}, or a kernelspec without a gpu_backend",
+                field="backend",
+            )
+        return await self._offered_backend(tied or wanted)
+
+    async def _admit_on(self, name: str, slice_text: str) -> GpuSlice:
+        """The slice ``name`` will serve, priced on its pool and checked against its quota keys:
+        the form a provisioner renders without the pool (``GpuBackend.resolve``). Raises
+        ``ApiError`` 400 for a slice ``name`` cannot honour, 409 when it does not fit the quota."""
+        gpu_backend = get_backend(name)
+        gpu_slice = _parse_slice(slice_text)
+        offer = offer_from_pool(await self._pool_or_none(), name, self._per_gpu_memory)
+        try:
+            resolved = gpu_backend.resolve(gpu_slice, offer)
+        except SliceError as refused:
+            raise ApiError(400, str(refused), field="slice") from None
+        entries = ((await self.quota()).get("gpu_quotas") or {}).get(name, [])
+        verdict = price_json(gpu_backend, gpu_slice, entries, offer)
+        if not verdict["fits"]:
+            raise ApiError(409, str(verdict["reason"]), field="slice")
+        return resolved
 
     # ----- the quota gate every local kernel start passes (kernels.launch_slice.LaunchGate) -------
 

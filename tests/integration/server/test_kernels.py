@@ -32,7 +32,8 @@ def test_a_gpu_kernel_starts_on_its_slice_is_listed_and_stops(
     # Then the answer comes at once and the start is followed to ready
     assert response.code == 202
     assert launched == {
-        "id": kernel_id, "slice": "1x50%", "kernelspec": "python3", "state": "starting", "units": 50,
+        "id": kernel_id, "slice": "1x50%", "kernelspec": "python3", "backend": "bitfusion",
+        "state": "starting", "units": 50,
     }  # fmt: skip
     assert response.headers["Location"].endswith(f"/bitfusion/api/kernels/{kernel_id}")
     stages = follow(kernel_id)

@@ -197,6 +197,78 @@ def test_a_quota_refusal_is_the_api_message_on_one_line() -> None:
     assert api.objects == {}
 
 
+def test_submit_on_hami_puts_hamis_keys_on_the_pod_and_nothing_of_bitfusion(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    api = FakeKubeApi(pod_statuses=[])
+
+    _run(
+        _commands(api),
+        "submit 1x8Gi cores=30 --backend hami --image img --name h1 --detach -- python x.py",
+    )
+
+    pod = api.objects[("Pod", "team", "h1")]
+    limits = pod["spec"]["containers"][0]["resources"]["limits"]
+    assert limits == {
+        "nvidia.com/gpu": "1",
+        "nvidia.com/gpumem": "8192",
+        "nvidia.com/gpucores": "30",
+    }
+    assert not any("bitfusion" in key for key in pod["metadata"]["annotations"])
+    assert "created pod h1 in namespace team on 1x8Gi cores=30 (HAMi)" in capsys.readouterr().out
+
+
+def test_submit_takes_the_kernels_backend_when_none_is_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BF_GPU_BACKEND", "nvidia")
+    api = FakeKubeApi(pod_statuses=[])
+
+    _run(_commands(api), "submit mig-1g.10gb --image img --name m1 --detach -- x")
+
+    pod = api.objects[("Pod", "team", "m1")]
+    assert pod["spec"]["containers"][0]["resources"]["limits"] == {"nvidia.com/mig-1g.10gb": "1"}
+
+
+def test_submit_maps_a_memory_slice_onto_the_mig_profiles_the_nodes_offer() -> None:
+    api = FakeKubeApi(pod_statuses=[])
+    node = {
+        "metadata": {"name": "gpu-1", "labels": {}},
+        "status": {"allocatable": {"nvidia.com/mig-1g.10gb": "7", "nvidia.com/mig-3g.40gb": "2"}},
+    }
+    api.list = lambda kind, namespace="", **_: [node] if kind == "Node" else []  # type: ignore[method-assign]
+
+    _run(_commands(api), "submit 1x20Gi --backend nvidia --image img --name m2 --detach -- x")
+
+    pod = api.objects[("Pod", "team", "m2")]
+    assert pod["spec"]["containers"][0]["resources"]["limits"] == {"nvidia.com/mig-3g.40gb": "1"}
+
+
+@pytest.mark.parametrize(
+    ("line", "says"),
+    [
+        (
+            "submit 1x50% --backend nvidia-time-slicing --image i -- x",
+            "%bitfusion submit: gpu-percent 50% cannot be honoured by NVIDIA time-slicing: ask for",
+        ),
+        (
+            "submit 1 --backend cuda --image i -- x",
+            "%bitfusion submit: backend 'cuda' is not known: use one of",
+        ),
+    ],
+)
+def test_submit_refuses_what_the_backend_cannot_serve_in_one_line_creating_nothing(
+    line: str, says: str
+) -> None:
+    api = FakeKubeApi(pod_statuses=[])
+
+    with pytest.raises(MagicError) as refused:
+        _run(_commands(api), line)
+
+    assert str(refused.value).startswith(says)
+    assert api.objects == {}
+
+
 def test_without_a_cluster_every_cluster_subcommand_says_so_in_one_line() -> None:
     for line in ("submit 1 --image i -- x", "jobs", "logs a", "cancel a"):
         with pytest.raises(MagicError, match=r"^%bitfusion \w+: no Kubernetes API configured"):
