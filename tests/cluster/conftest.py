@@ -1,7 +1,6 @@
 """Fixtures of the test cluster.
 
-- ``control_plane`` (session): a started ``ControlPlane`` of the pinned release, stopped at the end.
-  Fails (never skips) with a one-line hint when the binaries are not built: ``make cluster-binaries``.
+- ``control_plane`` (session): from ``tests/support/cluster_fixtures.py``, shared by every layer.
 - ``namespace`` (per test): a fresh namespace on it whose ``default`` ServiceAccount exists,
   deleted (and awaited) afterwards.
 """
@@ -15,15 +14,6 @@ from collections.abc import Iterator
 import pytest
 
 from tests.cluster.control_plane import ControlPlane
-
-
-@pytest.fixture(scope="session")
-def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    plane = ControlPlane(tmp_path_factory.mktemp("control-plane")).start()
-    try:
-        yield plane
-    finally:
-        plane.stop()
 
 
 @pytest.fixture

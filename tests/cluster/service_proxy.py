@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import ipaddress
 import itertools
+import json
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -75,9 +76,17 @@ class _Listener:
 class ServiceProxy:
     """Start with ``start()``, end with ``stop()`` (every listener and connection closes)."""
 
-    def __init__(self, kubeconfig: Path, *, apiserver: tuple[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        kubeconfig: Path,
+        *,
+        apiserver: tuple[str, int] | None = None,
+        dns_file: Path | None = None,
+    ) -> None:
         self.kubeconfig = kubeconfig
         self.apiserver = apiserver
+        # ``<name>.<namespace>.svc`` → cluster IP, as JSON, for the pods' DNS stand-in
+        self.dns_file = dns_file
         self.services: dict[tuple[str, str], Obj] = {}
         self.pods: dict[str, Obj] = {}  # uid → pod
         self._listeners: dict[tuple[str, int], _Listener] = {}  # (cluster IP, port) → listener
@@ -243,7 +252,20 @@ class ServiceProxy:
                     wanted[(ip, int(port["port"]))] = port
         return wanted
 
+    def _write_dns(self) -> None:
+        if self.dns_file is None:
+            return
+        table = {
+            f"{name}.{namespace}.svc": (service.get("spec") or {}).get("clusterIP")
+            for (namespace, name), service in self.services.items()
+            if (service.get("spec") or {}).get("clusterIP") not in (None, "", "None")
+        }
+        partial_file = self.dns_file.with_suffix(".partial")
+        partial_file.write_text(json.dumps(table))
+        partial_file.replace(self.dns_file)  # readers never see half a table
+
     async def _sync_listeners(self, key: tuple[str, str]) -> None:
+        self._write_dns()
         service = self.services.get(key)
         wanted = self._wanted(service) if service is not None else {}
         for address, listener in list(self._listeners.items()):

@@ -92,7 +92,7 @@ class BitfusionStack:
             self._start_node()
             self._deploy()
             api = KubeApi.connect(kubeconfig=str(self.control_plane.kubeconfig))
-            self.handle = ClusterHandle(self.control_plane.kubeconfig, api)
+            self.handle = ClusterHandle(self.control_plane.kubeconfig, api, self.control_plane)
             self.handle.namespace_setup.append(self._prepare_namespace)
             self._wait_until_ready()
             return self.handle
@@ -111,7 +111,9 @@ class BitfusionStack:
         from tests.cluster.service_proxy import ServiceProxy
 
         self.proxy = ServiceProxy(
-            self.control_plane.kubeconfig, apiserver=self.control_plane.apiserver_address
+            self.control_plane.kubeconfig,
+            apiserver=self.control_plane.apiserver_address,
+            dns_file=self.root / "cluster-dns.json",
         ).start()
         self.kubelet = ProcessKubelet(
             self.control_plane,

@@ -13,7 +13,7 @@ import pytest
 
 from bf_jupyter.kubeapi import KubeApi
 from tests.cluster.kubelet import ProcessKubelet
-from tests.cluster.kubelet.pod_specs import NODE
+from tests.cluster.kubelet.pod_specs import NODE, TAINT
 from tests.e2e.cluster_handle import ClusterHandle
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 @pytest.fixture(scope="session")
 def kubelet(control_plane: ControlPlane) -> Iterator[ProcessKubelet]:
-    node = ProcessKubelet(control_plane, NODE, device_plugins=True).start()
+    node = ProcessKubelet(control_plane, NODE, device_plugins=True, taints=[TAINT]).start()
     try:
         yield node
     finally:

@@ -28,6 +28,7 @@ from tests.cluster.kubelet.device_plugins import Allocation, DeviceManager
 from tests.cluster.kubelet.events import EventRecorder
 from tests.cluster.kubelet.kubelet_server import KubeletServer, LogUnavailable
 from tests.cluster.kubelet.node_api import NodeApi
+from tests.cluster.kubelet.node_runtime import NodeRuntime
 from tests.cluster.kubelet.pod_status import HOST_IP, now_rfc3339
 from tests.cluster.kubelet.pod_worker import Backoff, PodWorker
 from tests.cluster.kubelet.sandbox import PodSandbox
@@ -59,6 +60,12 @@ class ControlPlaneAccess(Protocol):
     def node_kubeconfig(self, node_name: str) -> Path: ...
 
     def issue_serving_cert(self, hosts: list[str]) -> tuple[bytes, bytes]: ...
+
+    @property
+    def server(self) -> str: ...
+
+    @property
+    def ca_file(self) -> Path: ...
 
 
 class PodAddresses:
@@ -103,6 +110,9 @@ class ProcessKubelet:
         addresses: PodAddresses | None = None,
         backoff: Backoff | None = None,
         lease_renew_seconds: float = 10,
+        image_files: Mapping[str, Mapping[str, Path]] | None = None,
+        cluster_dns: Path | None = None,
+        taints: list[Obj] | None = None,
     ) -> None:
         self.control_plane = control_plane
         self.node_name = node_name
@@ -118,6 +128,9 @@ class ProcessKubelet:
         self.plugin_dir = self._socket_dir() if device_plugins else None
         self.workers: dict[str, PodWorker] = {}
         self.port = 0
+        self.runtime = NodeRuntime(image_files=dict(image_files or {}), cluster_dns=cluster_dns)
+        self.host_paths = self.runtime.host_paths  # hostPath → folder here, e.g. device plugins
+        self.taints = list(taints or [])
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name=f"kubelet-{node_name}", daemon=True
@@ -199,6 +212,9 @@ class ProcessKubelet:
         self.pods_dir.mkdir(parents=True, exist_ok=True)
         kubeconfig = self.control_plane.node_kubeconfig(self.node_name)
         self._api = NodeApi(kubeconfig, self.node_name)
+        self.runtime.apiserver = self.control_plane.server
+        self.runtime.ca_file = self.control_plane.ca_file
+        self.runtime.request_token = self._api.request_token
         self._events = EventRecorder(self._api)
         self._events.start()
         cert, key = self.control_plane.issue_serving_cert([HOST_IP, self.node_name])
@@ -238,7 +254,7 @@ class ProcessKubelet:
         }
         return {
             "metadata": {"name": self.node_name, "labels": labels},
-            "spec": {},
+            "spec": {"taints": self.taints} if self.taints else {},
             "status": {
                 "capacity": dict(self.capacity),
                 "allocatable": dict(self.capacity),
@@ -343,7 +359,7 @@ class ProcessKubelet:
 
     def _start_pod(self, pod: Obj) -> None:
         assert self._api is not None and self._events is not None
-        sandbox = PodSandbox(self.pods_dir, pod, self._api.find)
+        sandbox = PodSandbox(self.pods_dir, pod, self._api.find, self.runtime)
         worker = PodWorker(
             pod,
             sandbox=sandbox,

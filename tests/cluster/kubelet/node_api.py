@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime, timezone
@@ -58,6 +59,40 @@ class NodeApi:
             if error.not_found:
                 return None
             raise
+
+    async def request_token(
+        self,
+        namespace: str,
+        service_account: str,
+        audience: str,
+        expiration_seconds: int,
+        pod_name: str,
+        pod_uid: str,
+    ) -> str:
+        """A service-account token bound to the pod (TokenRequest, as a kubelet asks for one)."""
+        body = {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {
+                "audiences": [audience] if audience else [],
+                "expirationSeconds": max(expiration_seconds, 600),
+                "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": pod_name, "uid": pod_uid},
+            },
+        }
+        return await self.call(self._token_request, namespace, service_account, body)
+
+    def _token_request(self, namespace: str, service_account: str, body: Obj) -> str:
+        # KubeApi has no subresource create (the product needs none); the official client does.
+        from kubernetes import client
+
+        core = client.CoreV1Api(self.api._client)
+        try:
+            response = core.create_namespaced_service_account_token(
+                service_account, namespace, body, _preload_content=False
+            )
+        except client.ApiException as error:
+            raise KubeApiError(str(error.body or error.reason), status=error.status or 0, reason=str(error.reason)) from None
+        return str(json.loads(response.data)["status"]["token"])
 
     # ----- pods ----------------------------------------------------------------------------------
 

@@ -7,6 +7,9 @@ from typing import Any
 
 Obj = dict[str, Any]
 NODE = "kubelet-test"
+# Keeps every other test's pods off the test node (the e2e stack's node shares the control plane).
+TAINT = {"key": "bf-jupyter.test/kubelet-tests", "value": "only", "effect": "NoSchedule"}
+TOLERATION = {"key": TAINT["key"], "operator": "Equal", "value": "only", "effect": "NoSchedule"}
 
 
 def pod(name: str, command: list[str], **spec: Any) -> Obj:
@@ -19,6 +22,7 @@ def pod(name: str, command: list[str], **spec: Any) -> Obj:
             "restartPolicy": "Never",
             "terminationGracePeriodSeconds": 1,
             "nodeSelector": {"kubernetes.io/hostname": NODE},
+            "tolerations": [TOLERATION],
             "containers": [container],
             **spec,
         },

@@ -32,6 +32,7 @@ from tests.cluster.kubelet.pod_status import (
     pod_phase,
     pod_status,
 )
+from tests.cluster.kubelet.probes import wait_until_ready
 from tests.cluster.kubelet.sandbox import ContainerConfigError, MountError, PodSandbox
 
 if TYPE_CHECKING:
@@ -263,18 +264,26 @@ class PodWorker:
         self.processes[name] = process
         if self.stopping.is_set():  # the pod began stopping while this container was starting
             kill_group(process.pid, signal.SIGKILL)
+        probe = container.get("readinessProbe") if section == "containers" else None
         table[name].update(
             state={"running": {"startedAt": started}},
-            ready=True,
+            ready=probe is None,
             started=True,
             containerID=container_id,
         )
         self.publish()
+        readiness = (
+            asyncio.get_running_loop().create_task(self._become_ready(probe, container, table))
+            if probe is not None
+            else None
+        )
         self.events.record(
             self.pod, "Normal", "Started", f"Started container {name}", field_path=where
         )
         await self._pump(process, log)
         code = await process.wait()
+        if readiness is not None:
+            readiness.cancel()
         self.processes.pop(name, None)
         kill_group(
             process.pid, signal.SIGKILL
@@ -290,6 +299,13 @@ class PodWorker:
             container_id=container_id,
         )
         return 128 - code if code < 0 else code
+
+    async def _become_ready(self, probe: Obj, container: Obj, table: dict[str, Obj]) -> None:
+        await wait_until_ready(probe, self.pod_ip, container)
+        status = table.get(container["name"]) or {}
+        if "running" in (status.get("state") or {}):
+            status["ready"] = True
+            self.publish()
 
     async def _pump(self, process: asyncio.subprocess.Process, log: ContainerLog) -> None:
         assert process.stdout is not None

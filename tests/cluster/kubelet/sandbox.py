@@ -9,7 +9,9 @@ each of its container's mount paths rewritten to the volume's directory wherever
 as a path (at the start, or after ``:``, ``=``, whitespace or a quote, and followed by ``/``, the end,
 ``:``, whitespace or a quote). ``cp /src /bitfusion/`` with ``/bitfusion`` mounted becomes
 ``cp /src <pod dir>/volumes/bitfusion/``; ``LD_LIBRARY_PATH=/bitfusion/lib:/usr/lib`` keeps
-``/usr/lib``. Paths a program computes at run time are not rewritten; ``BF_EMULATOR_POD_DIR`` names
+``/usr/lib``. A ConfigMap's files are configuration that names paths too: each container gets its own
+copy of a mounted ConfigMap volume with the same rewriting. Other paths a program computes at run
+time are not rewritten; ``BF_EMULATOR_POD_DIR`` names
 the pod directory for tests that need it. The "image" is this machine: ``PATH`` starts with the
 directory of the running Python so ``python`` and the project's scripts resolve; an image's files
 are this machine's files (a client "image" names its directory on this machine, e.g. ``clientDir``
@@ -17,8 +19,9 @@ in the webhook's client table).
 
 Secrets and ConfigMaps are read from the API server as the node (``fetch``): the Node authorizer
 lets a kubelet read exactly those its pods reference. Projected volumes get their ``secret``,
-``configMap`` and ``downwardAPI`` sources; a ``serviceAccountToken`` source is left out (a process
-cannot see it at the fixed path in-cluster clients read, so pods are given a kubeconfig instead).
+``configMap``, ``downwardAPI`` and ``serviceAccountToken`` sources. What else the node provides —
+image files, remapped hostPaths, tokens, a kubeconfig for in-cluster clients, cluster DNS — is
+described in ``node_runtime``.
 """
 
 from __future__ import annotations
@@ -33,6 +36,12 @@ from pathlib import Path
 from typing import Any
 
 from bf_jupyter.kubeapi import KubeApiError, KubeUnavailable
+from tests.cluster.kubelet.node_runtime import (
+    CLUSTER_DNS_ENV,
+    POD_PYTHON,
+    SERVICE_ACCOUNT_DIR,
+    NodeRuntime,
+)
 
 Obj = dict[str, Any]
 Fetch = Callable[[str, str, str], Awaitable[Obj | None]]  # (kind, namespace, name) → object
@@ -93,24 +102,31 @@ def downward_value(pod: Obj, path: str) -> str:
 
 
 def rewrite_paths(text: str, mounts: dict[str, Path]) -> str:
-    """Replace each mount path appearing as a path in ``text`` by its directory (longest first)."""
-    for mount_path in sorted(mounts, key=len, reverse=True):
-        pattern = re.compile(
-            r"(?<![^\s:='\"])" + re.escape(mount_path.rstrip("/")) + r"(?=$|[/:\s'\"])"
-        )
-        target = str(mounts[mount_path]).replace("\\", "\\\\")
-        text = pattern.sub(target, text)
-    return text
+    """Replace each mount path appearing as a path in ``text`` by its directory, in one pass (the
+    longest mount path wins; a replaced path is never rewritten again, e.g. by a ``/tmp`` mount)."""
+    paths = sorted((p.rstrip("/") for p in mounts if p.rstrip("/")), key=len, reverse=True)
+    if not paths:
+        return text
+    targets = {p.rstrip("/"): str(folder) for p, folder in mounts.items() if p.rstrip("/")}
+    pattern = re.compile(
+        r"(?<![^\s:='\"])(" + "|".join(re.escape(p) for p in paths) + r")(?=$|[/:\s'\"])"
+    )
+    return pattern.sub(lambda match: targets[match.group(1)], text)
 
 
 class PodSandbox:
     """One pod's directory, volumes and per-container plans."""
 
-    def __init__(self, root: Path, pod: Obj, fetch: Fetch) -> None:
+    def __init__(
+        self, root: Path, pod: Obj, fetch: Fetch, runtime: NodeRuntime | None = None
+    ) -> None:
         self.dir = root / pod["metadata"]["uid"]
         self.pod = pod
         self.fetch = fetch
+        self.runtime = runtime or NodeRuntime()
         self.volumes: dict[str, Path] = {}
+        self.token_files: dict[str, Path] = {}  # volume name → its service-account token file
+        self.config_volumes: set[str] = set()  # ConfigMap volumes: rewritten per container
 
     async def setup_volumes(self) -> None:
         """Materialise every volume; raises ``MountError`` (with kubelet's wording) if one cannot be."""
@@ -120,7 +136,7 @@ class PodSandbox:
             name = volume.get("name", "")
             target = self.dir / "volumes" / name
             if "hostPath" in volume:
-                self.volumes[name] = Path(volume["hostPath"].get("path", "/"))
+                self.volumes[name] = self.runtime.host_path(volume["hostPath"].get("path", "/"))
                 continue
             target.mkdir(parents=True, exist_ok=True)
             self.volumes[name] = target
@@ -136,6 +152,7 @@ class PodSandbox:
                     decode=True,
                 )
             elif "configMap" in volume:
+                self.config_volumes.add(name)
                 source = volume["configMap"]
                 await self._write_items(
                     target,
@@ -169,6 +186,31 @@ class PodSandbox:
                 )  # fmt: skip
             elif "downwardAPI" in part:
                 self._write_downward(target, part["downwardAPI"].get("items") or [])
+            elif "serviceAccountToken" in part:
+                await self._write_token(target, volume, part["serviceAccountToken"])
+
+    async def _write_token(self, target: Path, volume: str, source: Obj) -> None:
+        if self.runtime.request_token is None:
+            raise MountError(
+                f'MountVolume.SetUp failed for volume "{volume}" : this node issues no tokens'
+            )
+        meta, spec = self.pod["metadata"], self.pod.get("spec") or {}
+        try:
+            token = await self.runtime.request_token(
+                meta["namespace"],
+                spec.get("serviceAccountName") or "default",
+                str(source.get("audience", "")),
+                int(source.get("expirationSeconds", 3600)),
+                meta["name"],
+                meta["uid"],
+            )
+        except (KubeApiError, KubeUnavailable) as error:
+            raise MountError(f'MountVolume.SetUp failed for volume "{volume}" : {error}') from None
+        file = target / str(source.get("path", "token"))
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_text(token)
+        file.chmod(0o600)
+        self.token_files.setdefault(volume, file)
 
     def _write_downward(self, target: Path, items: list[Obj]) -> None:
         for item in items:
@@ -232,7 +274,9 @@ class PodSandbox:
     ) -> ContainerPlan:
         """argv, env and working directory for one container (``device_mounts``: what device
         plugins mount, container path → host path); raises ``ContainerConfigError``."""
-        mounts: dict[str, Path] = dict(device_mounts or {})
+        mounts: dict[str, Path] = self.runtime.files_of(str(container.get("image", "")))
+        mounts.update(device_mounts or {})
+        in_cluster_token: Path | None = None
         for mount in container.get("volumeMounts") or []:
             volume = self.volumes.get(mount.get("name", ""))
             mount_path = str(mount.get("mountPath", ""))
@@ -241,9 +285,17 @@ class PodSandbox:
                     f'cannot mount volume "{mount.get("name")}" at "{mount_path}"'
                 )
             mounts[mount_path] = volume / mount["subPath"] if mount.get("subPath") else volume
+            token = self.token_files.get(mount.get("name", ""))
+            if mount_path.rstrip("/") == SERVICE_ACCOUNT_DIR and token is not None:
+                in_cluster_token = mounts[mount_path] / token.name
+        for mount in container.get("volumeMounts") or []:
+            if mount.get("name") in self.config_volumes and not mount.get("subPath"):
+                mount_path = str(mount["mountPath"])
+                mounts[mount_path] = self._rewritten_copy(container, mount["name"], mounts)
         env = await self._environment(container, pod, extra_env)
         for name, value in env.items():
             env[name] = rewrite_paths(value, mounts)
+        self._node_environment(env, in_cluster_token)  # paths on this machine already
         words = [*(container.get("command") or []), *(container.get("args") or [])]
         if not container.get("command"):
             raise ContainerConfigError(
@@ -254,6 +306,36 @@ class PodSandbox:
         work = container.get("workingDir")
         cwd = Path(rewrite_paths(work, mounts)) if work else self.dir / "home"
         return ContainerPlan(argv, env, cwd, mounts)
+
+    def _rewritten_copy(self, container: Obj, volume: str, mounts: dict[str, Path]) -> Path:
+        """This container's copy of a ConfigMap volume, its text files' mount paths rewritten."""
+        source = self.volumes[volume]
+        copy = self.dir / "containers" / str(container.get("name")) / volume
+        for file in source.rglob("*"):
+            if not file.is_file():
+                continue
+            target = copy / file.relative_to(source)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                target.write_text(rewrite_paths(file.read_text(), mounts))
+            except UnicodeDecodeError:
+                target.write_bytes(file.read_bytes())
+            target.chmod(file.stat().st_mode & 0o777)
+        return copy
+
+    def _node_environment(self, env: dict[str, str], in_cluster_token: Path | None) -> None:
+        """What stands in for in-cluster API access and cluster DNS (``node_runtime``)."""
+        if in_cluster_token is not None and "KUBECONFIG" not in env:
+            kubeconfig = self.dir / "in-cluster.kubeconfig"
+            kubeconfig.write_text(
+                self.runtime.kubeconfig_text(in_cluster_token, self.pod["metadata"]["namespace"])
+            )
+            env["KUBECONFIG"] = str(kubeconfig)
+        if self.runtime.cluster_dns is not None:
+            env[CLUSTER_DNS_ENV] = str(self.runtime.cluster_dns)
+            env["PYTHONPATH"] = os.pathsep.join(
+                p for p in (str(POD_PYTHON), env.get("PYTHONPATH", "")) if p
+            )
 
     async def _environment(
         self, container: Obj, pod: Obj, extra_env: dict[str, str]
