@@ -189,15 +189,19 @@ class KubeApi:
         """Delete; returns False when the object was already gone. ``propagation_policy``
         (``Background``, ``Foreground``, ``Orphan``) says what happens to what it owns (a Job's pods);
         ``uid`` deletes only that incarnation (a precondition: a conflict raises ``KubeApiError``)."""
+        # With a body (DeleteOptions) the API server ignores the query's options: all go in it.
+        options = {
+            "gracePeriodSeconds": grace_period_seconds,
+            "propagationPolicy": propagation_policy,
+            "preconditions": {"uid": uid} if uid else None,
+        }
         try:
             self._call(
                 kind,
                 "delete",
                 name=name,
                 namespace=namespace,
-                grace_period_seconds=grace_period_seconds,
-                propagation_policy=propagation_policy,
-                body={"preconditions": {"uid": uid}} if uid else None,
+                body={k: v for k, v in options.items() if v is not None} or None,
             )
         except KubeApiError as error:
             if error.not_found:
