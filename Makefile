@@ -14,10 +14,10 @@ JLPM := PATH="$(abspath $(BIN)):$$PATH" $(abspath $(BIN))/jlpm
 LABEXT_SOURCES := $(wildcard labextension/src/*.ts labextension/src/*.tsx labextension/style/*.* \
   labextension/style/icons/*.svg labextension/schema/*.json) labextension/package.json labextension/yarn.lock
 
-.PHONY: help install demo test lint format pytest jstest protos clean
+.PHONY: help install demo test lint format pytest jstest cluster-binaries protos clean
 
 help:  ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -63,7 +63,12 @@ format: install $(STAMPS)/node  ## Rewrite sources with ruff format, ruff's fixe
 	$(BIN)/ruff check --fix .
 	cd labextension && $(JLPM) prettier
 
-pytest: install $(STAMPS)/chromium  ## Run the Python test suites only
+# The e2e tests' control plane (etcd, kube-apiserver, kube-scheduler, kube-controller-manager, kubectl),
+# built from the release pinned in tests/cluster/build/go.mod into a cache outside the checkout.
+cluster-binaries:  ## Build (or reuse) the e2e control plane's binaries from the pinned release
+	tests/cluster/build/build.sh
+
+pytest: install $(STAMPS)/chromium cluster-binaries  ## Run the Python test suites only
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 jstest: $(STAMPS)/node  ## Run the sidebar's jest tests

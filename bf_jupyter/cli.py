@@ -19,11 +19,15 @@ from bf_jupyter import __version__
 # subcommand → module implementing it (see the module docstring for the protocol).
 COMMANDS: dict[str, str] = {
     "webhook": "bf_jupyter.cluster.webhook.command",
+    "token-service": "bf_jupyter.cluster.tokenservice.command",
+    "token-fetch": "bf_jupyter.cluster.tokenservice.fetch",
     "certs": "bf_jupyter.cluster.certs",
     "device-plugin": "bf_jupyter.cluster.deviceplugin.command",
     "kernelspec": "bf_jupyter.kernels.kernelspec_cli",
     "lab": "bf_jupyter.server.lab_command",
     "pool": "bf_jupyter.bitfusion.pool_command",
+    "slice-guard": "bf_jupyter.bitfusion.guard",
+    "slice": "bf_jupyter.backends.explain_command",
 }
 
 

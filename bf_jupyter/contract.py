@@ -17,6 +17,7 @@ __all__ = [
     "ANNOTATION_MANAGEMENT",
     "ANNOTATION_STATUS",
     "COMPONENT_WORKLOAD",
+    "ENV_GPU_BACKEND",
     "ENV_SLICE",
     "LABEL_COMPONENT",
     "LABEL_KERNEL_ID",
@@ -27,6 +28,7 @@ __all__ = [
     "RESOURCE_AMOUNT",
     "RESOURCE_MEMORY",
     "RESOURCE_PERCENT",
+    "SLICE_LIMIT_ENV",
     "SLICE_RESOURCE_KEYS",
     "STATUS_INJECTED",
     "UNITS_PER_GPU",
@@ -70,6 +72,13 @@ COMPONENT_WORKLOAD = "workload"
 
 # The slice a kernel or submitted workload runs on, in text form (``1x50%``), for code inside it.
 ENV_SLICE = "BF_SLICE"
+# The GPU backend a kernel's slice is served by (hami, nvidia…): set by the server at launch, read
+# by the Kubernetes provisioner and, as the default of ``%bitfusion submit --backend``, the kernel.
+ENV_GPU_BACKEND = "BF_GPU_BACKEND"
+
+# Injection mode: the slice (text form) the client's slice guard lets `bitfusion run` ask for; the
+# webhook sets it on each container it gives the client without wrapping its command.
+SLICE_LIMIT_ENV = "BF_JUPYTER_SLICE_LIMIT"
 
 # Which notebook server launched a kernel pod: its reaper deletes only its own orphans.
 LABEL_SERVER = "bf-jupyter/server"

@@ -27,6 +27,9 @@ _SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/name
 
 
 # kind → (client API class, resource name in its method names)
+# A log line longer than this is cut (a process printing without newlines must not grow one line
+# in the kernel's memory forever); metric records are far shorter.
+LOG_MAX_LINE = 256 * 1024
 _KINDS: dict[str, tuple[str, str]] = {
     "Pod": ("CoreV1Api", "pod"),
     "Secret": ("CoreV1Api", "secret"),
@@ -38,6 +41,8 @@ _KINDS: dict[str, tuple[str, str]] = {
     "Job": ("BatchV1Api", "job"),
     "Service": ("CoreV1Api", "service"),
     "Lease": ("CoordinationV1Api", "lease"),
+    # create only: the token service asks whether a service-account token is valid
+    "TokenReview": ("AuthenticationV1Api", "token_review"),
 }
 
 
@@ -187,8 +192,9 @@ class KubeApi:
         uid: str | None = None,
     ) -> bool:
         """Delete; returns False when the object was already gone. ``propagation_policy``
-        (``Background``, ``Foreground``, ``Orphan``) says what happens to what it owns (a Job's pods);
-        ``uid`` deletes only that incarnation (a precondition: a conflict raises ``KubeApiError``)."""
+        (``Background``, ``Foreground``, ``Orphan``) says what happens to what it owns (a Job's pods).
+        With ``uid``, only that very object is deleted: one created since under the same name is
+        refused by the API server (``KubeApiError`` 409)."""
         # With a body (DeleteOptions) the API server ignores the query's options: all go in it.
         options = {
             "gracePeriodSeconds": grace_period_seconds,
@@ -296,7 +302,7 @@ class KubeApi:
             )
         except Exception as error:
             raise self._translate(error) from None
-        return LineStream(response, self._translate)
+        return LineStream(response, self._translate, max_line=LOG_MAX_LINE)
 
     # ----- plumbing ------------------------------------------------------------------------------
 

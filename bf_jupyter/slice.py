@@ -1,7 +1,10 @@
 """The GPU-slice contract: the one owner of how a slice is parsed, validated and rendered.
 
-A slice is N GPUs from one Bitfusion server × either a whole-percent share of each GPU or an amount
-of memory per GPU, plus optional Bitfusion ``--filter`` terms. It travels unchanged from the picker,
+A slice is N GPUs × one share of each: a whole percent, an amount of memory, a named MIG profile
+(``mig-1g.10gb``) or one shared replica (``shared``, time-slicing or MPS); optionally a compute
+share (``cores=30``, percent of each GPU's compute) and filter terms (``device.name=V100``,
+``device.name!=T4``, ``device.uuid=GPU-…``). Which of these a GPU-sharing stack honours is the
+backends' business (``bf_jupyter.backends``); this module only parses, validates and formats. It travels unchanged from the picker,
 the magic and the hub profile through the server, the provisioner and the pod spec to the webhook
 and the ``bitfusion run`` command line, so nothing else in the project parses or formats one.
 
@@ -29,6 +32,7 @@ from bf_jupyter.contract import (
 from bf_jupyter.quantity import MIB, QuantityError, format_bytes, parse_quantity
 
 __all__ = [
+    "BITFUSION_FILTER_KEYS",
     "FILTER_KEYS",
     "MAX_AMOUNT",
     "TEXT_FORMS",
@@ -38,7 +42,7 @@ __all__ = [
     "parse_filters",
 ]
 
-FILTER_KEYS = frozenset(
+BITFUSION_FILTER_KEYS = frozenset(
     {
         "server.addr",
         "server.hostname",
@@ -50,11 +54,18 @@ FILTER_KEYS = frozenset(
         "device.phy-memory",
     }
 )
+# device.uuid selects GPUs by UUID (HAMi's use-gpuuuid); Bitfusion has no such filter.
+FILTER_KEYS = BITFUSION_FILTER_KEYS | {"device.uuid"}
 # A Bitfusion server holds a handful of GPUs; the bound only catches typos and keeps units int64.
 MAX_AMOUNT = 64
 _MIN_MEMORY = MIB
 _MAX_MEMORY = 1 << 40
-TEXT_FORMS = "N, NxP% or NxMEMORY, e.g. 1, 1x50%, 2x8Gi"
+TEXT_FORMS = (
+    "N, NxP%, NxMEMORY, NxMIG-PROFILE or Nxshared, optionally cores=C, "
+    "e.g. 1, 1x50%, 2x8Gi, 1x8Gi cores=30, mig-1g.10gb, 1xshared"
+)
+_MIG_PROFILE = re.compile(r"^mig-(?P<slices>\d+)g\.(?P<gb>\d+)gb(?:\+me)?$")
+SHARED = "shared"
 _CLIENT_FORMS = "-n N with -p FRACTION or -m MIB, and --filter KEY=VALUE"
 _SHELL_BLANKS = re.compile(r"[ \t\r\n]+")  # what shlex splits on
 _SPEC = re.compile(r"^(?P<amount>[^x×X*]+)(?:[x×X*](?P<share>.*))?$")
@@ -77,6 +88,7 @@ class Filter:
 
     key: str
     value: str
+    negated: bool = False  # ``KEY!=VALUE``: GPUs that do not match
 
     def __post_init__(self) -> None:
         if self.key not in FILTER_KEYS:
@@ -92,11 +104,14 @@ class Filter:
     def parse(cls, text: str) -> Filter:
         key, sep, value = text.partition("=")
         if not sep:
-            raise SliceError("filter", text, "is not KEY=VALUE", "use e.g. device.name=V100")
-        return cls(key.strip(), value.strip())
+            raise SliceError(
+                "filter", text, "is not KEY=VALUE", "use e.g. device.name=V100 or device.name!=T4"
+            )
+        negated = key.endswith("!")
+        return cls(key.removesuffix("!").strip(), value.strip(), negated)
 
     def __str__(self) -> str:
-        return f"{self.key}={self.value}"
+        return f"{self.key}{'!=' if self.negated else '='}{self.value}"
 
 
 def parse_filters(text: str) -> tuple[Filter, ...]:
@@ -113,7 +128,8 @@ def parse_filters(text: str) -> tuple[Filter, ...]:
 
 @dataclass(frozen=True)
 class GpuSlice:
-    """``amount`` GPUs × (``percent`` of each | ``memory_bytes`` per GPU), with ``filters``.
+    """``amount`` GPUs × one share of each (``percent`` | ``memory_bytes`` | ``mig_profile`` |
+    ``shared`` replica), optionally ``cores`` (compute percent per GPU), with ``filters``.
 
     Constructing one validates it; every rejection is a ``SliceError``.
     """
@@ -122,11 +138,15 @@ class GpuSlice:
     percent: int | None = None
     memory_bytes: int | None = None
     filters: tuple[Filter, ...] = field(default=())
+    cores: int | None = None
+    mig_profile: str | None = None
+    shared: bool = False
 
     def __post_init__(self) -> None:
-        if self.percent is None and self.memory_bytes is None:
-            object.__setattr__(self, "percent", 100)
         _check_range("gpu-amount", self.amount, 1, MAX_AMOUNT)
+        self._check_kind()
+        if self.percent is None and self.memory_bytes is None and self.kind == "percent":
+            object.__setattr__(self, "percent", 100)
         if self.percent is not None and self.memory_bytes is not None:
             raise SliceError(
                 "gpu-memory",
@@ -144,7 +164,63 @@ class GpuSlice:
             raise SliceError(
                 "gpu-memory", str(self.memory_bytes), "is out of range", "use 1Mi–1Ti per GPU"
             )
+        if self.cores is not None:
+            _check_range("cores", self.cores, 1, 100)
         object.__setattr__(self, "filters", tuple(self.filters))
+
+    def _check_kind(self) -> None:
+        """At most one special share (MIG profile, shared replica), never beside percent/memory,
+        and no compute share on either."""
+        if self.mig_profile is not None:
+            profile = str(self.mig_profile).strip().lower()
+            if not _MIG_PROFILE.match(profile):
+                raise SliceError(
+                    "mig-profile",
+                    str(self.mig_profile),
+                    "is not a MIG profile",
+                    "use mig-<slices>g.<GB>gb, e.g. mig-1g.10gb",
+                )
+            object.__setattr__(self, "mig_profile", profile)
+        special = [
+            name
+            for name, on in (("mig-profile", self.mig_profile is not None), (SHARED, self.shared))
+            if on
+        ]
+        plain = self.percent is not None or self.memory_bytes is not None
+        if len(special) > 1 or (special and plain):
+            raise SliceError(
+                special[-1],
+                self.mig_profile or SHARED,
+                "cannot be combined with another share",
+                "give one share per slice: a percent, a memory, a MIG profile or shared",
+            )
+        if special and self.cores is not None:
+            raise SliceError(
+                "cores",
+                str(self.cores),
+                f"cannot be combined with {'a MIG profile' if self.mig_profile else 'a shared replica'}",
+                "drop cores=, or use a share such as 1x8Gi cores=30",
+            )
+
+    @property
+    def kind(self) -> str:
+        """Which share this slice asks for: ``percent``, ``memory``, ``mig`` or ``shared``."""
+        if self.mig_profile is not None:
+            return "mig"
+        if self.shared:
+            return "shared"
+        return "memory" if self.memory_bytes is not None else "percent"
+
+    @property
+    def is_whole(self) -> bool:
+        """Whole GPUs: 100 % of each, no compute cap."""
+        return self.percent == 100 and self.cores is None
+
+    @property
+    def mig_memory_gb(self) -> int | None:
+        """The memory a MIG profile's name promises (``mig-1g.10gb`` → 10), or None."""
+        match = _MIG_PROFILE.match(self.mig_profile or "")
+        return int(match["gb"]) if match else None
 
     # ----- parsing -------------------------------------------------------------------------------
 
@@ -164,16 +240,31 @@ class GpuSlice:
             return cls.from_client_args(tokens)
         cut = next((i for i, t in enumerate(tokens) if _starts_filters(t)), len(tokens))
         spec = "".join(tokens[:cut])
-        filters = tuple(Filter.parse(t) for t in tokens[cut:] if t != "--filter")
+        cores = None
+        filter_tokens = []
+        for token in tokens[cut:]:
+            if token.startswith("cores="):
+                cores = _parse_int(
+                    "cores", token.removeprefix("cores="), "use 1–100, e.g. cores=30"
+                )
+            elif token != "--filter":
+                filter_tokens.append(token)
+        filters = tuple(Filter.parse(t) for t in filter_tokens)
+        if spec.lower() == SHARED or spec.lower().startswith("mig-"):
+            spec = "1x" + spec  # one shared replica, one MIG device
         match = _SPEC.match(spec)
         if not match:
             raise SliceError("slice", spec, "is not a GPU slice", f"use {TEXT_FORMS}")
         amount = _parse_int("gpu-amount", match["amount"], f"use {TEXT_FORMS}")
         share = match["share"]
         if share is None:
-            return cls(amount, filters=filters)
+            return cls(amount, filters=filters, cores=cores)
+        if share.strip().lower() == SHARED:
+            return cls(amount, filters=filters, cores=cores, shared=True)
+        if share.strip().lower().startswith("mig-"):
+            return cls(amount, filters=filters, cores=cores, mig_profile=share.strip())
         percent, memory = _parse_share(share)
-        return cls(amount, percent, memory, filters)
+        return cls(amount, percent, memory, filters, cores)
 
     @classmethod
     def from_client_args(cls, args: Sequence[str]) -> GpuSlice:
@@ -306,25 +397,44 @@ class GpuSlice:
         whole, hundredths = divmod(self.percent, 100)
         return f"{whole}.{hundredths:02d}".rstrip("0").rstrip(".")
 
+    def share_text(self) -> str:
+        """The share of each GPU as the text form writes it: ``50%``, ``8Gi``, ``mig-1g.10gb``,
+        ``shared``."""
+        if self.mig_profile is not None:
+            return self.mig_profile
+        if self.shared:
+            return SHARED
+        return f"{self.percent}%" if self.memory_bytes is None else format_bytes(self.memory_bytes)
+
     def to_text(self) -> str:
-        """The text form, e.g. ``1x50%`` or ``2x8Gi device.name=V100``; ``parse`` reads it back."""
-        share = f"{self.percent}%" if self.memory_bytes is None else format_bytes(self.memory_bytes)
-        return f"{self.amount}x{share} {self.filter_annotation()}".rstrip()
+        """The text form, e.g. ``1x50%`` or ``2x8Gi cores=30 device.name=V100``; ``parse`` reads
+        it back."""
+        cores = f" cores={self.cores}" if self.cores is not None else ""
+        return f"{self.amount}x{self.share_text()}{cores} {self.filter_annotation()}".rstrip()
 
     def __str__(self) -> str:
         return self.to_text()
 
     def describe(self) -> str:
         """For people: ``1 GPU × 50 %``, ``2 GPUs × 8Gi each``."""
-        gpus = f"{self.amount} GPU{'s' if self.amount != 1 else ''}"
-        share = f"{self.percent} %"
-        if self.memory_bytes is not None:
-            share = f"{format_bytes(self.memory_bytes)} each"
+        plural = "s" if self.amount != 1 else ""
+        if self.mig_profile is not None:
+            head = f"{self.amount} MIG device{plural} {self.mig_profile}"
+        elif self.shared:
+            head = f"{self.amount} shared GPU replica{plural}"
+        else:
+            share = f"{self.percent} %"
+            if self.memory_bytes is not None:
+                share = f"{format_bytes(self.memory_bytes)} each"
+            head = f"{self.amount} GPU{plural} × {share}"
+        cores = f", {self.cores} % of compute" if self.cores is not None else ""
         extra = "".join(f", {f}" for f in self.filters)
-        return f"{gpus} × {share}{extra}"
+        return f"{head}{cores}{extra}"
 
     def to_resources(self) -> dict[str, str]:
-        """Container resource keys, values as strings (the way the API stores them)."""
+        """Bitfusion's container resource keys, values as strings (the way the API stores them).
+        Raises ``SliceError`` for a share Bitfusion has no key for (MIG profile, shared replica)."""
+        self._require_bitfusion_share()
         resources = {RESOURCE_AMOUNT: str(self.amount)}
         if self.percent is not None:
             resources[RESOURCE_PERCENT] = str(self.percent)
@@ -338,6 +448,7 @@ class GpuSlice:
 
     def client_args(self) -> list[str]:
         """``bitfusion run`` slice arguments: ``-n N -p F`` or ``-n N -m MIB``, then ``--filter K=V``."""
+        self._require_bitfusion_share()
         args = ["-n", str(self.amount)]
         fraction = self.fraction_text()
         args += ["-p", fraction] if fraction is not None else ["-m", str(self.memory_mib)]
@@ -348,6 +459,7 @@ class GpuSlice:
     def quota_units(self, per_gpu_memory_bytes: int | None = None) -> int:
         """Units of ``bitfusion.io/gpu`` this slice costs: amount × percent, or in memory mode
         amount × ceil(100 × memory / per-GPU memory). Memory mode needs ``per_gpu_memory_bytes``."""
+        self._require_bitfusion_share()
         if self.percent is not None:
             return self.amount * self.percent
         memory = self.memory_bytes or 0
@@ -367,6 +479,15 @@ class GpuSlice:
                 f"use at most {limit}",
             )
         return self.amount * math.ceil(Fraction(UNITS_PER_GPU * memory, per_gpu_memory_bytes))
+
+    def _require_bitfusion_share(self) -> None:
+        if self.kind in {"mig", "shared"}:
+            raise SliceError(
+                "mig-profile" if self.mig_profile else SHARED,
+                self.share_text(),
+                "has no Bitfusion form",
+                "use a percent or a memory share, e.g. 1x50% or 1x8Gi",
+            )
 
 
 # ----- private parsers ---------------------------------------------------------------------------

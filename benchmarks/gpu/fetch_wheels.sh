@@ -6,6 +6,7 @@ set -euo pipefail
 dest="$(cd "$(dirname "$0")" && pwd)/wheels"
 pip=(python3 -m pip download --quiet --no-deps --dest "$dest")
 mkdir -p "$dest"
+"${pip[@]}" nvidia-ml-py  # the GPU meter (gpu_checks.py)
 "${pip[@]}" keras namex absl-py rich markdown-it-py mdurl pygments packaging typing-extensions
 for version in 3.10 3.11 3.12 3.13; do
   "${pip[@]}" --only-binary=:all: --platform manylinux2014_x86_64 --python-version "$version" optree

@@ -1,5 +1,5 @@
-"""``bf-jupyter certs``: a CA and a serving certificate for the webhook Service, plus the kustomize
-patch that gives both webhook configurations the CA bundle.
+"""``bf-jupyter certs``: a CA, serving certificates for the webhook and the token service, plus the
+kustomize patch that gives both webhook configurations the CA bundle.
 
 The API server calls the webhook at ``https://<service>.<namespace>.svc``, so the serving certificate
 names the Service's DNS forms (extra names or IPs with ``--extra-san``). An existing CA in the output
@@ -30,6 +30,10 @@ HELP = "Write a CA, the webhook's serving certificate and the caBundle kustomize
 NAMESPACE = "bf-system"
 SERVICE = "bf-webhook"
 TLS_SECRET = "bf-webhook-tls"
+TOKEN_SERVICE = "bf-token-service"
+TOKEN_SERVICE_TLS_SECRET = "bf-token-service-tls"
+# The token service's serving certificate and key, beside the webhook's tls.crt and tls.key.
+TOKEN_SERVICE_FILES = ("token-service.crt", "token-service.key")
 MUTATING_CONFIGURATION = "bf-jupyter-mutate"
 MUTATING_WEBHOOK = "mutate.bf-jupyter.bitfusion.io"
 VALIDATING_CONFIGURATION = "bf-jupyter-validate"
@@ -179,8 +183,11 @@ def ca_bundle_patch(ca_cert: bytes) -> str:
     return header + "---\n".join(documents)
 
 
-def write_files(out: Path, certs: CertificateSet) -> list[Path]:
-    """Write ca.crt, ca.key, tls.crt, tls.key (keys 0600) and the patch into ``out``."""
+def write_files(
+    out: Path, certs: CertificateSet, token_service: CertificateSet | None = None
+) -> list[Path]:
+    """Write ca.crt, ca.key, tls.crt, tls.key (keys 0600) and the patch into ``out``, and the token
+    service's certificate and key (``TOKEN_SERVICE_FILES``) when given."""
     out.mkdir(parents=True, exist_ok=True)
     files = [
         ("ca.crt", certs.ca_cert, 0o644),
@@ -189,6 +196,12 @@ def write_files(out: Path, certs: CertificateSet) -> list[Path]:
         ("tls.key", certs.server_key, 0o600),
         (PATCH_FILE, ca_bundle_patch(certs.ca_cert).encode(), 0o644),
     ]
+    if token_service is not None:
+        cert_name, key_name = TOKEN_SERVICE_FILES
+        files += [
+            (cert_name, token_service.server_cert, 0o644),
+            (key_name, token_service.server_key, 0o600),
+        ]
     written = []
     for name, data, mode in files:
         _write_atomically(out / name, data, mode)
@@ -217,6 +230,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--namespace", default=NAMESPACE, help=f"the webhook's namespace ({NAMESPACE})"
     )
     parser.add_argument("--service", default=SERVICE, help=f"the webhook's Service ({SERVICE})")
+    parser.add_argument(
+        "--token-service",
+        default=TOKEN_SERVICE,
+        help=f"the token service's Service ({TOKEN_SERVICE}); its certificate is "
+        f"{TOKEN_SERVICE_FILES[0]} and {TOKEN_SERVICE_FILES[1]}, signed by the same CA",
+    )
     parser.add_argument(
         "--out",
         required=True,
@@ -254,7 +273,13 @@ def run(args: argparse.Namespace) -> int:
             extra_sans=tuple(args.extra_san),
             ca=existing,
         )
-        write_files(out, certs)
+        token_service = issue(
+            service=args.token_service,
+            namespace=args.namespace,
+            days=args.days,
+            ca=(certs.ca_cert, certs.ca_key),
+        )
+        write_files(out, certs, token_service)
     except (ValueError, OSError) as error:
         print(f"bf-jupyter certs: {error}", file=sys.stderr)
         return 1
@@ -265,6 +290,10 @@ def run(args: argparse.Namespace) -> int:
         f"  kubectl create namespace {args.namespace}\n"
         f"  kubectl -n {args.namespace} create secret tls {TLS_SECRET} "
         f"--cert={out / 'tls.crt'} --key={out / 'tls.key'} --dry-run=client -o yaml | kubectl apply -f -\n"
+        f"  kubectl -n {args.namespace} create secret generic {TOKEN_SERVICE_TLS_SECRET} "
+        f"--type=kubernetes.io/tls --from-file=tls.crt={out / TOKEN_SERVICE_FILES[0]} "
+        f"--from-file=tls.key={out / TOKEN_SERVICE_FILES[1]} --from-file=ca.crt={out / 'ca.crt'} "
+        "--dry-run=client -o yaml | kubectl apply -f -\n"
         f"  ({out / PATCH_FILE} gives the webhook configurations the CA bundle; "
         "keep ca.key private)"
     )

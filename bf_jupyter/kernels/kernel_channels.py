@@ -1,4 +1,4 @@
-"""Talking to a kernel over its own ZMQ channels: "are you ready?" and "interrupt".
+"""Talking to a kernel over its own ZMQ channels: "are you ready?", "interrupt" and "GPU use?".
 
 A provisioner uses these where a local one would use a process: readiness is the first
 ``kernel_info_reply`` on the shell channel (not "the container started"), and an interrupt is an
@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["await_kernel_info", "request_interrupt"]
+__all__ = ["await_kernel_info", "request_gpu_reading", "request_interrupt"]
 
 # ZMQ retries a refused connection after this many ms; the kernel binds a moment after its
 # container starts, so a short interval turns "listening" into "ready" without a poll loop here.
@@ -37,6 +37,22 @@ async def request_interrupt(connection_info: Mapping[str, Any], *, timeout: floa
     except asyncio.TimeoutError:
         return False
     return True
+
+
+async def request_gpu_reading(
+    connection_info: Mapping[str, Any], *, timeout: float = 5.0
+) -> dict[str, Any] | None:
+    """The kernel's GPU reading as it sent it (``gpu_report``), on the control channel; None when
+    it did not answer in time (an older image without the handler never answers)."""
+    from bf_jupyter.kernels.gpu_report import GPU_REQUEST
+
+    try:
+        content = await asyncio.wait_for(
+            _request(connection_info, "control", GPU_REQUEST), timeout=timeout
+        )
+    except asyncio.TimeoutError:
+        return None
+    return content if isinstance(content, dict) else None
 
 
 def _as_bytes(value: Any) -> bytes:

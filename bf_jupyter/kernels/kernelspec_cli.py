@@ -35,6 +35,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     install.add_argument("--image", metavar="IMG", help="kernel image (kubernetes backend)")
     install.add_argument("--namespace", metavar="NS", help="namespace of kernel pods (kubernetes)")
+    install.add_argument(
+        "--gpu-backend",
+        metavar="NAME",
+        help="kubernetes: the GPU backend its kernels always run on (bitfusion, hami, nvidia, "
+        "nvidia-time-slicing, nvidia-mps…); default: the one chosen at launch",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
         slice_text=args.slice,
         image=args.image,
         namespace=args.namespace,
+        gpu_backend=args.gpu_backend,
     )
     prefix = sys.prefix if args.sys_prefix else args.prefix
     try:

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from bf_jupyter.backends import DEFAULT_BACKEND, UnknownBackend, get_backend
+from bf_jupyter.kernels.encryption import ipykernel_supports_curve
 from bf_jupyter.slice import GpuSlice, SliceError
 
 __all__ = [
@@ -33,6 +35,8 @@ __all__ = [
 Backend = Literal["kubernetes", "local"]
 BACKENDS: tuple[Backend, ...] = ("kubernetes", "local")
 _TEMPLATE_DIR = {"kubernetes": "bitfusion-kubernetes", "local": "bitfusion-local"}
+# The backend-neutral name of the Kubernetes provisioner (same class as bitfusion-kubernetes).
+NEUTRAL_PROVISIONER = "gpu-kubernetes"
 # jupyter_client accepts these kernel names (its own rule, repeated so the error is ours and clear)
 _NAME = re.compile(r"^[a-z0-9._-]+$", re.IGNORECASE)
 # Kubernetes names: a DNS-1123 label for the namespace
@@ -53,10 +57,20 @@ class KernelspecRequest:
     slice_text: str | None = None
     image: str | None = None
     namespace: str | None = None
+    gpu_backend: str | None = None  # kubernetes: the GPU backend its kernels always run on
 
     @property
     def kernel_name(self) -> str:
-        return self.name or _TEMPLATE_DIR[self.backend]
+        if self.name:
+            return self.name
+        if self.backend == "kubernetes" and self._tied_elsewhere:
+            return f"{NEUTRAL_PROVISIONER}-{str(self.gpu_backend).strip().lower()}"
+        return _TEMPLATE_DIR[self.backend]
+
+    @property
+    def _tied_elsewhere(self) -> bool:
+        """Tied to a GPU backend other than Bitfusion (so named and titled for it)."""
+        return bool(self.gpu_backend) and self.gpu_backend != DEFAULT_BACKEND
 
 
 def kernelspec_source(backend: Backend) -> Path:
@@ -85,12 +99,24 @@ def render_kernel_json(request: KernelspecRequest) -> dict[str, Any]:
     if request.display_name:
         spec["display_name"] = request.display_name
     config = spec["metadata"]["kernel_provisioner"]["config"]
+    # A local kernel runs this environment's ipykernel: declare CurveZMQ when it serves it, so
+    # that the server's transport_encryption=auto encrypts its traffic (kernels/encryption.py).
+    if request.backend == "local" and ipykernel_supports_curve():
+        spec["metadata"]["supported_encryption"] = ["curve"]
     if request.slice_text is not None:
         config["default_slice"] = GpuSlice.parse(request.slice_text).to_text()
     if request.image:
         config["image"] = request.image
     if request.namespace:
         config["namespace"] = request.namespace
+    if request.gpu_backend:
+        backend = get_backend(request.gpu_backend)
+        config["gpu_backend"] = backend.name
+        if backend.name != DEFAULT_BACKEND:
+            provisioner = spec["metadata"]["kernel_provisioner"]
+            provisioner["provisioner_name"] = NEUTRAL_PROVISIONER
+            if not request.display_name:
+                spec["display_name"] = f"Python 3 (GPU on {backend.title}, Kubernetes)"
     return spec
 
 
@@ -135,6 +161,16 @@ def _check(request: KernelspecRequest) -> None:
     if request.backend == "local" and (request.image or request.namespace):
         option = "--image" if request.image else "--namespace"
         raise KernelspecError(f"{option} applies to --backend kubernetes only")
+    if request.gpu_backend is not None:
+        try:
+            name = get_backend(request.gpu_backend).name
+        except UnknownBackend as error:
+            raise KernelspecError(f"--gpu-backend: {error}") from None
+        if request.backend == "local" and name != DEFAULT_BACKEND:
+            raise KernelspecError(
+                f"--gpu-backend {name} applies to --backend kubernetes only: a local kernel runs "
+                "under bitfusion run, on the bitfusion backend"
+            )
     if request.namespace is not None and not _NAMESPACE.match(request.namespace):
         raise KernelspecError(
             f"--namespace {request.namespace!r} is not a namespace name: use lower-case letters, "

@@ -22,11 +22,19 @@ from collections.abc import AsyncGenerator, Mapping
 from pathlib import Path
 from typing import Any
 
-from traitlets import Bool, Dict, Int, List, Unicode, default
+from traitlets import Bool, Dict, Int, List, TraitError, Unicode, default, validate
 from typing_extensions import override
 
+from bf_jupyter.backends import (
+    BACKEND_NAMES,
+    DEFAULT_BACKEND,
+    Offer,
+    UnknownBackend,
+    get_backend,
+)
 from bf_jupyter.kernels import pod_watch
 from bf_jupyter.kernels.kernel_reaper import KernelReaper, server_pod_owner
+from bf_jupyter.kernels.launch_slice import BACKEND_ENV
 from bf_jupyter.kernels.pod_builder import (
     CONTAINER_NAME,
     KernelPodBuilder,
@@ -43,8 +51,9 @@ from bf_jupyter.kernels.remote import (
     RemoteStartFailure,
 )
 from bf_jupyter.kubeapi import KubeApi, KubeApiError, KubeUnavailable
+from bf_jupyter.slice import SliceError
 
-__all__ = ["BitfusionKubernetesProvisioner"]
+__all__ = ["BitfusionKubernetesProvisioner", "GpuKubernetesProvisioner"]
 
 _SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 _APIS: dict[tuple[str, str], KubeApi] = {}  # one connection per kubeconfig/context per process
@@ -116,6 +125,28 @@ class BitfusionKubernetesProvisioner(RemoteKernelProvisioner):
         "knows (default: True when the server runs in a pod)."
     ).tag(config=True)
 
+    gpu_backend = Unicode(
+        "",
+        help="The GPU-sharing stack that serves the slice: " + ", ".join(BACKEND_NAMES) + " "
+        "(see `bf-jupyter slice explain SLICE --backend NAME` for what a slice becomes). Empty: "
+        f"the launch's choice ({BACKEND_ENV} in its environment, set by the server from the "
+        "picker), else bitfusion. A launch asking for another backend than a set one fails.",
+    ).tag(config=True)
+    mig_profiles = List(
+        Unicode(),
+        help="nvidia backends: the MIG profiles the cluster offers (e.g. mig-1g.10gb), so that a "
+        "memory slice such as 1x10Gi takes the smallest that holds it.",
+    ).tag(config=True)
+
+    @validate("gpu_backend")
+    def _valid_gpu_backend(self, proposal: Any) -> str:
+        if not str(proposal["value"]).strip():
+            return ""
+        try:
+            return get_backend(str(proposal["value"])).name
+        except UnknownBackend as error:
+            raise TraitError(str(error)) from None
+
     @default("namespace")
     def _default_namespace(self) -> str:
         with contextlib.suppress(OSError):
@@ -139,6 +170,8 @@ class BitfusionKubernetesProvisioner(RemoteKernelProvisioner):
     _pod_name: str | None = None
     _pod_version: str | None = None
     _api: KubeApi | None = None
+    # The GPU backend of the running launch (``gpu_backend``, else the launch's BF_GPU_BACKEND).
+    launch_backend: str | None = None
 
     # ----- connection and settings -----------------------------------------------------------------
 
@@ -172,6 +205,8 @@ class BitfusionKubernetesProvisioner(RemoteKernelProvisioner):
             extra_annotations=dict(self.extra_annotations),
             termination_grace_seconds=self.termination_grace_seconds,
             working_dir=self.working_dir,
+            gpu_backend=get_backend(self.launch_backend or self.gpu_backend or DEFAULT_BACKEND),
+            gpu_offer=Offer(mig_profiles=tuple(self.mig_profiles)),
         )
 
     @override
@@ -181,14 +216,41 @@ class BitfusionKubernetesProvisioner(RemoteKernelProvisioner):
     # ----- hooks ----------------------------------------------------------------------------------
 
     @override
+    async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
+        env: Mapping[str, str] = kwargs.get("env") or {}
+        kwargs = await super().pre_launch(**kwargs)  # chooses the slice, starts progress anew
+        self.launch_backend = self.choose_backend(env)
+        return kwargs
+
+    def choose_backend(self, env: Mapping[str, str]) -> str:
+        """The launch's GPU backend: ``gpu_backend`` when set, else ``BF_GPU_BACKEND`` from the
+        launch's environment, else bitfusion. Raises ``KernelLaunchError`` (published) for an
+        unknown name or one that contradicts the kernelspec's ``gpu_backend``."""
+        asked = str(env.get(BACKEND_ENV, "")).strip().lower()
+        if self.gpu_backend and asked and asked != self.gpu_backend:
+            raise self.launch_failed(
+                f"{BACKEND_ENV} {asked} was refused: this kernelspec runs on the "
+                f"{self.gpu_backend} backend only (its gpu_backend setting)."
+            )
+        try:
+            return get_backend(self.gpu_backend or asked or DEFAULT_BACKEND).name
+        except UnknownBackend as error:
+            raise self.launch_failed(f"{BACKEND_ENV} was refused: {error}.") from None
+
+    @override
     async def create_remote(self, start: RemoteStart) -> None:
+        settings = self.pod_settings()
+        try:  # a slice this GPU backend cannot honour fails before anything is created
+            settings.gpu_backend.check(start.gpu_slice, settings.gpu_offer)
+        except SliceError as error:
+            raise RemoteStartFailure(str(error)) from None
         try:
             api = await self.kube()
             await self._reap_once(api, start.kernel_id)
             owner = await server_pod_owner(api, self.namespace, self.server_pod_name)
         except (KubeUnavailable, KubeApiError) as error:
             raise RemoteStartFailure(one_sentence(f"Kubernetes is not usable: {error}")) from None
-        builder = KernelPodBuilder(self.pod_settings())
+        builder = KernelPodBuilder(settings)
         launch = PodLaunch(
             kernel_id=start.kernel_id,
             generation=start.generation,
@@ -355,6 +417,7 @@ class BitfusionKubernetesProvisioner(RemoteKernelProvisioner):
             "namespace": self.namespace,
             "pod_name": self._pod_name,
             "server_id": self.server_id,
+            "gpu_backend": self.launch_backend,
         }
 
     @override
@@ -365,3 +428,10 @@ class BitfusionKubernetesProvisioner(RemoteKernelProvisioner):
             KernelReaper.remember(str(self.kernel_id))
         if info.get("server_id"):
             self.server_id = str(info["server_id"])
+        if info.get("gpu_backend"):
+            self.launch_backend = str(info["gpu_backend"])
+
+
+# The backend-neutral name (entry point ``gpu-kubernetes``); ``bitfusion-kubernetes`` stays the same
+# class, so existing kernelspecs and ``c.BitfusionKubernetesProvisioner`` settings keep working.
+GpuKubernetesProvisioner = BitfusionKubernetesProvisioner

@@ -13,19 +13,45 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from traitlets import TraitError, Unicode, validate
 from traitlets.config import LoggingConfigurable
 
+from bf_jupyter.contract import ENV_GPU_BACKEND
 from bf_jupyter.kernels.progress import PROGRESS, Stage
 from bf_jupyter.slice import GpuSlice, SliceError
 
-__all__ = ["SLICE_ENV", "USER_ENV", "KernelLaunchError", "SlicedKernelMixin"]
+__all__ = [
+    "BACKEND_ENV",
+    "LAUNCH_GATE_ATTRIBUTE",
+    "SLICE_ENV",
+    "USER_ENV",
+    "KernelLaunchError",
+    "LaunchGate",
+    "SlicedKernelMixin",
+]
 
 SLICE_ENV = "BF_SLICE"
+BACKEND_ENV = (
+    ENV_GPU_BACKEND  # the launch's GPU backend; the Kubernetes provisioner renders with it
+)
 USER_ENV = "KERNEL_USERNAME"
 DEFAULT_SLICE = "1x50%"
+# The attribute of the server's kernel manager (a provisioner's parent's parent) that holds the
+# quota gate; the server extension sets it, so every start passes it, however it was asked for.
+LAUNCH_GATE_ATTRIBUTE = "bf_launch_gate"
+
+
+class LaunchGate(Protocol):
+    """What admits a kernel's slice against the server's quota before anything is started."""
+
+    async def admit(self, kernel_id: str, gpu_slice: GpuSlice) -> None:
+        """Hold the slice's units for ``kernel_id``, or raise an error whose ``message`` (or
+        text) says why not (over quota, or a slice that cannot be priced)."""
+
+    def release(self, kernel_id: str) -> None:
+        """The kernel ended or never started: its units are free again."""
 
 
 class KernelLaunchError(RuntimeError):
@@ -72,6 +98,31 @@ class SlicedKernelMixin(LoggingConfigurable):
             raise self.launch_failed(f"The GPU slice in {source} was refused: {error}.") from None
         self.gpu_slice = chosen
         return chosen
+
+    async def admit_slice(self, gpu_slice: GpuSlice) -> None:
+        """Pass the server's quota gate, when the server has one (the bf-jupyter extension sets
+        it): launches through the stock ``/api/kernels`` and ``/api/sessions`` count as well.
+        Raises the gate's refusal as it is (an HTTP error keeps its status), after publishing it."""
+        gate = self._launch_gate()
+        if gate is None:
+            return
+        try:
+            await gate.admit(str(self.kernel_id), gpu_slice)
+        except Exception as refusal:
+            self.publish("failed", str(getattr(refusal, "message", "") or refusal))
+            raise
+
+    def release_slice(self) -> None:
+        """Give the quota gate back this kernel's units (it ended, or did not start)."""
+        gate = self._launch_gate()
+        if gate is not None and self.kernel_id:
+            gate.release(str(self.kernel_id))
+
+    def _launch_gate(self) -> LaunchGate | None:
+        kernel_manager = getattr(self, "parent", None)
+        server_kernels = getattr(kernel_manager, "parent", None)
+        gate = getattr(server_kernels, LAUNCH_GATE_ATTRIBUTE, None)
+        return gate if callable(getattr(gate, "admit", None)) else None
 
     def kernel_user(self, env: Mapping[str, str] | None) -> str:
         """Who the kernel belongs to: ``KERNEL_USERNAME`` of the launch, else the hub user, else

@@ -12,6 +12,9 @@ Inputs, none of them secret in the pod spec:
 - ``--ip`` or ``$BF_KERNEL_IP``: the address to bind, from the Downward API (``status.podIP``);
 - ``--ports shell=P,iopub=P,stdin=P,control=P,hb=P`` and ``--signature-scheme``.
 
+The kernel answers the server's GPU meter (``bf_gpu_request``) on its control channel
+(``gpu_report``): the server cannot see the pod's processes, and no port is added.
+
 SIGTERM (pod deletion) stops the kernel cleanly, interrupting a running cell, and exits 0 so the
 Bitfusion client around it releases the slice at once.
 """
@@ -151,6 +154,11 @@ def _run_kernel(connection_file: Path, *, load_extension: bool) -> int:
         config.InteractiveShellApp.extensions = [EXTENSION]
     app: Any = IPKernelApp.instance(config=config)
     app.initialize([])
+    # The server cannot see a pod's processes: the kernel reports its GPU use itself, on the
+    # control channel the server already talks to (also with --no-extension).
+    from bf_jupyter.kernels.gpu_report import install_gpu_report
+
+    install_gpu_report(app.kernel)
     # The kernel has read (and rewritten) its connection file and bound its sockets: the file,
     # which holds the key, is not needed any more, and a SIGKILL must not leave it behind.
     shutil.rmtree(connection_file.parent, ignore_errors=True)

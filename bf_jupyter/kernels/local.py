@@ -67,14 +67,19 @@ class BitfusionLocalProvisioner(SlicedKernelMixin, LocalProvisioner):  # type: i
     async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
         self.clear_restart_flag()
         gpu_slice = self.choose_slice(kwargs.get("env"))
-        kwargs = await super().pre_launch(**kwargs)
-        env: dict[str, str] = kwargs["env"]
+        await self.admit_slice(gpu_slice)  # the server's local quota, however the start was asked
         try:
-            client = resolve_client(env)
-            # Through exit_with_server: the client must not outlive a server that is killed.
-            kwargs["cmd"] = guarded_argv(client.run_argv(gpu_slice, kwargs["cmd"]))
-        except BitfusionClientError as error:
-            raise self.launch_failed(f"No usable Bitfusion client: {error}.") from None
+            kwargs = await super().pre_launch(**kwargs)
+            env: dict[str, str] = kwargs["env"]
+            try:
+                client = resolve_client(env)
+                # Through exit_with_server: the client must not outlive a server that is killed.
+                kwargs["cmd"] = guarded_argv(client.run_argv(gpu_slice, kwargs["cmd"]))
+            except BitfusionClientError as error:
+                raise self.launch_failed(f"No usable Bitfusion client: {error}.") from None
+        except BaseException:
+            self.release_slice()
+            raise
         env[SLICE_ENV] = gpu_slice.to_text()
         self._client_name = client.name
         return kwargs
@@ -83,7 +88,11 @@ class BitfusionLocalProvisioner(SlicedKernelMixin, LocalProvisioner):  # type: i
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
         assert self.gpu_slice is not None, "pre_launch chooses the slice"
         kwargs["stderr"] = subprocess.PIPE
-        connection_info = await super().launch_kernel(cmd, **kwargs)
+        try:
+            connection_info = await super().launch_kernel(cmd, **kwargs)
+        except BaseException:
+            self.release_slice()
+            raise
         self.publish(
             "created",
             f"Started {self._client_name} for {self.gpu_slice.describe()} (pid {self.pid})",
@@ -94,11 +103,13 @@ class BitfusionLocalProvisioner(SlicedKernelMixin, LocalProvisioner):  # type: i
             await asyncio.wait_for(self._until_ready(connection_info), self.launch_timeout)
         except asyncio.TimeoutError:
             await self._stop_after_failed_start()
+            self.release_slice()
             raise self.launch_failed(
                 f"The kernel did not answer within {self.launch_timeout:g} s of its launch."
             ) from None
         except BaseException:
             await self._stop_after_failed_start()
+            self.release_slice()
             raise
         finally:
             self._stderr_lines = None
@@ -242,6 +253,7 @@ class BitfusionLocalProvisioner(SlicedKernelMixin, LocalProvisioner):  # type: i
         await super().cleanup(restart=restart)
         if not restart:
             self.gpu_slice = None
+            self.release_slice()
         self.clear_restart_flag()
 
     @override

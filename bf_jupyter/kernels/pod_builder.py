@@ -1,9 +1,11 @@
 """The kernel pod and its Secret, built from a GPU slice and the provisioner's settings. Pure.
 
 What the pod promises:
-- the container's ``command`` is the in-pod launcher, so the mutating webhook can wrap it in
-  ``bitfusion run`` (``auto-management/bitfusion: all``); the slice travels as the contract's
-  resource keys in ``limits`` (and its filters in ``bitfusion-client/filter``);
+- the slice is rendered by the configured GPU backend (``bf_jupyter.backends``): on Bitfusion
+  (the default) the container's ``command`` is the in-pod launcher, so the mutating webhook can
+  wrap it in ``bitfusion run`` (``auto-management/bitfusion: all``), and the slice travels as the
+  contract's resource keys in ``limits`` (its filters in ``bitfusion-client/filter``); other
+  backends put their own resource keys, annotations and scheduler name on the pod;
 - the HMAC key is never in the spec: the container reads it through a ``secretKeyRef`` to the
   per-kernel Secret; the address comes from the Downward API (``status.podIP``);
 - the environment is the allow-listed one the provisioner passes, nothing else; no API token is
@@ -20,20 +22,23 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from bf_jupyter.backends import GpuBackend, Offer, get_backend
 from bf_jupyter.contract import (
-    ANNOTATION_FILTER,
-    ANNOTATION_MANAGEMENT,
     LABEL_COMPONENT,
     LABEL_KERNEL_ID,
     LABEL_NAME,
     LABEL_SERVER,
     LABEL_USER,
-    ManagementMode,
 )
 from bf_jupyter.kernels.launcher import CURVE_ENV, IP_ENV, KEY_ENV, PORT_NAMES, format_ports
 
 if TYPE_CHECKING:
     from bf_jupyter.slice import GpuSlice
+
+
+def _bitfusion() -> GpuBackend:
+    return get_backend("bitfusion")
+
 
 __all__ = [
     "CONTAINER_NAME",
@@ -95,6 +100,8 @@ class KernelPodSettings:
     extra_annotations: Mapping[str, str] = field(default_factory=dict)
     termination_grace_seconds: int = 10
     working_dir: str = ""
+    gpu_backend: GpuBackend = field(default_factory=_bitfusion)
+    gpu_offer: Offer = field(default_factory=Offer)  # e.g. the MIG profiles a memory slice maps to
 
 
 @dataclass(frozen=True)
@@ -160,12 +167,8 @@ class KernelPodBuilder:
     def pod(self, launch: PodLaunch) -> Obj:
         """The kernel pod; it references the Secret by name and never contains the key."""
         settings = self.settings
-        annotations = {
-            **settings.extra_annotations,
-            ANNOTATION_MANAGEMENT: ManagementMode.ALL.value,
-        }
-        if launch.gpu_slice.filters:
-            annotations[ANNOTATION_FILTER] = launch.gpu_slice.filter_annotation()
+        rendering = settings.gpu_backend.render(launch.gpu_slice, settings.gpu_offer)
+        annotations = dict(settings.extra_annotations)
         metadata: Obj = {
             "name": launch.pod_name,
             "namespace": settings.namespace,
@@ -174,12 +177,13 @@ class KernelPodBuilder:
         }
         if launch.owner:
             metadata["ownerReferences"] = [dict(launch.owner)]
+        container = self._container(launch)
         spec: Obj = {
             "restartPolicy": "Never",
             "enableServiceLinks": False,
             "automountServiceAccountToken": bool(settings.service_account),
             "terminationGracePeriodSeconds": settings.termination_grace_seconds,
-            "containers": [self._container(launch)],
+            "containers": [container],
         }
         if settings.service_account:
             spec["serviceAccountName"] = settings.service_account
@@ -189,6 +193,7 @@ class KernelPodBuilder:
             spec["tolerations"] = [dict(t) for t in settings.tolerations]
         if settings.image_pull_secrets:
             spec["imagePullSecrets"] = [{"name": n} for n in settings.image_pull_secrets]
+        rendering.apply(spec, metadata, container)
         return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
 
     def _container(self, launch: PodLaunch) -> Obj:
@@ -210,7 +215,7 @@ class KernelPodBuilder:
                 {"name": name, "containerPort": port, "protocol": "TCP"}
                 for name, port in launch.ports.items()
             ],
-            "resources": self._resources(launch.gpu_slice),
+            "resources": self._resources(),
             "terminationMessagePolicy": "FallbackToLogsOnError",
             "securityContext": {"allowPrivilegeEscalation": False},
         }
@@ -243,7 +248,8 @@ class KernelPodBuilder:
         ]
         return env
 
-    def _resources(self, gpu_slice: GpuSlice) -> Obj:
+    def _resources(self) -> Obj:
+        """CPU and memory as configured; the GPU backend's rendering adds the slice's keys."""
         settings = self.settings
         requests = {
             name: value
@@ -255,5 +261,4 @@ class KernelPodBuilder:
             for name, value in (("cpu", settings.cpu_limit), ("memory", settings.memory_limit))
             if value
         }
-        limits.update(gpu_slice.to_resources())
         return {"requests": requests, "limits": limits} if requests else {"limits": limits}

@@ -9,12 +9,23 @@ left behind). Following stops on a kernel interrupt; the work keeps running on t
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
+import sys
 import threading
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from bf_jupyter.contract import COMPONENT_WORKLOAD, LABEL_COMPONENT
+from bf_jupyter.backends import (
+    DEFAULT_BACKEND,
+    NO_OFFER,
+    GpuBackend,
+    Offer,
+    UnknownBackend,
+    get_backend,
+)
+from bf_jupyter.backends.base import FORM_MIG
+from bf_jupyter.contract import ENV_GPU_BACKEND
 from bf_jupyter.kubeapi import KubeApi, KubeApiError, KubeUnavailable
 from bf_jupyter.notebook.cluster_workload import (
     CONTAINER_NAME,
@@ -22,6 +33,7 @@ from bf_jupyter.notebook.cluster_workload import (
     check_name,
     current_user,
     format_rows,
+    ownership_problem,
     pod_outcome,
     pod_problem,
     quota_text,
@@ -31,6 +43,7 @@ from bf_jupyter.notebook.cluster_workload import (
 )
 from bf_jupyter.notebook.magic_args import MagicError, ParsedLine
 from bf_jupyter.notebook.output_stream import CurveFeed, OutputRouter
+from bf_jupyter.slice import GpuSlice, SliceError
 
 if TYPE_CHECKING:
     from bf_jupyter.kubeapi import Obj
@@ -117,18 +130,27 @@ class ClusterCommands:
         except ValueError as error:
             raise MagicError("submit", str(error)) from None
         kind = "Job" if options.job else "Pod"
-        body = build_workload(
-            name=name,
-            namespace=namespace,
-            gpu_slice=parsed.gpu_slice,
-            image=options.image,
-            command=parsed.command,
-            user=self._user,
-            job=options.job,
-        )
+        try:
+            gpu_backend = get_backend(
+                options.backend or os.environ.get(ENV_GPU_BACKEND) or DEFAULT_BACKEND
+            )
+            body = build_workload(
+                name=name,
+                namespace=namespace,
+                gpu_slice=parsed.gpu_slice,
+                image=options.image,
+                command=parsed.command,
+                user=self._user,
+                job=options.job,
+                backend=gpu_backend,
+                offer=_offer(api, gpu_backend, parsed.gpu_slice),
+            )
+        except (UnknownBackend, SliceError) as error:  # nothing was created yet
+            raise MagicError("submit", str(error)) from None
         api.create(kind, body, namespace)
         what = f"{kind.lower()} {name}"
-        print(f"created {what} in namespace {namespace} on {parsed.gpu_slice}")
+        on = "" if gpu_backend.name == DEFAULT_BACKEND else f" ({gpu_backend.title})"
+        print(f"created {what} in namespace {namespace} on {parsed.gpu_slice}{on}")
         hint = f"follow: %bitfusion logs {name} -f · stop: %bitfusion cancel {name}"
         if options.detach:
             print(hint)
@@ -168,17 +190,31 @@ class ClusterCommands:
     def cancel(self, api: Any, parsed: ParsedLine, namespace: str) -> None:
         name = parsed.options.name
         kind = self._kind_of(api, name, namespace, "cancel")
-        obj = api.get(kind, name, namespace)
-        labels = (obj.get("metadata") or {}).get("labels") or {}
-        if not _is_workload(labels):
-            raise MagicError(
-                "cancel",
-                f"{kind.lower()} {name} in {namespace} was not submitted with %bitfusion submit: not deleting it",
-            )
-        api.delete(kind, name, namespace, propagation_policy="Background")
+        self._delete_own(api, kind, name, namespace, "cancel")
         print(
             f"deleted {kind.lower()} {name} in namespace {namespace}; its slice is released when its pod ends"
         )
+
+    def _delete_own(self, api: Any, kind: str, name: str, namespace: str, subcommand: str) -> None:
+        """Delete the Pod or Job ``name`` only if ``submit`` created it for this user (see
+        ``ownership_problem``), and only that very object (its uid). Raises ``MagicError`` with
+        the one line saying why not."""
+        obj = api.get(kind, name, namespace)
+        problem = ownership_problem(obj, self._user)
+        if problem is not None:
+            raise MagicError(
+                subcommand, f"{kind.lower()} {name} in {namespace} {problem}: not deleting it"
+            )
+        uid = (obj.get("metadata") or {}).get("uid")
+        try:
+            api.delete(kind, name, namespace, propagation_policy="Background", uid=uid)
+        except KubeApiError as error:
+            if error.status != 409:
+                raise
+            raise MagicError(
+                subcommand,
+                f"{kind.lower()} {name} in {namespace} was replaced since it was checked: not deleting it",
+            ) from None
 
     # ----- following -----------------------------------------------------------------------------
 
@@ -197,9 +233,14 @@ class ClusterCommands:
         self, api: Any, kind: str, name: str, namespace: str, *, follow: bool, created: bool
     ) -> None:
         """Wait for the pod to start, stream its log (records become curves), report how it ended."""
+        # Stop deletes the workload only when it is this user's own submitted work: another
+        # user's, or another tool's, can be followed but never stopped from here.
+        own = created or ownership_problem(api.get(kind, name, namespace), self._user) is None
         feed = CurveFeed(
             title=f"{kind.lower()} {name}",
-            stop=lambda: api.delete(kind, name, namespace, propagation_policy="Background"),
+            stop=(lambda: self._stop_from_widget(api, kind, name, namespace, created))
+            if own
+            else None,
             stop_hint="Stop deletes the workload; its training loop stops cleanly on SIGTERM",
         )
         try:
@@ -211,7 +252,7 @@ class ClusterCommands:
             raise MagicError("logs", str(problem)) from None
         pod_name = pod["metadata"]["name"]
         router = OutputRouter(feed)
-        lines = api.pod_log(pod_name, namespace, container=CONTAINER_NAME, follow=follow)
+        lines = api.open_pod_log(pod_name, namespace, container=CONTAINER_NAME, follow=follow)
         try:
             _stream(lines, router.line, router.idle)
         except BaseException:
@@ -240,13 +281,31 @@ class ClusterCommands:
         if phase == "Succeeded":
             print(f"{kind.lower()} {name} succeeded")
 
+    def _stop_from_widget(
+        self, api: Any, kind: str, name: str, namespace: str, created: bool
+    ) -> None:
+        """The Stop button: delete our own workload, or say in one line why not."""
+        try:
+            self._delete_own(api, kind, name, namespace, "submit" if created else "logs")
+        except (MagicError, KubeApiError, KubeUnavailable) as error:
+            print(error, file=sys.stderr)
+
     def _started_pod(self, api: Any, kind: str, name: str, namespace: str, feed: CurveFeed) -> Obj:
         """The workload's pod once it runs or has ended; raises ``_NotStarting`` with the reason."""
         if kind == "Pod":
             selector = {"field_selector": f"metadata.name={name}"}
         else:
             selector = {"label_selector": f"job-name={name}"}
-        for event in api.watch("Pod", namespace, timeout_seconds=START_TIMEOUT, **selector):
+        # closing() ends the watch (and its socket) at once on an interrupt, not when the
+        # traceback that holds the generator is dropped.
+        events = contextlib.closing(
+            api.watch("Pod", namespace, timeout_seconds=START_TIMEOUT, **selector)
+        )
+        with events as watch:
+            return self._first_started(watch, kind, name, feed)
+
+    def _first_started(self, events: Iterator[Any], kind: str, name: str, feed: CurveFeed) -> Obj:
+        for event in events:
             pod = event.object
             feed.tick()
             if event.type == "DELETED":
@@ -263,29 +322,74 @@ class _NotStarting(Exception):
     """A workload's pod cannot start; the message says why."""
 
 
-def _is_workload(labels: dict[str, str]) -> bool:
-    return labels.get(LABEL_COMPONENT) == COMPONENT_WORKLOAD
+class ClosableLines(Protocol):
+    """A stream of lines that any thread may close, waking a reader blocked on it (``LineStream``)."""
+
+    def __iter__(self) -> Iterator[str]: ...
+
+    def close(self) -> None: ...
+
+
+_QUEUED_LINES = 1000  # lines read ahead of the cell's output: the reader waits beyond that
+
+
+def _offer(api: Any, backend: GpuBackend, gpu_slice: GpuSlice) -> Offer:
+    """What the cluster offers that rendering ``gpu_slice`` needs: only a memory slice on a MIG
+    backend does (the MIG profiles the nodes advertise); nothing when the nodes cannot be read
+    (the refusal then says no profile is offered)."""
+    if gpu_slice.kind != "memory" or FORM_MIG not in backend.forms:
+        return NO_OFFER
+    try:
+        nodes = api.list("Node", None)
+    except (KubeApiError, KubeUnavailable):
+        return NO_OFFER
+    return backend.read_pool(nodes, None).offer()
 
 
 def _stream(
-    lines: Iterator[str],
+    lines: ClosableLines,
     on_line: Callable[[str, str], None],
     on_idle: Callable[[], None],
     idle_interval: float = 0.1,
 ) -> None:
     """Read ``lines`` in a thread (a log stream blocks) and deliver them here, calling ``on_idle``
-    in quiet moments so the widget stays responsive; KeyboardInterrupt stops delivering."""
-    box: queue.Queue[tuple[str | None, BaseException | None]] = queue.Queue()
+    in quiet moments so the widget stays responsive. However this ends (the end of the stream,
+    an error, a KeyboardInterrupt) the stream is closed and the reader thread has ended."""
+    box: queue.Queue[tuple[str | None, BaseException | None]] = queue.Queue(_QUEUED_LINES)
+    stop = threading.Event()
+
+    def put(item: tuple[str | None, BaseException | None]) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(queue.Full):
+                box.put(item, timeout=idle_interval)
+                return
 
     def read() -> None:
         try:
             for line in lines:
-                box.put((line, None))
-            box.put((None, None))
+                put((line, None))
+                if stop.is_set():
+                    return
+            put((None, None))
         except BaseException as error:  # handed to the caller's thread
-            box.put((None, error))
+            put((None, error))
 
-    threading.Thread(target=read, name="bf-pod-log", daemon=True).start()
+    reader = threading.Thread(target=read, name="bf-pod-log", daemon=True)
+    reader.start()
+    try:
+        _deliver(box, on_line, on_idle, idle_interval)
+    finally:
+        stop.set()
+        lines.close()  # wakes the reader if it is blocked on the socket
+        reader.join()
+
+
+def _deliver(
+    box: queue.Queue[tuple[str | None, BaseException | None]],
+    on_line: Callable[[str, str], None],
+    on_idle: Callable[[], None],
+    idle_interval: float,
+) -> None:
     while True:
         try:
             line, error = box.get(timeout=idle_interval)

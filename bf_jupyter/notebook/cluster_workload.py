@@ -1,9 +1,9 @@
 """Submitted work as Kubernetes objects: the Pod (or Job) ``%bitfusion submit`` creates, and how
 pods, jobs and quotas read back for people. Pure: no API calls.
 
-The pod is the seed's ``workload.yaml`` corrected: ``auto-management/bitfusion: all`` so the
-webhook wraps the container; the slice as the ``bitfusion.io/gpu-*`` resource keys from
-``GpuSlice.to_resources()`` (never computed here); ``command`` as a list (one element per word,
+The pod is the seed's ``workload.yaml`` corrected: the slice rendered by a GPU backend (never
+computed here; on Bitfusion, ``auto-management/bitfusion: all`` so the webhook wraps the container,
+and the ``bitfusion.io/gpu-*`` resource keys); ``command`` as a list (one element per word,
 no shell); ``restartPolicy: Never``; unbuffered Python output so logs and metric records stream.
 """
 
@@ -20,9 +20,8 @@ from datetime import datetime, timezone
 from pathlib import PurePosixPath
 from typing import Any
 
+from bf_jupyter.backends import NO_OFFER, GpuBackend, Offer, get_backend
 from bf_jupyter.contract import (
-    ANNOTATION_FILTER,
-    ANNOTATION_MANAGEMENT,
     COMPONENT_WORKLOAD,
     ENV_SLICE,
     LABEL_COMPONENT,
@@ -41,6 +40,7 @@ __all__ = [
     "build_workload",
     "check_name",
     "format_rows",
+    "ownership_problem",
     "pod_outcome",
     "pod_problem",
     "quota_text",
@@ -74,6 +74,24 @@ def workload_selector(user: str | None) -> str:
     return selector if user is None else f"{selector},{LABEL_USER}={label_value(user)}"
 
 
+def ownership_problem(obj: Mapping[str, Any], user: str) -> str | None:
+    """Why ``obj`` (a Pod or Job) is not work that ``%bitfusion submit`` created for ``user``, in
+    words that follow its name; None when it is. All three labels must match: our name, the
+    workload component and ``bf-jupyter/user``; another tool's "workload" is not ours."""
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    if labels.get(LABEL_NAME) != APP_NAME or labels.get(LABEL_COMPONENT) != COMPONENT_WORKLOAD:
+        return (
+            f"was not submitted with %bitfusion submit (it lacks the labels {LABEL_NAME}={APP_NAME}"
+            f" and {LABEL_COMPONENT}={COMPONENT_WORKLOAD})"
+        )
+    owner = labels.get(LABEL_USER)
+    if not owner:
+        return f"carries no {LABEL_USER} label, so it cannot be told to be yours"
+    if owner != label_value(user):
+        return f"was submitted by {owner}, not by you ({label_value(user)})"
+    return None
+
+
 def check_name(name: str) -> str:
     """Raise ``ValueError`` naming the rule when ``name`` is not a valid pod/job name."""
     if len(name) > 63 or not _DNS_LABEL.match(name):
@@ -102,8 +120,12 @@ def build_workload(
     command: Sequence[str],
     user: str,
     job: bool = False,
+    backend: GpuBackend | None = None,
+    offer: Offer = NO_OFFER,
 ) -> dict[str, Any]:
-    """The Pod (or batch/v1 Job with ``backoffLimit: 0``) that runs ``command`` on ``gpu_slice``."""
+    """The Pod (or batch/v1 Job with ``backoffLimit: 0``) that runs ``command`` on ``gpu_slice``,
+    rendered by ``backend`` (default Bitfusion). Raises ``SliceError`` for a slice it cannot
+    honour."""
     if not command:
         raise ValueError("a workload needs a command")
     labels = {
@@ -111,25 +133,21 @@ def build_workload(
         LABEL_COMPONENT: COMPONENT_WORKLOAD,
         LABEL_USER: label_value(user),
     }
-    annotations = {ANNOTATION_MANAGEMENT: "all"}
-    if gpu_slice.filters:
-        annotations[ANNOTATION_FILTER] = gpu_slice.filter_annotation()
-    pod_spec = {
-        "restartPolicy": "Never",
-        "containers": [
-            {
-                "name": CONTAINER_NAME,
-                "image": image,
-                "imagePullPolicy": "IfNotPresent",
-                "command": list(command),
-                "env": [
-                    {"name": "PYTHONUNBUFFERED", "value": "1"},
-                    {"name": ENV_SLICE, "value": gpu_slice.to_text()},
-                ],
-                "resources": {"limits": gpu_slice.to_resources()},
-            }
+    annotations: dict[str, str] = {}
+    container: dict[str, Any] = {
+        "name": CONTAINER_NAME,
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": list(command),
+        "env": [
+            {"name": "PYTHONUNBUFFERED", "value": "1"},
+            {"name": ENV_SLICE, "value": gpu_slice.to_text()},
         ],
+        "resources": {"limits": {}},
     }
+    pod_spec: dict[str, Any] = {"restartPolicy": "Never", "containers": [container]}
+    rendering = (backend or get_backend("bitfusion")).render(gpu_slice, offer)
+    rendering.apply(pod_spec, {"annotations": annotations}, container)
     metadata = {"name": name, "namespace": namespace, "labels": labels}
     if not job:
         return {

@@ -12,11 +12,14 @@ import math
 from array import array
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from bf_jupyter.notebook.downsample import DEFAULT_MAX_POINTS, PeakDownsampler
+
+if TYPE_CHECKING:
+    from bf_jupyter.gpumeter import GpuReading
 
 __all__ = ["MetricSeries", "TrainingCurves", "series_key"]
 
@@ -33,31 +36,83 @@ def series_key(scope: str, metric: str) -> str:
 class MetricSeries:
     """Every value of one metric, in order, with its x position (the batch count when it was seen)."""
 
-    __slots__ = ("_downsampler", "_next_x", "_x", "_x0", "_y")
+    __slots__ = (
+        "_downsampler",
+        "_max_points",
+        "_max_stored",
+        "_next_x",
+        "_seen",
+        "_x",
+        "_x0",
+        "_y",
+    )
 
-    def __init__(self, max_points: int = DEFAULT_MAX_POINTS) -> None:
+    def __init__(self, max_points: int = DEFAULT_MAX_POINTS, max_stored: int | None = None) -> None:
+        if max_stored is not None and max_stored < 8:
+            raise ValueError(f"max_stored {max_stored} is too small: use 8 or more")
         self._y = array("d")
         self._x: array[float] | None = None  # only when x is not x0, x0 + 1, x0 + 2, ...
         self._x0 = 0.0
         self._next_x: float = math.nan  # the x that keeps the series dense (NaN: never)
+        self._max_points = max_points
+        self._max_stored = max_stored  # None: every value is kept exactly (epoch series)
+        self._seen = 0  # values appended, stored or not
         self._downsampler = PeakDownsampler(max_points)
 
     def __len__(self) -> int:
+        """Values stored (at most about ``max_stored``)."""
         return len(self._y)
 
+    @property
+    def seen(self) -> int:
+        """Values appended over the series' life."""
+        return self._seen
+
     def append(self, x: float, y: float) -> None:
+        self._seen += 1
         if x == self._next_x:  # the hot path: the next batch of a dense series
             self._y.append(y)
             self._next_x = x + 1
-            return
-        if not self._y and self._x is None:
-            self._x0, self._next_x = x, x + 1
         else:
-            if self._x is None:
-                self._x = array("d", (self._x0 + i for i in range(len(self._y))))
-                self._next_x = math.nan
-            self._x.append(x)
-        self._y.append(y)
+            if not self._y and self._x is None:
+                self._x0, self._next_x = x, x + 1
+            else:
+                if self._x is None:
+                    self._x = array("d", (self._x0 + i for i in range(len(self._y))))
+                    self._next_x = math.nan
+                self._x.append(x)
+            self._y.append(y)
+        if self._max_stored is not None and len(self._y) > self._max_stored:
+            self._compact()
+
+    def _compact(self) -> None:
+        """Halve what is stored: each run of 4 values becomes its minimum and its maximum, in
+        order, so every spike the curve shows survives; the newest values stay as they are."""
+        y = self.values()
+        x = self.positions()
+        whole = len(y) - len(y) % 4
+        runs = y[:whole].reshape(-1, 4)
+        with np.errstate(invalid="ignore"):
+            lo, hi = (
+                np.nanargmin(_no_all_nan(runs), axis=1),
+                np.nanargmax(_no_all_nan(runs), axis=1),
+            )
+        first, second = np.minimum(lo, hi), np.maximum(lo, hi)
+        second = np.where(first == second, 3, second)
+        first = np.where(first == second, 0, first)
+        rows = np.arange(len(runs)) * 4
+        kept = np.stack([rows + first, rows + second], axis=1).ravel()
+        kept = np.concatenate([kept, np.arange(whole, len(y))])
+        self._y = array("d", y[kept].tobytes())
+        self._x = array("d", x[kept].tobytes())
+        self._next_x = math.nan
+        self._downsampler = PeakDownsampler(self._max_points)  # its buckets indexed the old values
+
+    def positions(self) -> np.ndarray[Any, np.dtype[np.float64]]:
+        """The x of every stored value."""
+        if self._x is None:
+            return np.arange(len(self._y), dtype=np.float64) + self._x0
+        return np.frombuffer(self._x, dtype=np.float64) if self._x else np.empty(0)
 
     def values(self) -> np.ndarray[Any, np.dtype[np.float64]]:
         """Every value (a view; do not keep it across appends)."""
@@ -74,7 +129,7 @@ class MetricSeries:
         else:
             x = np.frombuffer(self._x, dtype=np.float64)[at].astype("<f8")
         return {
-            "count": len(self._y),
+            "count": self._seen,
             "points": len(at),
             "x": x.tobytes(),
             "y": y.astype("<f4").tobytes(),
@@ -95,13 +150,45 @@ class _Progress:
     rate_mark: tuple[float, int] | None = None
     gpu_used_mib: float | None = None
     gpu_total_mib: float | None = None
+    gpu_metered: bool = False  # the kernel's GPU meter was asked (then None below: no reading)
+    gpu_utilization: int | None = None
+    gpu_over_share: bool = False
+
+
+def _no_all_nan(
+    runs: np.ndarray[Any, np.dtype[np.float64]],
+) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """``runs`` with rows that are all NaN made 0-able for nanargmin (their gap stays: the
+    values picked are still NaN, read back by index from the original)."""
+    empty = np.isnan(runs).all(axis=1)
+    if not empty.any():
+        return runs
+    fixed = runs.copy()
+    fixed[empty] = 0.0
+    return fixed
+
+
+# Metric records come from a process's output: whatever it prints must not grow the kernel's
+# memory without bound. Series beyond MAX_SERIES are ignored; a batch series keeps at most about
+# MAX_STORED values (then halves them, keeping peaks); epoch values are always kept exactly.
+MAX_SERIES = 64
+MAX_STORED = 200_000
 
 
 class TrainingCurves:
     """Curves and progress of training runs (a second ``begin`` continues the same curves)."""
 
-    def __init__(self, *, max_points: int = DEFAULT_MAX_POINTS) -> None:
+    def __init__(
+        self,
+        *,
+        max_points: int = DEFAULT_MAX_POINTS,
+        max_series: int = MAX_SERIES,
+        max_stored: int = MAX_STORED,
+    ) -> None:
         self.max_points = max_points
+        self.max_series = max_series
+        self.max_stored = max_stored
+        self.ignored_values = 0  # values of new metrics refused once max_series was reached
         self.series: dict[str, MetricSeries] = {}
         self._batch_series: dict[str, MetricSeries] = {}  # by metric name, for the hot path
         self._batches_changed = False
@@ -128,7 +215,10 @@ class TrainingCurves:
         for name, value in metrics.items():
             series = batch_series.get(name)
             if series is None:
-                series = batch_series[name] = self._new_series(BATCH, name)
+                series = self._new_series(BATCH, name)
+                if series is None:
+                    continue
+                batch_series[name] = series
             series.append(x, value)
         self._batches_changed = True
         progress.batches = x + 1
@@ -136,8 +226,13 @@ class TrainingCurves:
         progress.step = step
         progress.last_time = time
 
-    def _new_series(self, scope: str, name: str) -> MetricSeries:
-        series = self.series[series_key(scope, name)] = MetricSeries(self.max_points)
+    def _new_series(self, scope: str, name: str) -> MetricSeries | None:
+        """A new series, or None once ``max_series`` exist (its values are ignored)."""
+        if len(self.series) >= self.max_series:
+            self.ignored_values += 1
+            return None
+        stored = self.max_stored if scope == BATCH else None  # epoch values stay exact
+        series = self.series[series_key(scope, name)] = MetricSeries(self.max_points, stored)
         return series
 
     def add_batches(
@@ -161,6 +256,8 @@ class TrainingCurves:
             series = self.series.get(key)
             if series is None:
                 series = self._new_series(EPOCH, name)
+                if series is None:
+                    continue
             series.append(x, value)
             self._changed.add(key)
         self._progress.epoch = epoch
@@ -171,6 +268,13 @@ class TrainingCurves:
         self._progress.gpu_used_mib = used_mib
         if total_mib is not None:
             self._progress.gpu_total_mib = total_mib
+
+    def set_gpu_reading(self, reading: GpuReading | None) -> None:
+        """The kernel's GPU meter: utilisation and "over its share" (memory comes through
+        ``set_gpu_memory``); None says "no GPU reading"."""
+        self._progress.gpu_metered = True
+        self._progress.gpu_utilization = None if reading is None else reading.utilization_percent
+        self._progress.gpu_over_share = reading is not None and reading.over_share
 
     # ----- rendering -----------------------------------------------------------------------------
 
@@ -213,6 +317,13 @@ class TrainingCurves:
             ),
             "gpu_memory_used_mib": _rounded(p.gpu_used_mib),
             "gpu_memory_total_mib": _rounded(p.gpu_total_mib),
+            "gpu_utilization_percent": p.gpu_utilization,
+            "gpu_over_share": p.gpu_over_share,
+            "gpu_reading": (
+                None
+                if not p.gpu_metered
+                else p.gpu_used_mib is not None or p.gpu_utilization is not None
+            ),
         }
 
     def _eta(self, batches_per_s: float | None) -> float | None:

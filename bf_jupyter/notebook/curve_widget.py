@@ -19,7 +19,7 @@ import time as _time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anywidget
 import traitlets
@@ -27,6 +27,9 @@ import traitlets
 from bf_jupyter.notebook.curve_data import TrainingCurves
 from bf_jupyter.notebook.downsample import DEFAULT_MAX_POINTS
 from bf_jupyter.notebook.ui_poll import KernelEventPump
+
+if TYPE_CHECKING:
+    from bf_jupyter.gpumeter import GpuReading
 
 __all__ = ["LiveCurves", "SendThrottle"]
 
@@ -170,6 +173,10 @@ class LiveCurves(anywidget.AnyWidget):
 
     def set_gpu_memory(self, used_mib: float | None, total_mib: float | None = None) -> None:
         self.data.set_gpu_memory(used_mib, total_mib)
+
+    def set_gpu_reading(self, reading: GpuReading | None) -> None:
+        """The kernel's GPU meter (as the sidebar shows it); None: "no GPU reading"."""
+        self.data.set_gpu_reading(reading)
 
     def end(
         self,

@@ -1,4 +1,5 @@
-"""The ``%bitfusion`` line magic and ``%%bitfusion`` cell magic (``%load_ext bf_jupyter``).
+"""The ``%bitfusion`` line magic and ``%%bitfusion`` cell magic (``%load_ext bf_jupyter``), also
+as ``%gpu`` / ``%%gpu``.
 
 Thin: parse (``magic_args``), call one function (``local_commands`` or ``cluster_commands``), and
 turn every expected failure into a one-line ``MagicError`` that IPython prints without a
@@ -108,13 +109,31 @@ class BitfusionMagics(Magics):
         return ClusterCommands(namespace=self.namespace)
 
 
+NEUTRAL_ALIAS = "gpu"  # %gpu / %%gpu: the same magic, named for any GPU backend
+
+
 def load_ipython_extension(ipython: Any) -> None:
-    """Register the magics with an IPython shell (``%load_ext bf_jupyter``)."""
+    """Register the magics with an IPython shell (``%load_ext bf_jupyter``): ``%bitfusion`` and
+    its backend-neutral alias ``%gpu`` (unless the shell already has a ``%gpu`` of its own); in a
+    kernel, also answer the server's GPU meter on the control channel (``kernels.gpu_report``)."""
     ipython.register_magics(BitfusionMagics)
+    manager = ipython.magics_manager
+    for kind in ("line", "cell"):
+        if NEUTRAL_ALIAS not in manager.magics[kind]:
+            manager.register_alias(NEUTRAL_ALIAS, "bitfusion", kind)
+    kernel = getattr(ipython, "kernel", None)
+    if kernel is not None and hasattr(kernel, "control_handlers"):
+        from bf_jupyter.kernels.gpu_report import install_gpu_report
+
+        install_gpu_report(kernel)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     """Remove the magics again (``%unload_ext bf_jupyter``)."""
+    manager = ipython.magics_manager
     for kind in ("line", "cell"):
-        ipython.magics_manager.magics[kind].pop("bitfusion", None)
-    ipython.magics_manager.registry.pop(BitfusionMagics.__name__, None)
+        manager.magics[kind].pop("bitfusion", None)
+        alias = manager.magics[kind].get(NEUTRAL_ALIAS)
+        if getattr(alias, "magic_name", None) == "bitfusion":  # ours, not the user's own %gpu
+            manager.magics[kind].pop(NEUTRAL_ALIAS, None)
+    manager.registry.pop(BitfusionMagics.__name__, None)

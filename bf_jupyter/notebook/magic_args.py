@@ -115,16 +115,26 @@ SUBCOMMANDS: dict[str, _Spec] = {
         ),
     ),
     "submit": _Spec(
-        "%bitfusion submit SLICE --image IMG [--name NAME] [--namespace NS] [--job] [--detach] -- CMD [ARG ...]",
+        "%bitfusion submit SLICE --image IMG [--backend NAME] [--name NAME] [--namespace NS] [--job] [--detach] -- CMD [ARG ...]",
         "run CMD in a pod (or a Job) on the cluster on a GPU slice, and follow its logs and curves",
         (
             "%bitfusion submit 1x50% --image tensorflow/tensorflow:2.16.1 -- python /work/train.py",
             "%bitfusion submit 2x8Gi --image registry.local/vgg19 --job --detach -- python train.py",
+            "%bitfusion submit 1x8Gi cores=30 --backend hami --image registry.local/vgg19 -- python train.py",
+            "%bitfusion submit mig-1g.10gb --backend nvidia --image registry.local/vgg19 -- python train.py",
         ),
         takes_slice=True,
         needs_command=True,
         options=(
             (("--image",), {"metavar": "IMG", "required": True, "help": "container image"}),
+            (
+                ("--backend",),
+                {
+                    "metavar": "NAME",
+                    "help": "GPU backend that serves the slice: bitfusion, hami, nvidia, "
+                    "nvidia-time-slicing, nvidia-mps… (default: this kernel's, else bitfusion)",
+                },
+            ),
             (("--name",), {"metavar": "NAME", "help": "pod or job name (default: generated)"}),
             _NAMESPACE,
             (
@@ -134,8 +144,9 @@ SUBCOMMANDS: dict[str, _Spec] = {
             (("--detach",), {"action": "store_true", "help": "return once created; do not follow"}),
         ),
         notes=(
-            "The pod asks for the slice with the bitfusion.io resource keys and the annotation\n"
-            "auto-management/bitfusion: all, so the cluster's webhook runs CMD under `bitfusion run`.\n"
+            "On bitfusion the pod asks for the slice with the bitfusion.io resource keys and the\n"
+            "annotation auto-management/bitfusion: all, so the cluster's webhook runs CMD under\n"
+            "`bitfusion run`; other backends put their own keys on it (bf-jupyter slice explain).\n"
             "Interrupting the kernel stops following; the work keeps running on the cluster."
         ),
     ),

@@ -29,6 +29,7 @@ from bf_jupyter.notebook.gpu_memory import read_gpu_memory
 from bf_jupyter.notebook.metric_records import METRICS_FILE_ENV, STOP_FILE_ENV, RecordWriter
 
 if TYPE_CHECKING:
+    from bf_jupyter.gpumeter import GpuReading
     from bf_jupyter.notebook.curve_widget import LiveCurves
 
 __all__ = ["RecordSink", "SinkName", "TrainingReporter", "WidgetSink", "choose_sink"]
@@ -91,6 +92,9 @@ class WidgetSink:
 
     def gpu(self, used_mib: float | None, total_mib: float | None) -> None:
         self.widget.set_gpu_memory(used_mib, total_mib)
+
+    def gpu_meter(self, reading: GpuReading | None) -> None:
+        self.widget.set_gpu_reading(reading)
 
     def end(self, *, stopped: bool) -> None:
         self.widget.end(stopped=stopped)
@@ -246,6 +250,15 @@ class TrainingReporter:
 
     def _report_gpu(self) -> None:
         self._next_gpu = time.monotonic() + _GPU_INTERVAL
+        meter = getattr(self.sink, "gpu_meter", None)
+        if meter is not None:  # in a kernel: the same reading the sidebar shows (NVML, per process)
+            from bf_jupyter.kernels.gpu_report import own_reading
+
+            reading = own_reading()
+            meter(reading)
+            if reading is not None and reading.memory_used_mib is not None:
+                self.sink.gpu(reading.memory_used_mib, reading.memory_limit_mib)
+                return
         used, total = read_gpu_memory(self._backend)
         if used is not None or total is not None:
             self.sink.gpu(used, total)

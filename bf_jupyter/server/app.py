@@ -11,8 +11,12 @@ from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Float, Int, List, Unicode, default, validate
+from traitlets.utils.importstring import import_item
 
+from bf_jupyter.kernels.encryption import encryption_policy
+from bf_jupyter.kernels.launch_slice import LAUNCH_GATE_ATTRIBUTE
 from bf_jupyter.server.backend import BACKENDS, Backend, detect_backend, pod_namespace
+from bf_jupyter.server.gpu_idle import IDLE_ACTIONS, IdlePolicy
 from bf_jupyter.server.handlers import SERVICE_SETTING, default_handlers
 from bf_jupyter.server.quota import parse_memory_setting
 from bf_jupyter.server.service import GpuService
@@ -75,6 +79,57 @@ class BitfusionExtension(ExtensionApp):
         "bitfusion-local (local backend) or bitfusion-kubernetes (kubernetes backend).",
     ).tag(config=True)
 
+    gpu_backends = List(
+        Unicode(),
+        help="GPU backends offered to users, the first the default: bitfusion, hami, nvidia, "
+        "nvidia-time-slicing, nvidia-mps (and -renamed variants for renameByDefault). Empty: "
+        "discovered from the nodes (HAMi's registration annotation, nvidia.com/gpu or MIG "
+        "resources with GFD's sharing-strategy label, bitfusion.io/gpu), else bitfusion.",
+    ).tag(config=True)
+
+    gpu_meter_interval = Float(
+        5.0,
+        min=1.0,
+        help="Seconds between two readings of each GPU kernel's meter (GPU memory, utilisation, "
+        "idle time; NVML per process). Every tab shares the same readings.",
+    ).tag(config=True)
+
+    gpu_idle_timeout = Float(
+        0.0,
+        min=0.0,
+        help="Seconds a GPU kernel's GPU may stay idle (0 % utilisation) before gpu_idle_action; "
+        "0 (the default) never. Recommended: 1800. A kernel running a cell is never stopped. A "
+        "kernelspec may set its own in kernel.json: metadata.bf_jupyter.gpu_idle_timeout.",
+    ).tag(config=True)
+
+    gpu_idle_warning = Float(
+        300.0,
+        min=0.0,
+        help="Seconds before gpu_idle_action that the sidebar flags the kernel ('idle for 25 min — "
+        "will be stopped in 5 min').",
+    ).tag(config=True)
+
+    gpu_idle_action = Unicode(
+        "shutdown",
+        help="What happens to a kernel idle past gpu_idle_timeout: 'shutdown', or 'release' (free "
+        "the slice and keep the kernel where the backend can, else shut down).",
+    ).tag(config=True)
+
+    @validate("gpu_idle_action")
+    def _check_idle_action(self, proposal: dict[str, Any]) -> str:
+        value = str(proposal["value"]).strip().lower()
+        if value not in IDLE_ACTIONS:
+            raise ValueError(
+                f"gpu_idle_action {value!r} is not known: use {' or '.join(IDLE_ACTIONS)}"
+            )
+        return value
+
+    @validate("gpu_backends")
+    def _check_gpu_backends(self, proposal: dict[str, Any]) -> list[str]:
+        from bf_jupyter.backends import get_backend
+
+        return [get_backend(str(name)).name for name in proposal["value"]]
+
     @validate("backend")
     def _check_backend(self, proposal: dict[str, Any]) -> str:
         value = str(proposal["value"]).strip().lower()
@@ -98,7 +153,7 @@ class BitfusionExtension(ExtensionApp):
     def initialize_settings(self) -> None:
         assert self.serverapp is not None, "jupyter_server links the extension before this"
         backend = self.effective_backend
-        self.settings[SERVICE_SETTING] = GpuService(
+        service = self.settings[SERVICE_SETTING] = GpuService(
             backend=backend,
             namespace=self.namespace if backend == "kubernetes" else None,
             kernel_manager=self.serverapp.kernel_manager,
@@ -109,13 +164,38 @@ class BitfusionExtension(ExtensionApp):
             local_quota_units=self.local_quota_units,
             per_gpu_memory=parse_memory_setting(self.per_gpu_memory),
             kernelspecs=list(self.kernelspecs),
+            gpu_backends=list(self.gpu_backends),
+            gpu_idle=IdlePolicy(
+                self.gpu_idle_timeout,
+                self.gpu_idle_warning,
+                "release" if self.gpu_idle_action == "release" else "shutdown",
+            ),
+            gpu_meter_interval=self.gpu_meter_interval,
         )
+        # Every kernel start on a slice passes the quota gate, also through the stock API.
+        setattr(self.serverapp.kernel_manager, LAUNCH_GATE_ATTRIBUTE, service)
+        self._default_transport_encryption()
         self.log.info(
             "bf-jupyter: %s backend%s, REST API at %sbitfusion/api/",
             backend,
             f", namespace {self.namespace}" if backend == "kubernetes" else "",
             self.serverapp.base_url,
         )
+
+    def _default_transport_encryption(self) -> None:
+        """Kernel traffic encrypted by default where jupyter_client can (CurveZMQ, policy
+        ``auto``), unless the user chose a ``KernelManager.transport_encryption`` policy."""
+        assert self.serverapp is not None
+        kernels = self.serverapp.kernel_manager
+        config = kernels.config
+        chosen = "transport_encryption" in config.get("KernelManager", {})
+        policy = encryption_policy(import_item(kernels.kernel_manager_class), chosen)
+        if policy is None:
+            self.log.info("bf-jupyter: kernel transport encryption is not available or was chosen")
+            return
+        # The kernel managers it creates take their configuration from it (their parent).
+        config.KernelManager.transport_encryption = policy
+        self.log.info("bf-jupyter: kernel transport encryption %s (CurveZMQ)", policy)
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(default_handlers)

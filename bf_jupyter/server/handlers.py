@@ -61,7 +61,7 @@ class InfoHandler(BitfusionApiHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        self.write_json(self.service.info())
+        self.write_json(await self.service.describe())
 
 
 class PoolHandler(BitfusionApiHandler):
@@ -85,7 +85,8 @@ class PriceHandler(BitfusionApiHandler):
         text = self.get_query_argument("slice", "")
         if not text.strip():
             raise ApiError(400, "slice is missing: ask e.g. price?slice=1x50%", field="slice")
-        self.write_json((await self.service.price(text)).to_json())
+        backend = self.get_query_argument("backend", "")
+        self.write_json(await self.service.price_on(text, backend))
 
 
 class KernelsHandler(BitfusionApiHandler):

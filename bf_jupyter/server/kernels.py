@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from bf_jupyter.kernels.launch_slice import BACKEND_ENV
 from bf_jupyter.kernels.progress import PROGRESS
 from bf_jupyter.server.errors import ApiError
 from bf_jupyter.slice import GpuSlice
@@ -36,7 +37,7 @@ class KernelRecord:
 
     kernel_id: str
     gpu_slice: GpuSlice
-    units: int
+    units: int | None  # bitfusion.io/gpu units; None on other GPU backends
     kernelspec: str
     path: str | None
     started: float
@@ -44,6 +45,7 @@ class KernelRecord:
     reason: str | None = None
     stop_requested: bool = False
     task: asyncio.Task[None] | None = None
+    gpu_backend: str = "bitfusion"
 
 
 class GpuKernels:
@@ -56,22 +58,35 @@ class GpuKernels:
         session_manager: Any = None,
         launch_timeout: float = 300.0,
         on_change: Callable[[], None] = lambda: None,
+        gpu_status: Callable[[str], Json] = lambda kernel_id: {"gpu": None, "gpu_idle": None},
     ) -> None:
         self._km = kernel_manager
+        self._gpu_status = gpu_status  # the GPU watch's last reading and idle flag of a kernel
         self._sessions = session_manager
         self._launch_timeout = launch_timeout
         self._on_change = on_change
         self._records: dict[str, KernelRecord] = {}
+        # Units the quota gate admitted, by kernel id, from admission until the kernel ends: a
+        # kernel started through the stock /api/kernels or /api/sessions has no record here.
+        self._held: dict[str, tuple[GpuSlice, int]] = {}
 
     # ----- launch --------------------------------------------------------------------------------
 
     def launch(
-        self, gpu_slice: GpuSlice, *, units: int, kernelspec: str, path: str | None
+        self,
+        gpu_slice: GpuSlice,
+        *,
+        units: int | None,
+        kernelspec: str,
+        path: str | None,
+        gpu_backend: str = "bitfusion",
     ) -> KernelRecord:
-        """Start a kernel on ``gpu_slice`` in the background and return its record at once."""
+        """Start a kernel on ``gpu_slice`` served by ``gpu_backend`` in the background and return
+        its record at once."""
         record = KernelRecord(
             str(uuid.uuid4()), gpu_slice, units, kernelspec, path, started=time.time()
         )
+        record.gpu_backend = gpu_backend
         self._records[record.kernel_id] = record
         PROGRESS.publish(
             record.kernel_id, "requested", f"Starting {kernelspec} on {gpu_slice.describe()}"
@@ -84,7 +99,11 @@ class GpuKernels:
 
     async def _start(self, record: KernelRecord) -> None:
         kernel_id = record.kernel_id
-        env = {**os.environ, SLICE_ENV: record.gpu_slice.to_text()}
+        env = {
+            **os.environ,
+            SLICE_ENV: record.gpu_slice.to_text(),
+            BACKEND_ENV: record.gpu_backend,
+        }
         if record.path:
             env["JPY_SESSION_NAME"] = record.path
         try:
@@ -101,7 +120,7 @@ class GpuKernels:
             raise
         except Exception as error:
             _log.warning("GPU kernel %s did not start: %s", kernel_id, error)
-            self._fail(record, f"The kernel did not start: {error}")
+            self._fail(record, f"The kernel did not start: {getattr(error, 'message', error)}")
             return
         record.state = "running"
         if not _finished(kernel_id):
@@ -134,9 +153,31 @@ class GpuKernels:
 
     # ----- list and stop -------------------------------------------------------------------------
 
-    def used_units(self) -> int:
-        """Units held by this server's GPU kernels that are starting or running."""
-        return sum(item["units"] or 0 for item in self._gpu_kernels() if item["state"] != "failed")
+    def used_units(self, *, excluding: str | None = None) -> int:
+        """Units held by this server's GPU kernels that are starting or running (all but
+        ``excluding``: a kernel being admitted again on restart is not counted twice)."""
+        return sum(
+            item["units"] or 0
+            for item in self._gpu_kernels()
+            if item["state"] != "failed" and item["id"] != excluding
+        )
+
+    def hold(self, kernel_id: str, gpu_slice: GpuSlice, units: int) -> None:
+        """The quota gate admitted ``gpu_slice`` for ``kernel_id`` at ``units`` (its price)."""
+        self._held[kernel_id] = (gpu_slice, units)
+        self._on_change()
+
+    def forget_refused_start(self, kernel_id: str) -> None:
+        """A start refused before anything ran: jupyter_client (8.10) keeps a failed start among
+        its pending kernels, and shutting the server down then fails on it (404)."""
+        pending = getattr(self._km, "_pending_kernels", None)
+        if isinstance(pending, dict):
+            pending.pop(kernel_id, None)
+
+    def release(self, kernel_id: str) -> None:
+        """The kernel ended or did not start: its admitted units are free."""
+        if self._held.pop(kernel_id, None) is not None:
+            self._on_change()
 
     def known(self, kernel_id: str) -> bool:
         return kernel_id in self._records or PROGRESS.known(kernel_id)
@@ -165,6 +206,7 @@ class GpuKernels:
             item["age_seconds"] = (
                 None if item["started"] is None else max(0, int(now - item["started"]))
             )
+            item.update(self._gpu_status(item["id"]))
         return items
 
     async def stop(self, kernel_id: str) -> bool:
@@ -207,10 +249,11 @@ class GpuKernels:
             gpu_slice = getattr(provisioner, "gpu_slice", None) or (record and record.gpu_slice)
             if not isinstance(gpu_slice, GpuSlice):
                 continue
+            held = self._held.get(kernel_id)
             items[kernel_id] = _kernel_json(
                 kernel_id,
                 gpu_slice,
-                units=record.units if record else _units_or_none(gpu_slice),
+                units=record.units if record else held[1] if held else _units_or_none(gpu_slice),
                 kernelspec=getattr(kernel, "kernel_name", record.kernelspec if record else ""),
                 path=record.path if record else None,
                 state="stopping" if record and record.stop_requested else _state(kernel, record),
@@ -235,6 +278,19 @@ class GpuKernels:
                 started=record.started,
                 reason=record.reason,
             )
+        for kernel_id, (gpu_slice, units) in list(self._held.items()):
+            if kernel_id not in items:  # admitted, not yet listed by the kernel manager
+                items[kernel_id] = _kernel_json(
+                    kernel_id,
+                    gpu_slice,
+                    units=units,
+                    kernelspec="",
+                    path=None,
+                    state="starting",
+                    pod=None,
+                    started=None,
+                    reason=None,
+                )
         return sorted(items.values(), key=lambda item: item["started"] or 0)
 
     async def _session_paths(self) -> dict[str, str]:

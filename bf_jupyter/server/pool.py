@@ -1,7 +1,8 @@
 """The GPU pool as the sidebar shows it: servers and GPUs, and on Kubernetes the nodes' GPU units.
 
 Local backend: what the Bitfusion client's ``list_gpus`` reports (``bitfusion-sim`` marks its pool
-simulated). Kubernetes backend: each node's allocatable and requested ``bitfusion.io/gpu`` (what
+simulated). Kubernetes backend: also every offered GPU backend's pool (``gpu_pools``: HAMi's GPUs
+with memory and cores in use, NVIDIA's whole/MIG/shared resources), read from the same listing. Kubernetes backend: each node's allocatable and requested ``bitfusion.io/gpu`` (what
 the scheduler works with), plus the Bitfusion pool when a real client is configured in this pod
 (``$BF_BITFUSION_BIN`` or ``bitfusion`` on PATH); the embedded simulator is never shown as a
 cluster's pool. Blocking calls run in a thread; results are cached by the caller.
@@ -10,14 +11,14 @@ cluster's pool. Blocking calls run in a thread; results are cached by the caller
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from bf_jupyter.bitfusion.client import BitfusionClientError, resolve_client
 from bf_jupyter.contract import QUOTA_RESOURCE, units_to_gpus
-from bf_jupyter.quantity import QuantityError, parse_quantity
 from bf_jupyter.server.errors import BackendUnavailable
+from bf_jupyter.server.gpu_backends import offered, pools_json
 
 if TYPE_CHECKING:
     from bf_jupyter.bitfusion.records import PoolListing
@@ -33,9 +34,16 @@ _UNFINISHED = "status.phase!=Succeeded,status.phase!=Failed"
 class PoolReader:
     """Reads the pool for one backend. ``kube`` connects lazily (only the Kubernetes backend uses it)."""
 
-    def __init__(self, backend: Backend, *, kube: Callable[[], KubeApi] | None = None) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        kube: Callable[[], KubeApi] | None = None,
+        gpu_backends: Sequence[str] = (),
+    ) -> None:
         self.backend = backend
         self._kube = kube
+        self.gpu_backends = list(gpu_backends)  # configured; empty: discovered from the nodes
 
     async def read(self) -> Json:
         """The pool as JSON (see ``openapi.yaml``, ``Pool``).
@@ -45,18 +53,32 @@ class PoolReader:
         """
         if self.backend == "local":
             listing = await asyncio.to_thread(_local_listing)
-            return _pool_json("local", listing, nodes=[], warnings=[])
+            pool = _pool_json("local", listing, nodes=[], warnings=[])
+            return pool | {"gpu_backends": offered(self.gpu_backends, None), "gpu_pools": {}}
         return await asyncio.to_thread(self._read_cluster)
 
     def _read_cluster(self) -> Json:
         from bf_jupyter.kubeapi import KubeApiError, KubeUnavailable
 
         warnings: list[str] = []
-        nodes: list[Json] = []
+        raw_nodes: list[Json] = []
+        raw_pods: list[Json] | None = None
         try:
-            nodes = self._node_units()
+            raw_nodes, raw_pods = self._cluster_objects()
         except (KubeApiError, KubeUnavailable) as error:
             warnings.append(f"Cluster nodes could not be read: {error}")
+        names = offered(self.gpu_backends, raw_nodes or None)
+        pools = pools_json(sorted({*names, "bitfusion"}), raw_nodes, raw_pods)
+        nodes = [
+            {
+                "name": r["node"],
+                "allocatable_units": r["allocatable"],
+                "used_units": r["used"],
+                "allocatable_gpus": units_to_gpus(r["allocatable"]),
+            }
+            for r in pools["bitfusion"]["resources"]
+            if r["resource"] == QUOTA_RESOURCE
+        ]
         listing = None
         client = resolve_client()
         if client.source != "embedded":
@@ -66,40 +88,25 @@ class PoolReader:
                 warnings.append(f"The Bitfusion pool could not be read: {error}")
         if not nodes and listing is None and warnings:
             raise BackendUnavailable(" ".join(warnings))
-        return _pool_json("kubernetes", listing, nodes=nodes, warnings=warnings)
+        pool = _pool_json("kubernetes", listing, nodes=nodes, warnings=warnings)
+        return pool | {"gpu_backends": names, "gpu_pools": {n: pools[n] for n in names}}
 
-    def _node_units(self) -> list[Json]:
+    def _cluster_objects(self) -> tuple[list[Json], list[Json] | None]:
+        """The Node objects and the unfinished Pods (None when pods may not be listed)."""
         from bf_jupyter.kubeapi import KubeApiError
 
         if self._kube is None:
             raise BackendUnavailable("No Kubernetes API is configured for the kubernetes backend")
         api = self._kube()
-        capacity = {
-            node["metadata"]["name"]: _units(
-                (node.get("status") or {}).get("allocatable", {}).get(QUOTA_RESOURCE)
-            )
-            for node in api.list("Node")
-        }
-        used: dict[str, int] | None = dict.fromkeys(capacity, 0)
+        nodes = api.list("Node")
+        pods: list[Json] | None = None
         try:
-            for pod in api.list("Pod", field_selector=_UNFINISHED):
-                node_name = (pod.get("spec") or {}).get("nodeName")
-                if used is not None and node_name in used:
-                    used[node_name] += _pod_units(pod)
+            pods = api.list("Pod", field_selector=_UNFINISHED)
         except KubeApiError as error:
             if error.status != 403:
                 raise
-            used = None  # allowed to see nodes but not every namespace's pods: say less, not wrong
-        return [
-            {
-                "name": name,
-                "allocatable_units": units,
-                "used_units": None if used is None else used[name],
-                "allocatable_gpus": units_to_gpus(units),
-            }
-            for name, units in sorted(capacity.items())
-            if units > 0
-        ]
+            # allowed to see nodes but not every namespace's pods: say less, not wrong
+        return nodes, pods
 
 
 def _local_listing() -> PoolListing:
@@ -153,24 +160,3 @@ def _pool_json(
         "warnings": warnings,
         "read_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-
-
-def _units(value: object) -> int:
-    if value is None:
-        return 0
-    try:
-        return int(parse_quantity(str(value)))
-    except QuantityError:
-        return 0
-
-
-def _pod_units(pod: Json) -> int:
-    containers: Iterable[Json] = (pod.get("spec") or {}).get("containers") or []
-    total = 0
-    for container in containers:
-        resources = container.get("resources") or {}
-        value = (resources.get("requests") or {}).get(QUOTA_RESOURCE) or (
-            resources.get("limits") or {}
-        ).get(QUOTA_RESOURCE)
-        total += _units(value)
-    return total

@@ -2,8 +2,8 @@
 
 Kubernetes backend: ``ResourceQuota`` objects in the configured namespace that limit
 ``bitfusion.io/gpu`` (written ``requests.bitfusion.io/gpu`` for extended resources); the tightest
-one wins. Local backend: the optional ``local_quota_units`` setting, counted against this server's
-own GPU kernels. Units always come from ``GpuSlice.quota_units`` (the one owner of the rule).
+one wins; ``gpu_quotas`` lists every GPU backend's keys found in them. Local backend: the optional ``local_quota_units`` setting, counted against this server's
+own GPU kernels. Units always come from the GPU backend's ``price`` (``bf_jupyter.backends``).
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from bf_jupyter.backends import BACKEND_NAMES, GpuBackend, Offer, get_backend
 from bf_jupyter.contract import QUOTA_RESOURCE, UNITS_PER_GPU, units_to_gpus
 from bf_jupyter.quantity import MIB, QuantityError, format_bytes, parse_quantity
 from bf_jupyter.server.errors import ApiError, BackendUnavailable
+from bf_jupyter.server.gpu_backends import quotas_json
 from bf_jupyter.slice import GpuSlice, SliceError
 
 if TYPE_CHECKING:
@@ -26,7 +28,7 @@ __all__ = ["QUOTA_KEYS", "Price", "QuotaReader", "price"]
 
 Json = dict[str, Any]
 # How a ResourceQuota spells a limit on the extended resource (both forms are accepted by the API).
-QUOTA_KEYS = (f"requests.{QUOTA_RESOURCE}", QUOTA_RESOURCE)
+QUOTA_KEYS = get_backend("bitfusion").quota_keys()
 
 
 class QuotaReader:
@@ -39,7 +41,7 @@ class QuotaReader:
         namespace: str | None,
         kube: Callable[[], KubeApi] | None = None,
         local_limit_units: int | None = None,
-        local_used_units: Callable[[], int] = lambda: 0,
+        local_used_units: Callable[[str | None], int] = lambda _excluding: 0,
     ) -> None:
         self.backend = backend
         self.namespace = namespace
@@ -47,8 +49,13 @@ class QuotaReader:
         self._local_limit = local_limit_units
         self._local_used = local_used_units
 
-    async def read(self) -> Json:
-        """The quota as JSON (``openapi.yaml``, ``Quota``). Raises ``BackendUnavailable`` (503)."""
+    @property
+    def local_limit(self) -> int | None:
+        return self._local_limit
+
+    async def read(self, *, excluding: str | None = None) -> Json:
+        """The quota as JSON (``openapi.yaml``, ``Quota``), local use counted without the kernel
+        ``excluding``. Raises ``BackendUnavailable`` (503)."""
         if self.backend == "local":
             if self._local_limit is None:
                 return _no_quota(self.backend, None, "No GPU quota: this server sets no limit.")
@@ -57,7 +64,7 @@ class QuotaReader:
                 None,
                 "local_quota_units setting",
                 self._local_limit,
-                self._local_used(),
+                self._local_used(excluding),
             )
         return await asyncio.to_thread(self._read_cluster)
 
@@ -70,6 +77,7 @@ class QuotaReader:
             quotas = self._kube().list("ResourceQuota", self.namespace)
         except (KubeApiError, KubeUnavailable) as error:
             raise BackendUnavailable(f"The namespace quota could not be read: {error}") from None
+        per_backend = {"gpu_quotas": quotas_json(BACKEND_NAMES, quotas)}
         tightest: tuple[int, str, int, int] | None = None
         for item in quotas:
             status = item.get("status") or {}
@@ -80,13 +88,15 @@ class QuotaReader:
                     if tightest is None or hard - used < tightest[0]:
                         tightest = (hard - used, item["metadata"]["name"], hard, used)
         if tightest is None:
-            return _no_quota(
+            return per_backend | _no_quota(
                 self.backend,
                 self.namespace,
                 f"No GPU quota: namespace {self.namespace} does not limit {QUOTA_RESOURCE}.",
             )
         _, name, hard, used = tightest
-        return _quota(self.backend, self.namespace, f"ResourceQuota {name}", hard, used)
+        return per_backend | _quota(
+            self.backend, self.namespace, f"ResourceQuota {name}", hard, used
+        )
 
 
 @dataclass(frozen=True)
@@ -112,7 +122,12 @@ class Price:
 
 
 def price(
-    gpu_slice: GpuSlice, *, quota: Json, pool: Json | None, per_gpu_memory: int | None
+    gpu_slice: GpuSlice,
+    *,
+    quota: Json,
+    pool: Json | None,
+    per_gpu_memory: int | None,
+    gpu_backend: GpuBackend | None = None,
 ) -> Price:
     """Price ``gpu_slice`` in quota units and check it against the quota and the pool's shape.
 
@@ -122,8 +137,10 @@ def price(
     memory = per_gpu_memory
     if memory is None and pool and pool.get("gpu_memory_mib"):
         memory = int(pool["gpu_memory_mib"]) * MIB
+    backend = gpu_backend or get_backend("bitfusion")
     try:
-        units = gpu_slice.quota_units(memory)
+        charges = backend.price(gpu_slice, Offer(per_gpu_memory_bytes=memory))
+        units = next((c.amount for c in charges if c.resource == QUOTA_RESOURCE), 0)
     except SliceError as error:
         raise ApiError(400, str(error), field="slice") from None
     largest = (pool or {}).get("largest_server_gpus")

@@ -5,7 +5,8 @@
 #   docker build -f cluster/images/kernel.Dockerfile -t bf-jupyter/kernel:0.1.0 .
 # The kernelspec "Python 3 (Bitfusion GPU, Kubernetes)" uses this image by default; point it at
 # yours with `bf-jupyter kernelspec install --backend kubernetes --image REGISTRY/kernel:TAG`.
-# Everything is installed at build time; a kernel pod downloads nothing.
+# Everything is installed at build time; a kernel pod downloads nothing. The `gpu` extra
+# (nvidia-ml-py) lets the kernel report its GPU meter to the server.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
@@ -15,7 +16,7 @@ COPY pyproject.toml README.md ./
 COPY bf_jupyter ./bf_jupyter
 COPY kernelspecs ./kernelspecs
 RUN python -m venv /opt/bf-jupyter \
- && /opt/bf-jupyter/bin/pip install --no-cache-dir ".${EXTRAS:+[$EXTRAS]}" \
+ && /opt/bf-jupyter/bin/pip install --no-cache-dir ".[gpu${EXTRAS:+,$EXTRAS}]" \
  && /opt/bf-jupyter/bin/python -m bf_jupyter.kernels.launcher --help > /dev/null \
  && /opt/bf-jupyter/bin/python -c "import ipykernel, bf_jupyter.notebook.magic"
 

@@ -10,6 +10,39 @@ export interface IInfo {
   quota_resource: string;
   kernelspecs: { name: string; display_name: string }[];
   default_kernelspec: string | null;
+  /** The GPU backends offered here, the first the default (absent from older servers). */
+  gpu_backends?: IGpuBackend[];
+  default_gpu_backend?: string;
+}
+
+/** What one GPU backend honours and isolates (GET info). */
+export interface IGpuBackend {
+  name: string;
+  title: string;
+  /** The slice forms it honours: whole, percent, memory, cores, mig, shared, filters. */
+  forms: string[];
+  isolation: IIsolation;
+  quota_keys: string[];
+}
+
+export interface IIsolation {
+  label: string;
+  sentence: string;
+}
+
+/** One GPU backend's pool (GET pool's gpu_pools, Kubernetes only). */
+export interface IBackendPool {
+  backend: string;
+  mig_profiles?: string[];
+  warnings: string[];
+}
+
+export interface ICharge {
+  resource: string;
+  amount: number;
+  unit: string;
+  quota_keys: string[];
+  enforced_by: string;
 }
 
 export interface IGpu {
@@ -47,6 +80,8 @@ export interface IPool {
   gpu_memory_mib: number | null;
   warnings: string[];
   read_at: string;
+  gpu_backends?: string[];
+  gpu_pools?: Record<string, IBackendPool>;
 }
 
 export interface IQuota {
@@ -67,11 +102,15 @@ export interface IQuota {
 export interface IPrice {
   slice: string;
   description: string;
-  units: number;
-  gpus: number;
+  /** bitfusion.io/gpu units on the bitfusion backend; null on others (see `charges`). */
+  units: number | null;
+  gpus: number | null;
   fits: boolean;
   reason: string | null;
   field: string | null;
+  backend?: string;
+  charges?: ICharge[];
+  isolation?: IIsolation | null;
 }
 
 export interface IKernel {
@@ -86,14 +125,33 @@ export interface IKernel {
   started: number | null;
   age_seconds: number | null;
   reason: string | null;
+  /** The kernel's GPU meter; null: no GPU reading. */
+  gpu?: IGpuReading | null;
+  /** Set once its GPU has been idle long enough to be flagged. */
+  gpu_idle?: IGpuIdle | null;
+}
+
+export interface IGpuReading {
+  memory_used_mib: number | null;
+  memory_limit_mib: number | null;
+  utilization_percent: number | null;
+  idle_seconds: number | null;
+  over_share: boolean;
+}
+
+export interface IGpuIdle {
+  idle_seconds: number;
+  stop_in_seconds: number;
+  action: 'shutdown' | 'release';
 }
 
 export interface ILaunched {
   id: string;
   slice: string;
   kernelspec: string;
+  backend?: string;
   state: 'starting';
-  units: number;
+  units: number | null;
 }
 
 export interface IProgressEvent {
@@ -110,15 +168,24 @@ export const getQuota = (): Promise<IQuota> => requestAPI<IQuota>('quota');
 export const getKernels = (): Promise<IKernel[]> =>
   requestAPI<IKernel[]>('kernels');
 
-export function getPrice(slice: string, signal?: AbortSignal): Promise<IPrice> {
-  return requestAPI<IPrice>(`price?slice=${encodeURIComponent(slice)}`, {
-    signal
-  });
+/** The query of GET price: the slice, and the GPU backend when one is chosen. */
+export function priceQuery(slice: string, backend?: string | null): string {
+  const query = `price?slice=${encodeURIComponent(slice)}`;
+  return backend ? `${query}&backend=${encodeURIComponent(backend)}` : query;
+}
+
+export function getPrice(
+  slice: string,
+  signal?: AbortSignal,
+  backend?: string | null
+): Promise<IPrice> {
+  return requestAPI<IPrice>(priceQuery(slice, backend), { signal });
 }
 
 export function launchKernel(request: {
   slice: string;
   kernelspec?: string;
+  backend?: string;
   path?: string;
 }): Promise<ILaunched> {
   return requestAPI<ILaunched>('kernels', {

@@ -5,6 +5,7 @@ import React from 'react';
 
 import { IKernel } from './api';
 import { formatAge } from './format';
+import { GpuMeterView } from './gpumeterview';
 import { Notice } from './poolview';
 
 export function KernelsView(props: {
@@ -55,6 +56,9 @@ export function KernelsView(props: {
                   : ''}
                 {kernel.pod ? ` · ${trans.__('pod %1', kernel.pod)}` : ''}
               </div>
+              {kernel.state !== 'failed' && (
+                <GpuMeterView kernel={kernel} trans={trans} />
+              )}
               {kernel.reason && <Notice error={kernel.reason} />}
             </li>
           ))}

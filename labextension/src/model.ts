@@ -9,6 +9,7 @@ import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import {
+  IGpuBackend,
   IInfo,
   IKernel,
   IPool,
@@ -24,7 +25,8 @@ import {
   launchKernel,
   stopKernel
 } from './api';
-import { DEFAULT_PICKER, IPickerState, sliceText } from './picker';
+import { chosenBackend, formsOf, migProfilesOf } from './backends';
+import { DEFAULT_PICKER, IPickerState, fitMode, sliceText } from './picker';
 import { DEFAULT_INTERVAL_S, pollFrequency } from './refresh';
 
 /** Where a kernel on a slice goes once it is ready. */
@@ -69,6 +71,8 @@ export class GpuSlicesModel {
   pricing = false;
   startups: IStartup[] = [];
   kernelspec: string | null = null;
+  /** The GPU backend picked from GET info's list; null: the server's default. */
+  gpuBackend: string | null = null;
 
   constructor(private readonly _openers: IKernelOpeners) {
     this._poll = new Poll({
@@ -115,6 +119,11 @@ export class GpuSlicesModel {
     this.quota = quota.status === 'fulfilled' ? quota.value : this.quota;
     this.kernels =
       kernels.status === 'fulfilled' ? kernels.value : this.kernels;
+    const before = this.slice;
+    this._fitPicker(); // the pool may now list the MIG profiles a mig slice names
+    if (this.slice !== before) {
+      this._requestPrice();
+    }
     this.errors = {
       pool: reasonOf(pool),
       quota: reasonOf(quota),
@@ -129,6 +138,7 @@ export class GpuSlicesModel {
 
   setPicker(change: Partial<IPickerState>): void {
     this.picker = { ...this.picker, ...change };
+    this._fitPicker();
     this._changed.emit();
     this._requestPrice();
   }
@@ -136,6 +146,35 @@ export class GpuSlicesModel {
   setKernelspec(name: string): void {
     this.kernelspec = name;
     this._changed.emit();
+  }
+
+  /** The GPU backend slices are priced and launched on (null before GET info answers). */
+  get backend(): IGpuBackend | null {
+    return chosenBackend(this.info, this.gpuBackend);
+  }
+
+  /** The slice forms the chosen backend honours: the picker offers only these. */
+  get forms(): string[] {
+    return formsOf(this.backend);
+  }
+
+  /** The MIG profiles the chosen backend's nodes advertise (GET pool). */
+  get migProfiles(): string[] {
+    const backend = this.backend;
+    return backend ? migProfilesOf(this.pool, backend.name) : [];
+  }
+
+  /** The slice text of the picker on the chosen backend. */
+  get slice(): string {
+    return sliceText(this.picker, this.forms);
+  }
+
+  /** Choose the GPU backend: the picker keeps what that backend honours and prices anew. */
+  setGpuBackend(name: string): void {
+    this.gpuBackend = name;
+    this._fitPicker();
+    this._changed.emit();
+    this._requestPrice();
   }
 
   /** Why launching is not possible right now, or null when it is. */
@@ -157,7 +196,8 @@ export class GpuSlicesModel {
 
   /** Start a kernel on the picked slice, follow it to ready, then open it as `target`. */
   async launch(target: LaunchTarget): Promise<void> {
-    const slice = sliceText(this.picker);
+    const slice = this.slice;
+    const backend = this.backend?.name;
     const startup: IStartup = {
       key: ++this._startupKeys,
       id: null,
@@ -181,6 +221,7 @@ export class GpuSlicesModel {
       const launched = await launchKernel({
         slice,
         kernelspec: this.kernelspec ?? undefined,
+        backend,
         path: notebook ?? directory
       });
       startup.id = launched.id;
@@ -228,10 +269,28 @@ export class GpuSlicesModel {
       this.info = await getInfo();
       this.kernelspec = this.kernelspec ?? this.info.default_kernelspec;
       this.errors = { ...this.errors, info: undefined };
+      if (this.backend) {
+        // the default backend may not honour the picker's mode: fit it, then price it there
+        this._fitPicker();
+        this._requestPrice();
+      }
     } catch (error) {
       this.errors = { ...this.errors, info: (error as Error).message };
     }
     this._changed.emit();
+  }
+
+  /** Keep the picker to what the chosen backend honours: an offered mode, a listed MIG profile. */
+  private _fitPicker(): void {
+    const mode = fitMode(this.picker, this.forms);
+    const profiles = this.migProfiles;
+    const migProfile =
+      mode === 'mig' && !this.picker.migProfile && profiles.length > 0
+        ? profiles[0]
+        : this.picker.migProfile;
+    if (mode !== this.picker.mode || migProfile !== this.picker.migProfile) {
+      this.picker = { ...this.picker, mode, migProfile };
+    }
   }
 
   /** Price the picked slice once the controls have been still for a moment. */
@@ -242,7 +301,11 @@ export class GpuSlicesModel {
       this._priceAbort?.abort();
       const abort = (this._priceAbort = new AbortController());
       try {
-        this.price = await getPrice(sliceText(this.picker), abort.signal);
+        this.price = await getPrice(
+          this.slice,
+          abort.signal,
+          this.backend?.name
+        );
         this.priceError = null;
       } catch (error) {
         if (abort.signal.aborted) {

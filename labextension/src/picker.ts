@@ -6,8 +6,11 @@
  * then Bitfusion filters) from the picker's controls; it never parses or prices a slice.
  */
 
-export type ShareMode = 'percent' | 'memory';
+export type ShareMode = 'percent' | 'memory' | 'mig' | 'shared' | 'whole';
 export type MemoryUnit = 'Mi' | 'Gi';
+
+/** The share modes in the order the picker shows them (each is a slice form of GET info). */
+const MODES: ShareMode[] = ['percent', 'memory', 'mig', 'shared', 'whole'];
 
 export interface IPickerState {
   /** GPUs, all from one Bitfusion server. */
@@ -17,8 +20,12 @@ export interface IPickerState {
   percent: number;
   memory: number;
   memoryUnit: MemoryUnit;
-  /** Bitfusion filters, e.g. `device.name=V100`, separated by spaces. */
+  /** Filters, e.g. `device.name=V100`, separated by spaces. */
   filters: string;
+  /** Compute share in percent of each GPU, where the backend honours `cores`; null for none. */
+  cores: number | null;
+  /** The MIG profile of the `mig` mode, one the server lists in the backend's pool. */
+  migProfile: string;
 }
 
 export const DEFAULT_PICKER: IPickerState = {
@@ -27,22 +34,72 @@ export const DEFAULT_PICKER: IPickerState = {
   percent: 50,
   memory: 8,
   memoryUnit: 'Gi',
-  filters: ''
+  filters: '',
+  cores: null,
+  migProfile: ''
 };
+
+/** Every form, for a server that does not list its backends' forms (Bitfusion's as before). */
+export const BITFUSION_FORMS = ['whole', 'percent', 'memory', 'filters'];
+
+/**
+ * The share modes a backend offers, from its `forms` in GET info, in picker order. `whole`
+ * shows only where no percent stands for it (a percent of 100 is a whole GPU).
+ */
+export function modesFor(forms: readonly string[]): ShareMode[] {
+  const modes = MODES.filter(mode => forms.includes(mode));
+  return forms.includes('percent')
+    ? modes.filter(mode => mode !== 'whole')
+    : modes;
+}
+
+/**
+ * The picker's mode on a backend with `forms`: kept when offered; a share becomes whole GPUs
+ * where no share is offered; else the backend's first mode.
+ */
+export function fitMode(
+  state: IPickerState,
+  forms: readonly string[]
+): ShareMode {
+  const modes = modesFor(forms);
+  if (modes.includes(state.mode)) {
+    return state.mode;
+  }
+  if (state.mode === 'percent' && modes.includes('whole')) {
+    return 'whole';
+  }
+  return modes[0] ?? state.mode;
+}
 
 /** The most GPUs one slice may ask for, whatever the pool (the contract's bound). */
 export const MAX_GPUS = 64;
 
-/** The slice text for the picker's state, e.g. `1x50%`, `2x8Gi device.name=V100`. */
-export function sliceText(state: IPickerState): string {
-  const share =
-    state.mode === 'percent'
-      ? `${state.percent}%`
-      : `${state.memory}${state.memoryUnit}`;
+/**
+ * The slice text for the picker's state on a backend with `forms`, e.g. `1x50%`,
+ * `2x8Gi device.name=V100`, `1x8Gi cores=30`, `1xmig-1g.10gb`, `1xshared`, `2`: only the parts
+ * that backend honours are written (the server parses and prices the text).
+ */
+export function sliceText(
+  state: IPickerState,
+  forms: readonly string[] = BITFUSION_FORMS
+): string {
+  const mode = fitMode(state, forms);
+  const share = {
+    percent: `x${state.percent}%`,
+    memory: `x${state.memory}${state.memoryUnit}`,
+    mig: `x${state.migProfile.trim()}`,
+    shared: 'xshared',
+    whole: ''
+  }[mode];
+  const parts = [`${state.gpus}${share}`];
+  if (forms.includes('cores') && state.cores !== null) {
+    parts.push(`cores=${state.cores}`);
+  }
   const filters = state.filters.trim().replace(/\s+/g, ' ');
-  return filters
-    ? `${state.gpus}x${share} ${filters}`
-    : `${state.gpus}x${share}`;
+  if (forms.includes('filters') && filters) {
+    parts.push(filters);
+  }
+  return parts.join(' ');
 }
 
 /** GPUs after a stepper press: whole, at least 1, at most `max` (the largest server, if known). */
@@ -74,6 +131,8 @@ export function pickerFromSetting(value: unknown): IPickerState {
     percent: whole(raw.percent, 1, 100, DEFAULT_PICKER.percent),
     memory: whole(raw.memory, 1, 1 << 20, DEFAULT_PICKER.memory),
     memoryUnit: raw.memoryUnit === 'Mi' ? 'Mi' : 'Gi',
-    filters: typeof raw.filters === 'string' ? raw.filters : ''
+    filters: typeof raw.filters === 'string' ? raw.filters : '',
+    cores: null,
+    migProfile: ''
   };
 }

@@ -3,9 +3,11 @@ import { TranslationBundle } from '@jupyterlab/translation';
 import { Button } from '@jupyterlab/ui-components';
 import React from 'react';
 
+import { IPrice } from './api';
+import { backendLabel, backendsOf, chargesText } from './backends';
 import { formatGpus } from './format';
 import { GpuSlicesModel, IStartup, LaunchTarget } from './model';
-import { sliceText, stepGpus } from './picker';
+import { ShareMode, fitMode, modesFor, stepGpus } from './picker';
 import { Notice } from './poolview';
 
 export function PickerView(props: {
@@ -17,8 +19,18 @@ export function PickerView(props: {
   const largest = model.pool?.largest_server_gpus ?? null;
   const blocked = model.launchBlocked;
   const launch = (target: LaunchTarget) => () => void model.launch(target);
+  const forms = model.forms;
+  const mode = fitMode(picker, forms);
+  const modeLabels: Record<ShareMode, string> = {
+    percent: trans.__('Share'),
+    memory: trans.__('Memory'),
+    mig: trans.__('MIG'),
+    shared: trans.__('Shared'),
+    whole: trans.__('Whole GPUs')
+  };
   return (
     <div className="jp-BfJupyter-picker">
+      <BackendChoice model={model} trans={trans} />
       <div className="jp-BfJupyter-row">
         <label htmlFor="jp-BfJupyter-gpus">{trans.__('GPUs')}</label>
         <div className="jp-BfJupyter-stepper">
@@ -60,26 +72,38 @@ export function PickerView(props: {
         role="radiogroup"
         aria-label={trans.__('Share of each GPU')}
       >
-        <label>
-          <input
-            type="radio"
-            name="jp-BfJupyter-mode"
-            checked={picker.mode === 'percent'}
-            onChange={() => model.setPicker({ mode: 'percent' })}
-          />
-          {trans.__('Share')}
-        </label>
-        <label>
-          <input
-            type="radio"
-            name="jp-BfJupyter-mode"
-            checked={picker.mode === 'memory'}
-            onChange={() => model.setPicker({ mode: 'memory' })}
-          />
-          {trans.__('Memory')}
-        </label>
+        {modesFor(forms).map(offered => (
+          <label key={offered}>
+            <input
+              type="radio"
+              name="jp-BfJupyter-mode"
+              checked={mode === offered}
+              onChange={() => model.setPicker({ mode: offered })}
+            />
+            {modeLabels[offered]}
+          </label>
+        ))}
       </div>
-      {picker.mode === 'percent' ? (
+      {mode === 'mig' && (
+        <div className="jp-BfJupyter-row">
+          <select
+            className="jp-mod-styled"
+            aria-label={trans.__('MIG profile')}
+            value={picker.migProfile}
+            onChange={e => model.setPicker({ migProfile: e.target.value })}
+          >
+            {model.migProfiles.length === 0 && (
+              <option value="">{trans.__('No MIG profile offered')}</option>
+            )}
+            {model.migProfiles.map(profile => (
+              <option key={profile} value={profile}>
+                {profile}
+              </option>
+            ))}
+          </select>
+        </div>
+      )}
+      {mode === 'percent' && (
         <div className="jp-BfJupyter-row">
           <input
             className="jp-BfJupyter-slider"
@@ -93,7 +117,8 @@ export function PickerView(props: {
           />
           <span className="jp-BfJupyter-value">{picker.percent} %</span>
         </div>
-      ) : (
+      )}
+      {mode === 'memory' && (
         <div className="jp-BfJupyter-row">
           <input
             className="jp-mod-styled jp-BfJupyter-memory"
@@ -123,18 +148,41 @@ export function PickerView(props: {
           <span className="jp-BfJupyter-note">{trans.__('per GPU')}</span>
         </div>
       )}
+      {forms.includes('cores') && (mode === 'percent' || mode === 'memory') && (
+        <div className="jp-BfJupyter-row">
+          <label htmlFor="jp-BfJupyter-cores">{trans.__('Compute')}</label>
+          <input
+            id="jp-BfJupyter-cores"
+            className="jp-mod-styled jp-BfJupyter-memory"
+            type="number"
+            min={1}
+            max={100}
+            placeholder={trans.__('any')}
+            aria-label={trans.__('Compute share of each GPU in percent')}
+            value={picker.cores ?? ''}
+            onChange={e =>
+              model.setPicker({
+                cores: e.target.value === '' ? null : Number(e.target.value)
+              })
+            }
+          />
+          <span className="jp-BfJupyter-note">{trans.__('% per GPU')}</span>
+        </div>
+      )}
       <details className="jp-BfJupyter-advanced">
         <summary>{trans.__('Advanced')}</summary>
-        <label>
-          {trans.__('Bitfusion filters')}
-          <input
-            className="jp-mod-styled"
-            type="text"
-            placeholder="device.name=V100 server.hostname=gpu1"
-            value={picker.filters}
-            onChange={e => model.setPicker({ filters: e.target.value })}
-          />
-        </label>
+        {forms.includes('filters') && (
+          <label>
+            {trans.__('Filters')}
+            <input
+              className="jp-mod-styled"
+              type="text"
+              placeholder="device.name=V100"
+              value={picker.filters}
+              onChange={e => model.setPicker({ filters: e.target.value })}
+            />
+          </label>
+        )}
         {info && info.kernelspecs.length > 1 && (
           <label>
             {trans.__('Kernel')}
@@ -153,10 +201,8 @@ export function PickerView(props: {
         )}
       </details>
       <div className="jp-BfJupyter-price" aria-live="polite">
-        <code>{sliceText(picker)}</code>
-        {price && !model.pricing
-          ? ` · ${trans.__('costs %1 units (%2)', price.units, formatGpus(price.gpus))}`
-          : ''}
+        <code>{model.slice}</code>
+        {price && !model.pricing ? ` · ${costText(price, trans)}` : ''}
       </div>
       {blocked && !model.pricing && <Notice error={blocked} />}
       <div className="jp-BfJupyter-actions">
@@ -197,6 +243,61 @@ export function PickerView(props: {
           trans={trans}
         />
       ))}
+    </div>
+  );
+}
+
+/** What the price says a slice costs: Bitfusion units, else the backend's charges. */
+function costText(price: IPrice, trans: TranslationBundle): string {
+  if (price.units !== null && price.gpus !== null) {
+    return trans.__('costs %1 units (%2)', price.units, formatGpus(price.gpus));
+  }
+  return price.charges && price.charges.length > 0
+    ? trans.__('costs %1', chargesText(price.charges))
+    : '';
+}
+
+/** The GPU backend: a menu when the server offers several, each with its isolation label. */
+function BackendChoice(props: {
+  model: GpuSlicesModel;
+  trans: TranslationBundle;
+}): JSX.Element | null {
+  const { model, trans } = props;
+  const backends = backendsOf(model.info);
+  const chosen = model.backend;
+  if (!chosen) {
+    return null;
+  }
+  return (
+    <div className="jp-BfJupyter-row jp-BfJupyter-backend">
+      <label htmlFor="jp-BfJupyter-backend">{trans.__('GPU backend')}</label>
+      {backends.length > 1 ? (
+        <select
+          id="jp-BfJupyter-backend"
+          className="jp-mod-styled"
+          title={chosen.isolation.sentence}
+          value={chosen.name}
+          onChange={e => model.setGpuBackend(e.target.value)}
+        >
+          {backends.map(backend => (
+            <option
+              key={backend.name}
+              value={backend.name}
+              title={backend.isolation.sentence}
+            >
+              {backendLabel(backend)}
+            </option>
+          ))}
+        </select>
+      ) : (
+        <span
+          id="jp-BfJupyter-backend"
+          className="jp-BfJupyter-note"
+          title={chosen.isolation.sentence}
+        >
+          {backendLabel(chosen)}
+        </span>
+      )}
     </div>
   );
 }

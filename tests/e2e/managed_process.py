@@ -43,6 +43,15 @@ class ManagedProcess:
     def pid(self) -> int:
         return self._process.pid
 
+    def exit_code(self) -> int | None:
+        """The exit code once the process has ended, else None."""
+        return self._process.poll()
+
+    def tail(self, count: int = 20) -> str:
+        """The last ``count`` lines of its output (all of them once ``stop()`` returned)."""
+        with self._changed:
+            return "\n".join(self.lines[-count:])
+
     def _read(self) -> None:
         assert self._process.stdout is not None
         with self.log_path.open("w", encoding="utf-8") as log:

@@ -107,7 +107,7 @@ def _query_and_cache(home: Path) -> tuple[Gpu, ...]:
         payload = json.dumps({"key": key, "gpus": [[g.index, g.name, g.memory_mib] for g in gpus]})
         temporary = home / f".{CACHE_NAME}.{os.getpid()}"
         try:
-            home.mkdir(parents=True, exist_ok=True)
+            home.mkdir(mode=0o700, parents=True, exist_ok=True)
             temporary.write_text(payload, encoding="utf-8")
             temporary.replace(home / CACHE_NAME)
         except OSError:

@@ -89,7 +89,7 @@ def _configuration(env: Mapping[str, str], home: Path) -> str:
 def _writable(home: Path) -> str:
     probe = home / f".health-{os.getpid()}"
     try:
-        home.mkdir(parents=True, exist_ok=True)
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
         probe.write_text("", encoding="utf-8")
     except OSError as error:
         raise SimError(

@@ -4,6 +4,10 @@ A lease records its holder's pid AND start time (``/proc/PID/stat`` field 22, cl
 boot): a pid alone can be reused by an unrelated process after the holder was SIGKILLed, which would
 keep a dead lease forever. Zombies count as dead: a SIGKILLed holder whose parent has not reaped it
 yet holds nothing.
+
+The simulator never signals a process whose identity it cannot confirm: leftovers of a command
+are recognised by their group, start time and the ``BF_SIM_HOLDER`` mark in their environment, and
+signalled through a pidfd (see ``kill_process_group``).
 """
 
 from __future__ import annotations
@@ -17,10 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
+    "HOLDER_ENV",
     "ProcessIdentity",
     "child_preexec",
     "current_process",
     "find_program",
+    "holder_marker",
     "identify",
     "is_alive",
     "kill_process_group",
@@ -29,6 +35,8 @@ __all__ = [
 _PROC = Path("/proc")
 _PR_SET_PDEATHSIG = 1
 _START_FIELD = 19  # starttime is field 22 of /proc/PID/stat, the 20th after "pid (comm)"
+_PGRP_FIELD = 2  # pgrp is field 5
+HOLDER_ENV = "BF_SIM_HOLDER"
 
 
 @dataclass(frozen=True)
@@ -49,17 +57,57 @@ def identify(pid: int) -> ProcessIdentity:
     return ProcessIdentity(pid, stat[1] if stat else None)
 
 
-def kill_process_group(leader: ProcessIdentity) -> None:
-    """SIGKILL the process group ``leader`` led, unless its pid now names another process.
+def holder_marker(holder: ProcessIdentity | None) -> str | None:
+    """The value of ``HOLDER_ENV`` in the environment of a command run on ``holder``'s lease:
+    what proves, later, that a process descends from that command. None without a start time."""
+    if holder is None or holder.start is None:
+        return None
+    return f"{holder.pid}-{holder.start}"
 
-    While any member of a group lives, the kernel does not hand its id out as a new pid, so a
-    group whose leader is gone still holds only what the leader started.
+
+def kill_process_group(leader: ProcessIdentity, marker: str | None) -> int:
+    """SIGKILL what is left of the process group that ``leader`` led; returns how many processes.
+
+    Only processes whose identity is confirmed are signalled: in that group, started no earlier
+    than the leader, and carrying ``HOLDER_ENV=marker`` in their environment (inherited from the
+    command). Each is signalled through a pidfd opened before it was checked, so a pid that is
+    reused between the check and the signal is never hit. Where that cannot be confirmed (no
+    start time, no marker, no /proc or no pidfd: not Linux) nothing is signalled.
     """
-    stat = _read_stat(leader.pid)
-    if stat is not None and leader.start is not None and stat[1] != leader.start:
-        return  # the pid was reused: that group is not ours
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(leader.pid, signal.SIGKILL)
+    if marker is None or leader.start is None or not _can_confirm():
+        return 0
+    expected = f"{HOLDER_ENV}={marker}".encode()
+    killed = 0
+    for entry in os.scandir(_PROC):
+        if not entry.name.isdigit():
+            continue
+        stat = _read_stat(int(entry.name))
+        if stat is None or stat[2] != leader.pid or stat[1] < leader.start:
+            continue  # the common case: another group, read without opening anything
+        killed += _kill_confirmed(int(entry.name), leader, expected)
+    return killed
+
+
+def _kill_confirmed(pid: int, leader: ProcessIdentity, expected: bytes) -> int:
+    """SIGKILL ``pid`` through a pidfd when, checked after the pidfd was opened, it is still in
+    ``leader``'s group and its environment holds ``expected``; 1 if signalled, else 0."""
+    try:
+        handle = os.pidfd_open(pid)
+    except OSError:
+        return 0
+    try:
+        stat = _read_stat(pid)
+        if stat is None or stat[2] != leader.pid or leader.start is None or stat[1] < leader.start:
+            return 0
+        environ = (_PROC / str(pid) / "environ").read_bytes().split(b"\0")
+        if expected not in environ:
+            return 0  # same group number, but not a descendant of our command: not ours
+        signal.pidfd_send_signal(handle, signal.SIGKILL)
+        return 1
+    except OSError:  # gone meanwhile, or not ours to read or signal
+        return 0
+    finally:
+        os.close(handle)
 
 
 def is_alive(identity: ProcessIdentity) -> bool:
@@ -137,8 +185,12 @@ def _has_proc() -> bool:
     return (_PROC / "self" / "stat").exists()
 
 
-def _read_stat(pid: int) -> tuple[str, int] | None:
-    """(state, start time) from /proc/PID/stat, or None when the process is gone."""
+def _can_confirm() -> bool:
+    return _has_proc() and hasattr(os, "pidfd_open") and hasattr(signal, "pidfd_send_signal")
+
+
+def _read_stat(pid: int) -> tuple[str, int, int] | None:
+    """(state, start time, process group) from /proc/PID/stat, or None when the process is gone."""
     try:
         text = (_PROC / str(pid) / "stat").read_text(encoding="ascii", errors="replace")
     except OSError:
@@ -146,4 +198,6 @@ def _read_stat(pid: int) -> tuple[str, int] | None:
     fields = text.rpartition(")")[2].split()  # the command name may hold spaces or ')'
     if len(fields) <= _START_FIELD or not fields[_START_FIELD].isdigit():
         return None
-    return fields[0], int(fields[_START_FIELD])
+    if not fields[_PGRP_FIELD].isdigit():
+        return None
+    return fields[0], int(fields[_START_FIELD]), int(fields[_PGRP_FIELD])

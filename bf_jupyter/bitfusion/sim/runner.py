@@ -43,13 +43,16 @@ from bf_jupyter.bitfusion.sim.leasing import (
     requesting_message,
 )
 from bf_jupyter.bitfusion.sim.processes import (
-    ProcessIdentity,
+    HOLDER_ENV,
     child_preexec,
     current_process,
     find_program,
+    holder_marker,
+    identify,
     kill_process_group,
 )
 from bf_jupyter.bitfusion.sim.store import Store
+from bf_jupyter.gpucaps import cap_environment
 
 if TYPE_CHECKING:
     from bf_jupyter.bitfusion.sim.pool import Placement, Pool
@@ -160,8 +163,15 @@ def lease_environment(
             "BF_SIM_LEASED_GPUS": indexes,
         }
     )
+    marker = holder_marker(lease.holder)
+    if marker is not None:  # what lets leftovers of the command be recognised, and only them
+        env[HOLDER_ENV] = marker
     if not pool.simulated:
         env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"  # CUDA's indexes then match nvidia-smi's
+        if fraction < 1:  # a share of a real GPU: nothing else holds the frameworks to it
+            env.update(
+                cap_environment(env, fraction=fraction, per_gpu_mib=min(placement.memory_mib))
+            )
     return env
 
 
@@ -206,12 +216,21 @@ def _run_leased(
             f"command {command[0]!r} cannot be run ({error.strerror or error})",
             exit_code=EXIT_NOT_EXECUTABLE,
         ) from None
+    leader = identify(child.pid)  # not reaped yet: the pid is still the child's
     relay.attach(child.pid)
+    _wait_unreaped(child.pid)
+    relay.detach()  # before the pid is reaped, so no signal is forwarded to a reused pid
     code = child.wait()
-    relay.detach()
     if not relay.foreground:
-        kill_process_group(ProcessIdentity(child.pid, None))
+        kill_process_group(leader, holder_marker(lease.holder))
     return 128 - code if code < 0 else code
+
+
+def _wait_unreaped(pid: int) -> None:
+    """Wait until the child ``pid`` has exited, leaving it a zombie (so its pid and process group
+    number stay ours until ``wait`` reaps it)."""
+    with contextlib.suppress(ChildProcessError, AttributeError):
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
 
 
 def _check_runnable(program: str, env: Mapping[str, str]) -> None:

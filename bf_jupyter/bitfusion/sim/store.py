@@ -3,7 +3,7 @@
 Concurrency: WAL mode, and every change is one ``BEGIN IMMEDIATE`` transaction, so two processes
 never read the same free memory and both take it. A trigger refuses any row that would lease more
 of a GPU than it has, so the database itself holds the invariant even if the placement logic erred.
-Each lease also has a small JSON file (what the real client calls its generated configuration),
+The folder is 0700 and the database 0600 (``home.py``). Each lease also has a small JSON file (what the real client calls its generated configuration),
 written after the commit and removed with the lease.
 
 Leases of ``run`` are held by the ``bitfusion-sim`` process (pid + start time); one whose holder died
@@ -24,8 +24,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from bf_jupyter.bitfusion.sim.errors import CannotServe, SimError
+from bf_jupyter.bitfusion.sim.home import private_database, private_home
 from bf_jupyter.bitfusion.sim.pool import Placement, Pool, Usage, place
-from bf_jupyter.bitfusion.sim.processes import ProcessIdentity, is_alive, kill_process_group
+from bf_jupyter.bitfusion.sim.processes import (
+    ProcessIdentity,
+    holder_marker,
+    is_alive,
+    kill_process_group,
+)
 
 if TYPE_CHECKING:
     from bf_jupyter.slice import GpuSlice
@@ -102,13 +108,14 @@ class Store:
     @classmethod
     def open(cls, home: Path) -> Store:
         """Open (creating if needed) the database in ``home``."""
+        private_home(home)
+        path = home / DB_NAME
         try:
-            home.mkdir(parents=True, exist_ok=True)
+            private_database(path)
         except OSError as error:
             raise SimError(
-                f"cannot create the state directory {home} ({error.strerror or error}): set BF_SIM_HOME to a writable directory"
+                f"cannot use the state database {path} ({error.strerror or error}): set BF_SIM_HOME to a writable directory"
             ) from None
-        path = home / DB_NAME
         with _translated(path):
             connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         store = cls(home, connection)
@@ -257,7 +264,7 @@ class Store:
             self._db.execute("DELETE FROM leases WHERE id = ?", (lease.lease_id,))
             leader = self._command_leader(lease.lease_id)
             if leader is not None:
-                kill_process_group(leader)
+                kill_process_group(leader, holder_marker(lease.holder))
         return dead
 
     @staticmethod

@@ -26,7 +26,7 @@ import tornado.web
 
 from bf_jupyter.cluster.webhook.metrics import Metrics
 from bf_jupyter.cluster.webhook.review import Verdict, render_reply
-from bf_jupyter.cluster.webhook.routes import ADMISSION_PATHS, AdmissionRoutes
+from bf_jupyter.cluster.webhook.routes import ADMISSION_PATHS, AdmissionRoutes, Limits
 
 if TYPE_CHECKING:
     from bf_jupyter.cluster.webhook.service import AdmissionService
@@ -86,6 +86,8 @@ def make_app(
     *,
     pool: ThreadPoolExecutor,
     draining: asyncio.Event | None = None,
+    limits: Limits | None = None,
+    client_names: frozenset[str] | None = None,
 ) -> AdmissionRoutes:
     """The server's request delegate: the admission POSTs, then a tornado application for the rest."""
     refusals = [(path, _AdmissionRefusal) for path in ADMISSION_PATHS]
@@ -99,15 +101,24 @@ def make_app(
         log_function=_log_failures,
         compress_response=False,
     )
-    return AdmissionRoutes(application, service, metrics, pool)
+    return AdmissionRoutes(
+        application, service, metrics, pool, limits=limits, client_names=client_names
+    )
 
 
-def tls_context(cert_file: str | Path, key_file: str | Path) -> ssl.SSLContext:
-    """A server TLS context (TLS 1.2+) with the certificate chain and key. Raises ``OSError`` or
-    ``ssl.SSLError`` when the files are missing or do not match."""
+def tls_context(
+    cert_file: str | Path, key_file: str | Path, client_ca: str | Path | None = None
+) -> ssl.SSLContext:
+    """A server TLS context (TLS 1.2+) with the certificate chain and key; with ``client_ca`` it
+    asks callers for a client certificate and verifies one that is presented against that CA
+    (optional at the TLS layer so the kubelet's probes still connect; the admission paths require
+    it). Raises ``OSError`` or ``ssl.SSLError`` when the files are missing or do not match."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(str(cert_file), str(key_file))
+    if client_ca is not None:
+        context.load_verify_locations(cafile=str(client_ca))
+        context.verify_mode = ssl.CERT_OPTIONAL
     return context
 
 
@@ -124,15 +135,24 @@ class WebhookServer:
         address: str = "",
         metrics: Metrics | None = None,
         reload_seconds: float = 60.0,
+        limits: Limits | None = None,
+        client_ca: str | Path | None = None,
+        client_names: frozenset[str] = frozenset(),
     ) -> None:
+        """``limits`` bound the queued work; ``client_ca`` makes the admission paths require a
+        client certificate it signed, with one of ``client_names`` (empty: any) as its subject
+        common name or a DNS name."""
         self.service = service
+        self.limits = limits or Limits()
+        self._client_ca = client_ca
+        self._client_names = client_names if client_ca is not None else None
         self.metrics = metrics or Metrics()
         self.draining = asyncio.Event()
         self._cert, self._key = Path(tls_cert), Path(tls_key)
         self._port, self._address = port, address
         self._reload_seconds = reload_seconds
         self._stamp = self._cert_stamp()
-        self._context = tls_context(self._cert, self._key)
+        self._context = tls_context(self._cert, self._key, client_ca)
         self._pool: ThreadPoolExecutor | None = None
         self._server: tornado.httpserver.HTTPServer | None = None
         self._reloader: tornado.ioloop.PeriodicCallback | None = None
@@ -140,7 +160,14 @@ class WebhookServer:
     async def start(self) -> int:
         """Listen and serve; returns the bound port (useful with ``port=0``)."""
         self._pool = ThreadPoolExecutor(_VALIDATION_THREADS, thread_name_prefix="bf-validate")
-        app = make_app(self.service, self.metrics, pool=self._pool, draining=self.draining)
+        app = make_app(
+            self.service,
+            self.metrics,
+            pool=self._pool,
+            draining=self.draining,
+            limits=self.limits,
+            client_names=self._client_names,
+        )
         self._server = tornado.httpserver.HTTPServer(
             app,
             ssl_options=self._context,

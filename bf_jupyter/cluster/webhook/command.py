@@ -57,6 +57,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="never contact the Kubernetes API (quota, capacity and token checks are skipped)",
     )
     parser.add_argument(
+        "--client-ca",
+        metavar="FILE",
+        help="PEM CA that signed the API server's client certificate: the admission paths then "
+        "answer only callers presenting one (the apiserver's AdmissionConfiguration, README)",
+    )
+    parser.add_argument(
+        "--client-name",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="with --client-ca: a subject common name or DNS name the client certificate must "
+        "carry (repeatable; default: any certificate the CA signed)",
+    )
+    parser.add_argument(
+        "--max-requests",
+        type=int,
+        default=64,
+        help="admission requests in progress at once; more are refused with 429 (64)",
+    )
+    parser.add_argument(
+        "--max-body-mib",
+        type=int,
+        default=64,
+        help="MiB of request bodies held at once; past it requests are refused with 429 (64)",
+    )
+    parser.add_argument(
+        "--max-queued-validations",
+        type=int,
+        default=64,
+        help="validations waiting for a worker thread; more are refused with 429 (64)",
+    )
+    parser.add_argument(
         "--drain-seconds",
         type=float,
         default=5.0,
@@ -71,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
     from bf_jupyter.cluster.webhook.app import WebhookServer
     from bf_jupyter.cluster.webhook.config import ConfigError, load_config
     from bf_jupyter.cluster.webhook.metrics import Metrics
+    from bf_jupyter.cluster.webhook.routes import Limits
     from bf_jupyter.cluster.webhook.service import AdmissionService
 
     logging.basicConfig(
@@ -91,10 +124,18 @@ def run(args: argparse.Namespace) -> int:
             port=args.port,
             address=args.address,
             metrics=Metrics(cluster_api=facts.blocking),
+            limits=Limits(
+                max_requests=args.max_requests,
+                max_body_bytes=args.max_body_mib << 20,
+                max_queued_validations=args.max_queued_validations,
+            ),
+            client_ca=args.client_ca,
+            client_names=frozenset(args.client_name),
         )
     except (OSError, ssl.SSLError) as error:
         print(
-            f"bf-jupyter webhook: cannot load --tls-cert {args.tls_cert} / --tls-key {args.tls_key}: {error}",
+            f"bf-jupyter webhook: cannot load --tls-cert {args.tls_cert} / --tls-key "
+            f"{args.tls_key} / --client-ca {args.client_ca}: {error}",
             file=sys.stderr,
         )
         return 2

@@ -19,10 +19,15 @@ YAML shape (every key optional; camelCase like the Kubernetes objects it sits be
     fallbackLibraryPath: /usr/local/nvidia/lib:/usr/local/nvidia/lib64
     imagePullPolicy: IfNotPresent
     initResources: {requests: {cpu: 50m, memory: 64Mi}, limits: {memory: 256Mi}}
+    guardImage: bf-jupyter:0.1.0   # the bf-jupyter image: stages the slice guard, fetches the token
+    tokenSource: service           # service (the token service in bf-system) or secret (per namespace)
+    tokenService: {url: "https://bf-token-service.bf-system.svc", audience: bf-jupyter-token-service,
+                   caFile: /etc/bf-jupyter/token-service-ca/ca.crt}
 """
 
 from __future__ import annotations
 
+import enum
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,11 +36,21 @@ from typing import Any
 
 import yaml
 
+from bf_jupyter import __version__
 from bf_jupyter.bitfusion.client import BitfusionClient
 from bf_jupyter.contract import ANNOTATION_CLIENT_OS, ANNOTATION_CLIENT_VERSION
 from bf_jupyter.quantity import QuantityError, format_bytes, parse_quantity
 
-__all__ = ["ClientBuild", "ConfigError", "UnknownClient", "WebhookConfig", "load_config"]
+__all__ = [
+    "DEFAULT_TOKEN_AUDIENCE",
+    "DEFAULT_TOKEN_SERVICE_URL",
+    "ClientBuild",
+    "ConfigError",
+    "TokenSource",
+    "UnknownClient",
+    "WebhookConfig",
+    "load_config",
+]
 
 _PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 _TOP_KEYS = frozenset(
@@ -49,9 +64,27 @@ _TOP_KEYS = frozenset(
         "fallbackLibraryPath",
         "imagePullPolicy",
         "initResources",
+        "guardImage",
+        "tokenSource",
+        "tokenService",
     }
 )
+_TOKEN_SERVICE_KEYS = ("url", "audience", "caFile")
+DEFAULT_TOKEN_SERVICE_URL = "https://bf-token-service.bf-system.svc"
+DEFAULT_TOKEN_AUDIENCE = "bf-jupyter-token-service"
+# Past this a CA bundle is not one CA: the PEM travels in every Bitfusion pod's spec.
+_MAX_CA_BYTES = 16 << 10
 _CLIENT_KEYS = ("os", "version", "image", "clientDir", "binary", "libraryPath")
+
+
+class TokenSource(enum.Enum):
+    """Where a pod's init container gets the Bitfusion token files."""
+
+    # the Secret ``tokenSecret`` that every namespace running Bitfusion pods holds
+    SECRET = "secret"
+    # the token service in bf-system, which hands them only to admitted pods (no Secret in user
+    # namespaces)
+    SERVICE = "service"
 
 
 class ConfigError(ValueError):
@@ -77,6 +110,11 @@ class ClientBuild:
     client_dir: str = "/opt/bitfusion"
     binary: str = "/opt/bitfusion/bin/bitfusion"
     library_path: str = "/opt/bitfusion/lib/x86_64-linux-gnu/lib"
+
+    @property
+    def binary_in_client_dir(self) -> bool:
+        """Whether the binary reaches pods (only ``client_dir`` is copied into them)."""
+        return PurePosixPath(self.binary).is_relative_to(self.client_dir)
 
     @property
     def pair(self) -> tuple[str, str]:
@@ -111,6 +149,15 @@ class WebhookConfig:
     per_gpu_memory_bytes: int | None = None
     max_gpus_per_server: int | None = None
     token_secret: str = "bitfusion-secret"
+    # Injection mode: the bf-jupyter image whose init container stages the slice guard.
+    guard_image: str = f"bf-jupyter:{__version__}"
+    token_source: TokenSource = TokenSource.SECRET
+    # The token service: where the init container asks, the audience of the service-account tokens
+    # it accepts (also outside token-service mode, such a token is protected like the token), and the
+    # PEM CA bundle that signed its serving certificate (public; travels in the init container).
+    token_service_url: str = DEFAULT_TOKEN_SERVICE_URL
+    token_audience: str | None = DEFAULT_TOKEN_AUDIENCE
+    token_service_ca: str = ""
     user_config_dir: str = "/root/.bitfusion"
     fallback_library_path: str = "/usr/local/nvidia/lib:/usr/local/nvidia/lib64"
     image_pull_policy: str = "IfNotPresent"
@@ -131,6 +178,13 @@ class WebhookConfig:
                 f"use one of {_describe_pairs(table)}"
             )
         object.__setattr__(self, "_table", table)
+        if self.token_source is TokenSource.SERVICE and not self.token_audience:
+            raise ConfigError("tokenSource service needs tokenService.audience: give one")
+        if self.token_source is TokenSource.SERVICE and not self.token_service_ca.strip():
+            raise ConfigError(
+                "tokenSource service needs the CA of the token service's certificate: set "
+                "tokenService.caFile to a PEM file (the ca.crt of Secret bf-token-service-tls)"
+            )
 
     def client_for(self, annotations: Mapping[str, object]) -> ClientBuild:
         """The client build a pod asks for with ``bitfusion-client/os`` and ``-version``; a part it
@@ -149,9 +203,14 @@ class WebhookConfig:
     def describe(self) -> str:
         """One line for the start-up log (no secrets in here: the token is only named)."""
         memory = format_bytes(self.per_gpu_memory_bytes) if self.per_gpu_memory_bytes else "unset"
+        token = (
+            f"token from {self.token_service_url} (audience {self.token_audience})"
+            if self.token_source is TokenSource.SERVICE
+            else f"token Secret {self.token_secret}"
+        )
         return (
             f"{len(self.clients)} client builds (default {self.default_os}/{self.default_version}), "
-            f"per-GPU memory {memory}, token Secret {self.token_secret}"
+            f"per-GPU memory {memory}, {token}"
         )
 
 
@@ -228,9 +287,56 @@ def _site_settings(raw: Mapping[str, Any]) -> dict[str, Any]:
                 f"imagePullPolicy {policy} is not a policy: use {', '.join(_PULL_POLICIES)}"
             )
         settings["image_pull_policy"] = policy
+    if "guardImage" in raw:
+        settings["guard_image"] = _text("guardImage", raw["guardImage"])
     if "initResources" in raw:
         settings["init_resources"] = _resources(raw["initResources"])
+    if "tokenSource" in raw:
+        source = _text("tokenSource", raw["tokenSource"]).lower()
+        accepted = ", ".join(s.value for s in TokenSource)
+        if source not in {s.value for s in TokenSource}:
+            raise ConfigError(f"tokenSource {source} is not a token source: use {accepted}")
+        settings["token_source"] = TokenSource(source)
+    if "tokenService" in raw:
+        settings.update(_token_service(raw["tokenService"]))
     return settings
+
+
+def _token_service(value: object) -> dict[str, Any]:
+    accepted = f"use a mapping of {', '.join(_TOKEN_SERVICE_KEYS)}"
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"tokenService {value!r} is not a mapping: {accepted}")
+    unknown = sorted(set(map(str, value)) - set(_TOKEN_SERVICE_KEYS))
+    if unknown:
+        raise ConfigError(f"tokenService has unknown {', '.join(unknown)}: {accepted}")
+    settings: dict[str, Any] = {}
+    if "url" in value:
+        url = _text("tokenService.url", value["url"])
+        if not url.startswith("https://") or any(ch.isspace() for ch in url):
+            raise ConfigError(
+                f"tokenService.url {url} is not an https URL: use e.g. {DEFAULT_TOKEN_SERVICE_URL}"
+            )
+        settings["token_service_url"] = url.rstrip("/")
+    if "audience" in value:
+        settings["token_audience"] = _text("tokenService.audience", value["audience"])
+    if "caFile" in value:
+        settings["token_service_ca"] = _ca_bundle(_absolute("tokenService.caFile", value["caFile"]))
+    return settings
+
+
+def _ca_bundle(path: str) -> str:
+    accepted = "use the PEM ca.crt of the token service's TLS Secret"
+    try:
+        with Path(path).open("rb") as stream:
+            data = stream.read(_MAX_CA_BYTES + 1)
+    except OSError as error:
+        raise ConfigError(
+            f"tokenService.caFile {path} cannot be read ({error.strerror}): {accepted}"
+        ) from None
+    text = data.decode("ascii", errors="replace")
+    if len(data) > _MAX_CA_BYTES or "-----BEGIN CERTIFICATE-----" not in text:
+        raise ConfigError(f"tokenService.caFile {path} is not a PEM CA bundle: {accepted}")
+    return text
 
 
 def _clients(value: object) -> tuple[ClientBuild, ...]:

@@ -13,6 +13,7 @@ from typing import Any
 
 from bf_jupyter.cluster.webhook import injection
 from bf_jupyter.cluster.webhook.config import ClientBuild, UnknownClient, WebhookConfig
+from bf_jupyter.cluster.webhook.entitlement import entitlement_problems
 from bf_jupyter.cluster.webhook.patching import REMOVE, PatchBuilder
 from bf_jupyter.cluster.webhook.podspec import (
     PodShapeError,
@@ -37,6 +38,12 @@ from bf_jupyter.slice import GpuSlice, SliceError
 
 __all__ = ["mutate_pod"]
 
+_UNGUARDABLE = (
+    "injection mode puts the slice guard in the client's place, but client "
+    "{build.os}/{build.version} has its binary {build.binary} outside clientDir "
+    "{build.client_dir}: fix the client table, or use " + ANNOTATION_MANAGEMENT + ": all"
+)
+
 _SLICE_HINT = (
     f"add {RESOURCE_AMOUNT} (with bitfusion.io/gpu-percent or bitfusion.io/gpu-memory) "
     "to the limits of the container that uses the GPU"
@@ -60,16 +67,12 @@ def _mutate_managed(
     pod: Mapping[str, Any], annotations: dict[str, str], mode: ManagementMode, config: WebhookConfig
 ) -> Verdict:
     problems: list[str] = []
-    build: ClientBuild | None = None
-    try:
-        build = config.client_for(annotations)
-    except UnknownClient as error:
-        problems.append(str(error))
+    build = _client_build(annotations, mode, config, problems)
     problems += _init_container_slices(pod)
 
     recorded: dict[str, str] = {}
-    # (index, container as received, the new value of each field that changes)
-    users: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
+    # (index, container as received, its slice, the new value of each field that changes)
+    users: list[tuple[int, dict[str, Any], GpuSlice, dict[str, Any]]] = []
     for index, container in enumerate(containers_of(pod)):
         name = container_name(container, index)
         try:
@@ -78,8 +81,14 @@ def _mutate_managed(
             problems.append(f"container {name}: {error}")
             continue
         if gpu_slice is None:
-            if slice_annotation_key(name) in annotations:
-                users.append((index, container, {}))  # converted by an earlier invocation
+            problems += _converted_earlier(
+                container,
+                index=index,
+                name=name,
+                annotations=annotations,
+                config=config,
+                users=users,
+            )
             continue
         changes: dict[str, Any] = {}
         problem = _convert(
@@ -95,7 +104,7 @@ def _mutate_managed(
             problems.append(problem)
             continue
         recorded[slice_annotation_key(name)] = gpu_slice.to_text()
-        users.append((index, container, changes))
+        users.append((index, container, gpu_slice, changes))
 
     if not users and not problems:
         problems.append(
@@ -103,17 +112,62 @@ def _mutate_managed(
             f"but no container asks for a GPU slice: {_SLICE_HINT}, or remove the annotation"
         )
     if build is not None:
-        for _, container, changes in users:
+        for _, container, gpu_slice, changes in users:
             problems += _add_client(container, build, config, changes)
+            if mode is ManagementMode.INJECTION:
+                changes["env"] = injection.guarded_env(changes.get("env", []), gpu_slice)
     if problems or build is None:
         return Verdict.deny(problems)
 
     patch = PatchBuilder()
-    for index, container, changes in users:
+    for index, container, _, changes in users:
         for field, value in changes.items():
             patch.set_member(f"/spec/containers/{index}", container, field, value)
-    _add_pod_parts(patch, pod, build, config, {ANNOTATION_STATUS: STATUS_INJECTED, **recorded})
+    _add_pod_parts(
+        patch,
+        pod,
+        build,
+        config,
+        mode=mode,
+        annotations={ANNOTATION_STATUS: STATUS_INJECTED, **recorded},
+    )
     return Verdict.allow(patch=patch.build())
+
+
+def _client_build(
+    annotations: dict[str, str], mode: ManagementMode, config: WebhookConfig, problems: list[str]
+) -> ClientBuild | None:
+    """The client build the pod asks for, or None with the reason added to ``problems``."""
+    try:
+        build = config.client_for(annotations)
+    except UnknownClient as error:
+        problems.append(str(error))
+        return None
+    if mode is ManagementMode.INJECTION and not build.binary_in_client_dir:
+        problems.append(_UNGUARDABLE.format(build=build))
+        return None
+    return build
+
+
+def _converted_earlier(
+    container: dict[str, Any],
+    *,
+    index: int,
+    name: str,
+    annotations: dict[str, str],
+    config: WebhookConfig,
+    users: list[tuple[int, dict[str, Any], GpuSlice, dict[str, Any]]],
+) -> list[str]:
+    """A container without slice keys: one an earlier invocation converted (its recorded slice,
+    units and command are exactly what this webhook writes) joins ``users``; a forged one is a
+    problem; any other is left alone."""
+    earlier = annotations.get(slice_annotation_key(name))
+    if earlier is None:
+        return []
+    forged = entitlement_problems(container, name, earlier, annotations, config)
+    if not forged:
+        users.append((index, container, GpuSlice.parse(earlier), {}))
+    return forged
 
 
 def _init_container_slices(pod: Mapping[str, Any]) -> list[str]:
@@ -198,12 +252,14 @@ def _add_pod_parts(
     pod: Mapping[str, Any],
     build: ClientBuild,
     config: WebhookConfig,
+    *,
+    mode: ManagementMode,
     annotations: dict[str, str],
 ) -> None:
-    """The init container, the volumes and the annotations, each replacing an earlier copy of itself."""
+    """The init containers, the volumes and the annotations, each replacing an earlier copy of itself."""
     spec = pod["spec"]
     for field, items in (
-        ("initContainers", [injection.init_container(build, config)]),
+        ("initContainers", injection.init_containers(build, config, mode)),
         ("volumes", injection.volumes(config)),
     ):
         if spec.get(field) is not None and not isinstance(spec[field], list):

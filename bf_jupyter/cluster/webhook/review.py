@@ -95,6 +95,16 @@ class AdmissionRequest:
     sub_resource: str = ""
 
     @property
+    def is_ephemeral_update(self) -> bool:
+        """An UPDATE of ``pods/ephemeralcontainers`` (``kubectl debug``) carrying the whole Pod."""
+        return (
+            self.operation == "UPDATE"
+            and self.sub_resource == "ephemeralcontainers"
+            and _POD_KIND.items() <= self.kind.items()
+            and isinstance(self.object, dict)
+        )
+
+    @property
     def is_pod_creation(self) -> bool:
         """A CREATE of a Pod (not a subresource) whose object is a mapping: the only thing judged."""
         return (

@@ -20,7 +20,7 @@ from bf_jupyter.cluster.webhook.review import (
     parse_review,
     render_reply,
 )
-from bf_jupyter.cluster.webhook.validate import validate_pod
+from bf_jupyter.cluster.webhook.validate import validate_ephemeral, validate_pod
 
 if TYPE_CHECKING:
     from bf_jupyter.cluster.webhook.config import WebhookConfig
@@ -93,8 +93,10 @@ class AdmissionService:
         return Reply(200, render_reply(request.uid, verdict), outcome, verdict.skipped)
 
     def _judge(self, request: AdmissionRequest, endpoint: str) -> Verdict:
+        if endpoint == "validate" and request.is_ephemeral_update:
+            return validate_ephemeral(request.object, self.config)
         if not request.is_pod_creation:
-            return Verdict.allow()  # the webhook configurations send only pod creations
+            return Verdict.allow()  # the webhook configurations send only these two requests
         if endpoint == "mutate":
             return mutate_pod(request.object, self.config)
         return validate_pod(request.object, request.namespace, self.config, self.facts)

@@ -13,6 +13,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from bf_jupyter.cluster.webhook.config import TokenSource
+from bf_jupyter.cluster.webhook.entitlement import (
+    CONTAINER_KINDS,
+    access_problems,
+    entitlement_problems,
+)
 from bf_jupyter.cluster.webhook.injection import TOKEN_FILES
 from bf_jupyter.cluster.webhook.podspec import (
     PodShapeError,
@@ -37,7 +43,7 @@ from bf_jupyter.slice import GpuSlice, SliceError
 if TYPE_CHECKING:
     from bf_jupyter.cluster.webhook.config import WebhookConfig
 
-__all__ = ["ClusterFacts", "FactUnavailable", "QuotaLeft", "validate_pod"]
+__all__ = ["ClusterFacts", "FactUnavailable", "QuotaLeft", "validate_ephemeral", "validate_pod"]
 
 _SLICE_ANNOTATION_PREFIX = slice_annotation_key("")
 
@@ -82,25 +88,59 @@ def validate_pod(
 ) -> Verdict:
     """Judge a pod being created. Pods that are not marked injected and carry no ``bitfusion.io/*``
     resource are allowed untouched; for the others, a denial lists every problem found."""
+    outside = _other_namespace(pod, namespace)
+    if outside:
+        return Verdict.deny([outside], code=400)
     try:
         annotations = annotations_of(pod)
         injected = annotations.get(ANNOTATION_STATUS) == STATUS_INJECTED
-        containers = containers_of(pod)
-        init_containers = containers_of(pod, "initContainers")
-        if not injected and not any(bitfusion_keys(c) for c in containers + init_containers):
-            return Verdict.allow()
-        problems, units = _pod_problems(annotations, injected, containers, init_containers, config)
+        kinds = {field: containers_of(pod, field) for field in CONTAINER_KINDS}
+        containers, init_containers = kinds["containers"], kinds["initContainers"]
+        problems, units, entitled = _pod_problems(
+            annotations, injected, containers, init_containers, config
+        )
+        problems += access_problems(pod, kinds, entitled, config)
+        if not problems and not injected and not units:
+            return Verdict.allow()  # nothing of Bitfusion: no question for the cluster
     except PodShapeError as error:
         return Verdict.deny([f"pod is malformed: {error}"], code=400)
     check = _FactChecks(facts, namespace)
     if units:
         problems += check.capacity(units) + check.quota(units)
-    if injected:
+    if injected and config.token_source is TokenSource.SECRET:
+        # token-service mode: the namespace holds no Secret; the token service decides per pod
         problems += check.token_secret(config.token_secret)
     warnings, skipped = tuple(check.warnings), tuple(check.skipped)
     if problems:
         return Verdict.deny(problems, warnings=warnings, skipped=skipped)
     return Verdict.allow(warnings=warnings, skipped=skipped)
+
+
+def _other_namespace(pod: Mapping[str, Any], namespace: str) -> str | None:
+    """Why the review would make validation ask about a namespace other than the pod's own: the
+    request names none, or the pod names another. Only the pod's namespace is ever consulted."""
+    if not namespace:
+        return "the AdmissionReview names no namespace: a Pod is reviewed in its own namespace"
+    metadata = pod.get("metadata")
+    own = metadata.get("namespace") if isinstance(metadata, dict) else None
+    if own not in (None, "", namespace):
+        return (
+            f"the pod's metadata.namespace {own!r} is not the request's namespace {namespace!r}: "
+            "validation answers only about the namespace of the pod it reviews"
+        )
+    return None
+
+
+def validate_ephemeral(pod: Mapping[str, Any], config: WebhookConfig) -> Verdict:
+    """Judge ephemeral containers being added to a running pod (``kubectl debug``): refused when one
+    mounts the client, the token or the token Secret, or reads the Secret through its environment.
+    The rest of the pod was judged at its creation and cannot change here."""
+    try:
+        ephemeral = {"ephemeralContainers": containers_of(pod, "ephemeralContainers")}
+        problems = access_problems(pod, ephemeral, set(), config)
+    except PodShapeError as error:
+        return Verdict.deny([f"pod is malformed: {error}"], code=400)
+    return Verdict.deny(problems) if problems else Verdict.allow()
 
 
 def _pod_problems(
@@ -109,11 +149,13 @@ def _pod_problems(
     containers: list[dict[str, Any]],
     init_containers: list[dict[str, Any]],
     config: WebhookConfig,
-) -> tuple[list[str], int]:
-    """The problems visible in the pod itself, and the quota units it requests."""
+) -> tuple[list[str], int, set[str]]:
+    """The problems visible in the pod's containers and annotations, the quota units it requests,
+    and the regular containers entitled to the client (see ``entitlement``)."""
     problems: list[str] = []
     managed = ManagementMode.from_annotations(annotations) is not ManagementMode.NONE
     names = set()
+    entitled: set[str] = set()
     total = 0
     for index, container in enumerate(containers):
         name = container_name(container, index)
@@ -125,10 +167,19 @@ def _pod_problems(
         recorded = annotations.get(slice_annotation_key(name))
         if recorded is not None:
             problems += _slice_problems(name, recorded, units, config)
-        elif units is not None and injected:
+            forged = entitlement_problems(
+                container, name, recorded, annotations, config, check_units=False
+            )
+            if not forged and not injected:
+                forged = [f"container {name}: the pod lacks {ANNOTATION_STATUS}: {STATUS_INJECTED}"]
+            problems += forged
+            if not forged:
+                entitled.add(name)
+        elif units is not None:
             problems.append(
-                f"container {name} sets {QUOTA_RESOURCE} directly: write bitfusion.io/gpu-amount "
-                "(and gpu-percent or gpu-memory) instead; the webhook computes the units"
+                f"container {name} sets {QUOTA_RESOURCE} directly: only the webhook writes it; "
+                "write bitfusion.io/gpu-amount (and gpu-percent or gpu-memory) and "
+                f"{ANNOTATION_MANAGEMENT}: all instead"
             )
         total += units or 0
     for index, container in enumerate(init_containers):
@@ -145,7 +196,7 @@ def _pod_problems(
             and key[len(_SLICE_ANNOTATION_PREFIX) :] not in names
         ):
             problems.append(f"annotation {key} names no container of this pod: remove it")
-    return problems, total
+    return problems, total, entitled
 
 
 def _unconverted(name: str, managed: bool) -> str:

@@ -118,6 +118,14 @@ function progressText(p) {
   } else if (p.gpu_memory_total_mib) {
     parts.push(`GPU memory limit ${formatMiB(p.gpu_memory_total_mib)}`);
   }
+  // The kernel's GPU meter, the same reading as the sidebar's running-kernels list.
+  if (p.gpu_utilization_percent !== null && p.gpu_utilization_percent !== undefined) {
+    parts.push(`GPU ${p.gpu_utilization_percent} %`);
+  }
+  if (p.gpu_over_share) parts.push("over its GPU share");
+  if (p.gpu_reading === false && (p.gpu_memory_used_mib === null || p.gpu_memory_used_mib === undefined)) {
+    parts.push("no GPU reading");
+  }
   return parts.join(" · ");
 }
 

@@ -1,10 +1,16 @@
 import {
   DEFAULT_PICKER,
   IPickerState,
+  fitMode,
+  modesFor,
   pickerFromSetting,
   sliceText,
   stepGpus
 } from '../picker';
+
+const HAMI = ['whole', 'percent', 'memory', 'cores', 'filters'];
+const NVIDIA = ['whole', 'memory', 'mig', 'filters'];
+const TIME_SLICING = ['memory', 'mig', 'shared', 'filters'];
 
 describe('sliceText', () => {
   const cases: Array<[Partial<IPickerState>, string]> = [
@@ -19,6 +25,42 @@ describe('sliceText', () => {
   ];
   it.each(cases)('writes %j as %s', (change, text) => {
     expect(sliceText({ ...DEFAULT_PICKER, ...change })).toBe(text);
+  });
+});
+
+describe('sliceText on a backend', () => {
+  const cases: Array<[string, string[], Partial<IPickerState>, string]> = [
+    ['hami', HAMI, { mode: 'memory', cores: 30 }, '1x8Gi cores=30'],
+    [
+      'nvidia',
+      NVIDIA,
+      { mode: 'mig', migProfile: 'mig-1g.10gb' },
+      '1xmig-1g.10gb'
+    ],
+    ['nvidia', NVIDIA, { mode: 'whole', gpus: 2 }, '2'],
+    ['nvidia', NVIDIA, { mode: 'percent' }, '1'], // no percent there: its first mode
+    ['time-slicing', TIME_SLICING, { mode: 'shared' }, '1xshared'],
+    ['nvidia', NVIDIA, { mode: 'memory', cores: 30 }, '1x8Gi'], // no cores there
+    ['hami', ['percent'], { filters: 'device.name=V100' }, '1x50%'] // no filters there
+  ];
+  it.each(cases)('on %s writes %j as %s', (_name, forms, change, text) => {
+    expect(sliceText({ ...DEFAULT_PICKER, ...change }, forms)).toBe(text);
+  });
+});
+
+describe('modesFor', () => {
+  it('offers only the forms the backend honours, in picker order', () => {
+    expect(modesFor(HAMI)).toEqual(['percent', 'memory']);
+    expect(modesFor(NVIDIA)).toEqual(['memory', 'mig', 'whole']);
+    expect(modesFor(TIME_SLICING)).toEqual(['memory', 'mig', 'shared']);
+  });
+  it('keeps an offered mode and replaces one the backend lacks', () => {
+    expect(fitMode({ ...DEFAULT_PICKER, mode: 'memory' }, NVIDIA)).toBe(
+      'memory'
+    );
+    expect(fitMode({ ...DEFAULT_PICKER, mode: 'shared' }, HAMI)).toBe(
+      'percent'
+    );
   });
 });
 
@@ -54,7 +96,9 @@ describe('pickerFromSetting', () => {
       percent: 25,
       memory: 4,
       memoryUnit: 'Gi',
-      filters: 'device.name=V100'
+      filters: 'device.name=V100',
+      cores: null,
+      migProfile: ''
     });
   });
   it('falls back field by field on nonsense', () => {

@@ -201,9 +201,20 @@ print("left the loop:", widget.stop_requested, widget.status)
     assert "stop handler ran" in finished.stdout
     assert "left the loop: True stopped" in finished.stdout
     assert after.stdout == "queued cell ran\n"
-    replies = [kernel.client.get_shell_msg(timeout=TIMEOUT) for _ in range(2)]
+    replies = _shell_replies_to(kernel, {busy, queued})
     assert [r["parent_header"]["msg_id"] for r in replies] == [busy, queued]
     assert all(r["content"]["status"] == "ok" for r in replies)
+
+
+def _shell_replies_to(kernel: Kernel, msg_ids: set[str]) -> list[dict[str, Any]]:
+    """The shell replies to ``msg_ids``, in the order the kernel sent them; replies to earlier
+    requests still queued on the channel are skipped."""
+    replies: list[dict[str, Any]] = []
+    while len(replies) < len(msg_ids):
+        reply = kernel.client.get_shell_msg(timeout=TIMEOUT)
+        if reply["parent_header"].get("msg_id") in msg_ids:
+            replies.append(reply)
+    return replies
 
 
 def _stop_click(kernel: Kernel, comm_id: str) -> None:

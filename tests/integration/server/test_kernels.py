@@ -32,7 +32,8 @@ def test_a_gpu_kernel_starts_on_its_slice_is_listed_and_stops(
     # Then the answer comes at once and the start is followed to ready
     assert response.code == 202
     assert launched == {
-        "id": kernel_id, "slice": "1x50%", "kernelspec": "python3", "state": "starting", "units": 50,
+        "id": kernel_id, "slice": "1x50%", "kernelspec": "python3", "backend": "bitfusion",
+        "state": "starting", "units": 50,
     }  # fmt: skip
     assert response.headers["Location"].endswith(f"/bitfusion/api/kernels/{kernel_id}")
     stages = follow(kernel_id)
@@ -48,6 +49,8 @@ def test_a_gpu_kernel_starts_on_its_slice_is_listed_and_stops(
     )  # fmt: skip
     assert listed["state"] in {"idle", "busy", "starting"}
     assert listed["age_seconds"] >= 0
+    # and its GPU meter says "no GPU reading" (bitfusion-sim's virtual pool), never zeros
+    assert listed["gpu"] is None and listed["gpu_idle"] is None
     assert conforms(api("GET", "quota"), "/quota", "get")["used_units"] == 50
     # When it is stopped
     stopped = api("DELETE", f"kernels/{kernel_id}")
@@ -124,7 +127,13 @@ def test_a_kernel_that_cannot_start_fails_with_its_reason_and_leaves_nothing(
             "kernelspec",
             "kernelspec ruby does not run on a GPU slice",
         ),
-        ({"slice": "1x50%", "path": 7}, "path", "path 7 is not a text path"),
+        ({"slice": "1x50%", "path": 7}, "path", "path 7 is not a text value: send a text path"),
+        ({"slice": "1x50%", "kernelspec": [1]}, "kernelspec", "kernelspec [1] is not a text value"),
+        ({"slice": "1x50%", "kernelspec": {"a": 1}}, "kernelspec", 'kernelspec {"a": 1} is not'),
+        ({"slice": "1x50%", "kernelspec": 3}, "kernelspec", "kernelspec 3 is not a text value"),
+        ({"slice": ["1x50%"]}, "slice", 'slice ["1x50%"] is not a text value'),
+        ({"slice": 1}, "slice", "slice 1 is not a text value"),
+        ({"slice": "1x50%", "path": ["a"]}, "path", 'path ["a"] is not a text value'),
     ],
 )
 def test_a_bad_launch_is_refused_with_the_field_and_starts_nothing(

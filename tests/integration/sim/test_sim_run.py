@@ -245,3 +245,42 @@ def test_ctrl_c_while_the_command_is_starting_is_not_lost(sim: Sim) -> None:
     # Ctrl-C as soon as bitfusion-sim announces the command: before, while or after it starts
     assert _ctrl_c_in_a_terminal(sim, when=b"Running client command") == 128 + signal.SIGINT
     assert sim.lease_rows() == []
+
+
+def test_what_the_command_leaves_in_its_group_is_killed_when_it_exits(sim: Sim) -> None:
+    # given a command that starts a process of its own and exits without waiting for it
+    done = sim(
+        "run", "-n", "1", "-p", "0.5", "--", "sh", "-c", "sleep 1000 >/dev/null 2>&1 & echo $!"
+    )
+    leftover = int(done.stdout.split()[0])
+    try:
+        # then the run ends, and what it left on the released slice is gone
+        assert done.returncode == 0
+        assert wait_until_gone(leftover)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(leftover, signal.SIGKILL)
+
+
+def test_a_leftover_whose_identity_cannot_be_confirmed_is_not_signalled(sim: Sim) -> None:
+    # given a command that starts a process in its group but with an emptied environment
+    # (nothing proves any more that it descends from this run)
+    done = sim(
+        "run",
+        "-n",
+        "1",
+        "-p",
+        "0.5",
+        "--",
+        "sh",
+        "-c",
+        "env -i sleep 1000 >/dev/null 2>&1 & echo $!",
+    )
+    stranger = int(done.stdout.split()[0])
+    try:
+        # then the run ends and leaves that process alone: it never signals what it cannot confirm
+        assert done.returncode == 0
+        assert not wait_until_gone(stranger, timeout=0.5)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(stranger, signal.SIGKILL)

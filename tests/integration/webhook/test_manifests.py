@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -21,7 +22,8 @@ import yaml
 from bf_jupyter.cli import main
 from bf_jupyter.cluster import certs
 from bf_jupyter.cluster.webhook import injection
-from bf_jupyter.cluster.webhook.config import load_config
+from bf_jupyter.cluster.webhook.config import TokenSource
+from tests.support.shipped_config import load_shipped_config, shipped_raw
 
 REPO = Path(__file__).parents[3]
 CLUSTER = REPO / "cluster"
@@ -141,15 +143,16 @@ def test_webhook_configurations_are_v1_with_the_required_settings(rendered: list
         assert webhook["sideEffects"] == "None" and webhook["timeoutSeconds"] == 5
         assert webhook["admissionReviewVersions"] == ["v1"]
         assert webhook["failurePolicy"] == failure
-        assert webhook["rules"] == [
-            {
-                "operations": ["CREATE"],
-                "apiGroups": [""],
-                "apiVersions": ["v1"],
-                "resources": ["pods"],
-                "scope": "Namespaced",
-            }
-        ]
+        creation = {
+            "operations": ["CREATE"],
+            "apiGroups": [""],
+            "apiVersions": ["v1"],
+            "resources": ["pods"],
+            "scope": "Namespaced",
+        }
+        debug = {**creation, "operations": ["UPDATE"], "resources": ["pods/ephemeralcontainers"]}
+        # validation also judges `kubectl debug`'s ephemeral containers; mutation only creations
+        assert webhook["rules"] == ([creation] if failure == "Ignore" else [creation, debug])
         assert webhook["namespaceSelector"]["matchExpressions"] == [
             {
                 "key": "kubernetes.io/metadata.name",
@@ -187,6 +190,14 @@ def pod(annotations: dict[str, str] | None = None, **resources: dict[str, str]) 
     return {"metadata": {"annotations": annotations} if annotations else {}, "spec": spec}
 
 
+def with_spec(container: Obj | None = None, **spec: Any) -> Obj:
+    """A plain pod whose one container gets ``container``'s fields and whose spec gets ``spec``."""
+    built = pod(limits={"cpu": "1"})
+    built["spec"]["containers"][0].update(container or {})
+    built["spec"].update(spec)
+    return built
+
+
 # pod → (sent to the mutating webhook, sent to the validating webhook)
 PODS = {
     "plain": (pod(limits={"cpu": "1"}), False, False),
@@ -199,6 +210,69 @@ PODS = {
         True,
     ),
     "init container": (pod(init_limits={"bitfusion.io/gpu-percent": "5"}), False, True),
+    "slice annotation only": (pod({"slice.bitfusion.io/c": "1x10%"}), False, True),
+    "unrelated secret volume": (
+        with_spec(volumes=[{"name": "s", "secret": {"secretName": "other"}}]),
+        False,
+        False,
+    ),
+    "injected volume name": (
+        with_spec(volumes=[{"name": "bf-jupyter-token", "emptyDir": {}}]),
+        False,
+        True,
+    ),
+    "token Secret under another name": (
+        with_spec(volumes=[{"name": "x", "secret": {"secretName": "bitfusion-secret"}}]),
+        False,
+        True,
+    ),
+    "projected token Secret": (
+        with_spec(
+            volumes=[
+                {
+                    "name": "x",
+                    "projected": {
+                        "sources": [
+                            {"configMap": {"name": "c"}},
+                            {"secret": {"name": "bitfusion-secret"}},
+                        ]
+                    },
+                }
+            ]
+        ),
+        False,
+        True,
+    ),
+    "envFrom the token Secret": (
+        with_spec(container={"envFrom": [{"secretRef": {"name": "bitfusion-secret"}}]}),
+        False,
+        True,
+    ),
+    "env from another Secret": (
+        with_spec(container={"envFrom": [{"secretRef": {"name": "x"}}, {"configMapRef": {}}]}),
+        False,
+        False,
+    ),
+    "debug container reading the token": (
+        with_spec(
+            ephemeralContainers=[
+                {
+                    "name": "debug",
+                    "image": "busybox",
+                    "env": [
+                        {"name": "T", "valueFrom": {"secretKeyRef": {"name": "bitfusion-secret"}}},
+                    ],
+                }
+            ]
+        ),
+        False,
+        True,
+    ),
+    "debug container without Bitfusion": (
+        with_spec(ephemeralContainers=[{"name": "debug", "image": "busybox"}]),
+        False,
+        False,
+    ),
 }
 
 
@@ -211,6 +285,14 @@ def test_match_conditions_send_only_pods_that_ask_for_bitfusion(
     assert match(one(rendered, "ValidatingWebhookConfiguration"), pod) is validate
 
 
+@needs_kubectl
+def test_match_conditions_name_the_configured_token_secret(rendered: list[Obj]) -> None:
+    raw = shipped_raw()
+    (condition,) = one(rendered, "ValidatingWebhookConfiguration")["webhooks"][0]["matchConditions"]
+    named = set(re.findall(r"== '([^']+)'", condition["expression"]))
+    assert named == {raw["tokenSecret"], raw["tokenService"]["audience"]}  # type: ignore[index]
+
+
 # ----- security ----------------------------------------------------------------------------------
 
 
@@ -220,9 +302,7 @@ def test_rbac_is_least_privilege_upstream_defect_9(rendered: list[Obj]) -> None:
     granted = {(r["resources"][0], v) for r in role["rules"] for v in r["verbs"]}
     assert granted == {("resourcequotas", "list"), ("nodes", "list"), ("secrets", "get")}
     (secrets,) = [r for r in role["rules"] if r["resources"] == ["secrets"]]
-    assert secrets["resourceNames"] == [
-        load_config(CLUSTER / "base" / "webhook" / "config.yaml").token_secret
-    ]
+    assert secrets["resourceNames"] == [shipped_raw()["tokenSecret"]]
     for obj in rendered:
         if obj["kind"] in ("ClusterRoleBinding", "RoleBinding"):
             assert obj["roleRef"]["name"] != "cluster-admin"
@@ -284,21 +364,28 @@ def test_images_come_only_from_configurable_names(rendered: list[Obj]) -> None:
         assert container["imagePullPolicy"] == "IfNotPresent"
 
 
+def test_the_guard_image_is_the_deployed_bf_jupyter_image() -> None:
+    settings = yaml.safe_load((CLUSTER / "base" / "kustomization.yaml").read_text())
+    (image,) = [i for i in settings["images"] if i["name"] == "bf-jupyter"]
+    assert shipped_raw()["guardImage"] == f"{image['newName']}:{image['newTag']}"
+
+
 # ----- the device plugin gets the client like an injected pod --------------------------------------
 
 
 @needs_kubectl
 def test_the_device_plugin_daemonset_injects_the_client_like_the_webhook(
-    rendered: list[Obj],
+    rendered: list[Obj], tmp_path: Path
 ) -> None:
-    config = load_config(CLUSTER / "base" / "webhook" / "config.yaml")
+    config = load_shipped_config(tmp_path)
     build = config.client_for({})
     spec = one(rendered, "DaemonSet", "bf-device-plugin")["spec"]["template"]["spec"]
     (init,) = spec["initContainers"]
-    expected = injection.init_container(build, config)
+    # bf-system holds the token Secret: the device plugin copies it as secret mode does
+    expected = injection.init_container(build, config, source=TokenSource.SECRET)
     assert init == expected  # same image, script, arguments, mounts, resources, security
     volumes = {v["name"]: v for v in spec["volumes"]}
-    for volume in injection.volumes(config):
+    for volume in injection.volumes(config, source=TokenSource.SECRET):
         assert volumes[volume["name"]] == volume
     (plugin,) = spec["containers"]
     mounts = [m for m in plugin["volumeMounts"] if m["name"].startswith("bf-jupyter-")]
@@ -346,7 +433,8 @@ def test_the_cluster_commands_run_without_jupyter_installed() -> None:
         f"for name in {blocked!r}: sys.modules[name] = None\n"
         "from bf_jupyter.cli import main\n"
         "import bf_jupyter.cluster.webhook.app, bf_jupyter.cluster.webhook.command\n"
-        "for command in ('webhook', 'certs'):\n"
+        "import bf_jupyter.cluster.tokenservice.app, bf_jupyter.cluster.tokenservice.command\n"
+        "for command in ('webhook', 'certs', 'token-service', 'token-fetch'):\n"
         "    try:\n"
         "        main([command, '--help'])\n"
         "    except SystemExit as stop:\n"

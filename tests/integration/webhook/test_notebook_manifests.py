@@ -40,7 +40,9 @@ def test_the_notebook_rbac_passes_the_kubernetes_schemas(
 ) -> None:
     for obj in namespaced + cluster_roles:
         kubernetes_validate.validate(obj, version, strict=True)
-    assert sorted(o["kind"] for o in namespaced) == ["Role", "RoleBinding", "ServiceAccount"]
+    assert sorted(o["kind"] for o in namespaced) == [
+        "NetworkPolicy", "Role", "RoleBinding", "ServiceAccount",
+    ]  # fmt: skip
     assert sorted(o["metadata"]["name"] for o in cluster_roles) == sorted(CLUSTER_ROLES)
 
 
@@ -93,3 +95,23 @@ def test_the_readme_binds_what_the_manifests_define(
     account = one(namespaced, "ServiceAccount")["metadata"]["name"]
     assert options["serviceaccount"] == f"team-a:{account}"
     assert f'c.KubeSpawner.service_account = "{account}"' in readme
+
+
+@needs_kubectl
+def test_only_the_notebook_server_pod_reaches_the_kernel_pods(namespaced: list[Obj]) -> None:
+    from bf_jupyter.contract import LABEL_COMPONENT, LABEL_NAME
+
+    policy = one(namespaced, "NetworkPolicy", "bf-jupyter-kernels")["spec"]
+    # it selects exactly the kernel pods the pod builder labels
+    assert policy["podSelector"]["matchLabels"] == {
+        LABEL_NAME: "bf-jupyter",
+        LABEL_COMPONENT: "kernel",
+    }
+    assert policy["policyTypes"] == ["Ingress"]
+    # and admits one peer: pods of its own namespace labelled as the notebook server
+    (rule,) = policy["ingress"]
+    assert rule == {
+        "from": [{"podSelector": {"matchLabels": {"bf-jupyter/role": "notebook-server"}}}]
+    }
+    readme = (REPO / "README.md").read_text()
+    assert "bf-jupyter/role: notebook-server" in readme

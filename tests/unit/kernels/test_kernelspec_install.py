@@ -9,6 +9,7 @@ import pytest
 from jupyter_client.kernelspec import KernelSpecManager
 
 from bf_jupyter.cli import main
+from bf_jupyter.kernels.encryption import ipykernel_supports_curve
 from bf_jupyter.kernels.kernelspecs import KernelspecRequest, kernelspec_source, render_kernel_json
 
 REPO = Path(__file__).resolve().parents[3]
@@ -107,6 +108,14 @@ def test_prefix_install_lands_under_share_jupyter(tmp_path: Path) -> None:
             ["--backend", "kubernetes", "--namespace", "Bad_NS"],
             "--namespace 'Bad_NS' is not a namespace name",
         ),
+        (
+            ["--backend", "kubernetes", "--gpu-backend", "cuda"],
+            "--gpu-backend: backend 'cuda' is not known: use one of bitfusion, hami, nvidia",
+        ),
+        (
+            ["--gpu-backend", "hami"],
+            "--gpu-backend hami applies to --backend kubernetes only",
+        ),
     ],
 )
 def test_bad_options_are_refused_with_one_sentence_and_nothing_written(
@@ -120,4 +129,59 @@ def test_bad_options_are_refused_with_one_sentence_and_nothing_written(
 def test_rendering_keeps_the_template_when_nothing_is_asked() -> None:
     spec = render_kernel_json(KernelspecRequest(backend="local"))
     template = json.loads((kernelspec_source("local") / "kernel.json").read_text())
+    if ipykernel_supports_curve():  # declared so that transport_encryption=auto encrypts it
+        template["metadata"]["supported_encryption"] = ["curve"]
     assert spec == template
+
+
+def test_a_local_kernelspec_declares_curve_only_when_ipykernel_serves_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bf_jupyter.kernels import kernelspecs
+
+    monkeypatch.setattr(kernelspecs, "ipykernel_supports_curve", lambda: False)
+    assert (
+        "supported_encryption"
+        not in render_kernel_json(KernelspecRequest(backend="local"))["metadata"]
+    )
+    monkeypatch.setattr(kernelspecs, "ipykernel_supports_curve", lambda: True)
+    assert render_kernel_json(KernelspecRequest(backend="local"))["metadata"][
+        "supported_encryption"
+    ] == ["curve"]
+
+
+def test_a_kubernetes_kernelspec_tied_to_hami_uses_the_neutral_provisioner(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # When a platform engineer installs a kernelspec for the HAMi backend
+    argv = ["kernelspec", "install", "--backend", "kubernetes", "--gpu-backend", "HAMi"]
+    assert main([*argv, "--slice", "1x8Gi cores=30"]) == 0
+    # Then it is named and titled for HAMi, and its provisioner renders every launch with HAMi
+    spec = json.loads((data_dir / "kernels" / "gpu-kubernetes-hami" / "kernel.json").read_text())
+    stanza = spec["metadata"]["kernel_provisioner"]
+    assert stanza["provisioner_name"] == "gpu-kubernetes"
+    assert stanza["config"]["gpu_backend"] == "hami"
+    assert stanza["config"]["default_slice"] == "1x8Gi cores=30"
+    assert spec["display_name"] == "Python 3 (GPU on HAMi, Kubernetes)"
+    assert "gpu-kubernetes-hami" in capsys.readouterr().out
+
+
+def test_bitfusion_as_gpu_backend_keeps_the_bitfusion_kernelspec() -> None:
+    spec = render_kernel_json(KernelspecRequest(backend="kubernetes", gpu_backend="bitfusion"))
+    stanza = spec["metadata"]["kernel_provisioner"]
+    assert stanza["provisioner_name"] == "bitfusion-kubernetes"
+    assert stanza["config"]["gpu_backend"] == "bitfusion"
+    assert KernelspecRequest(backend="kubernetes", gpu_backend="bitfusion").kernel_name == (
+        "bitfusion-kubernetes"
+    )
+
+
+def test_both_provisioner_names_load_the_same_class() -> None:
+    from importlib.metadata import entry_points
+
+    found = {
+        e.name: e.load()
+        for e in entry_points(group="jupyter_client.kernel_provisioners")
+        if e.name in ("bitfusion-kubernetes", "gpu-kubernetes")
+    }
+    assert found["gpu-kubernetes"] is found["bitfusion-kubernetes"]

@@ -3,8 +3,12 @@ show and delete, and how every failure becomes one line."""
 
 from __future__ import annotations
 
+import os
+import socket
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -66,8 +70,19 @@ class FakeKubeApi:
         ]
 
     def delete(
-        self, kind: str, name: str, namespace: str, *, propagation_policy: str | None = None
+        self,
+        kind: str,
+        name: str,
+        namespace: str,
+        *,
+        propagation_policy: str | None = None,
+        uid: str | None = None,
     ) -> bool:
+        current = self.objects.get((kind, namespace, name))
+        if uid and current is not None and current["metadata"].get("uid") != uid:
+            raise KubeApiError(
+                "Precondition failed: UID in precondition", status=409, reason="Conflict"
+            )
         self.deleted.append((kind, name, propagation_policy))
         return self.objects.pop((kind, namespace, name), None) is not None
 
@@ -91,6 +106,23 @@ class FakeKubeApi:
     ) -> Iterator[str]:
         assert container == "main"
         yield from self.log_lines
+
+    def open_pod_log(self, name: str, namespace: str, **kwargs: Any) -> _Lines:
+        return _Lines(self.pod_log(name, namespace, **kwargs))
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@dataclass
+class _Lines:
+    """A closable line stream over ``lines`` (what ``KubeApi.open_pod_log`` returns)."""
+
+    lines: Iterator[str]
+    closed: bool = False
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.lines)
 
     def close(self) -> None:
         self.closed = True
@@ -162,6 +194,78 @@ def test_a_quota_refusal_is_the_api_message_on_one_line() -> None:
         _run(_commands(api), "submit 1x50% --image img --name t1 -- python x.py")
 
     assert str(refused.value) == f"%bitfusion submit: {message}"
+    assert api.objects == {}
+
+
+def test_submit_on_hami_puts_hamis_keys_on_the_pod_and_nothing_of_bitfusion(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    api = FakeKubeApi(pod_statuses=[])
+
+    _run(
+        _commands(api),
+        "submit 1x8Gi cores=30 --backend hami --image img --name h1 --detach -- python x.py",
+    )
+
+    pod = api.objects[("Pod", "team", "h1")]
+    limits = pod["spec"]["containers"][0]["resources"]["limits"]
+    assert limits == {
+        "nvidia.com/gpu": "1",
+        "nvidia.com/gpumem": "8192",
+        "nvidia.com/gpucores": "30",
+    }
+    assert not any("bitfusion" in key for key in pod["metadata"]["annotations"])
+    assert "created pod h1 in namespace team on 1x8Gi cores=30 (HAMi)" in capsys.readouterr().out
+
+
+def test_submit_takes_the_kernels_backend_when_none_is_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BF_GPU_BACKEND", "nvidia")
+    api = FakeKubeApi(pod_statuses=[])
+
+    _run(_commands(api), "submit mig-1g.10gb --image img --name m1 --detach -- x")
+
+    pod = api.objects[("Pod", "team", "m1")]
+    assert pod["spec"]["containers"][0]["resources"]["limits"] == {"nvidia.com/mig-1g.10gb": "1"}
+
+
+def test_submit_maps_a_memory_slice_onto_the_mig_profiles_the_nodes_offer() -> None:
+    api = FakeKubeApi(pod_statuses=[])
+    node = {
+        "metadata": {"name": "gpu-1", "labels": {}},
+        "status": {"allocatable": {"nvidia.com/mig-1g.10gb": "7", "nvidia.com/mig-3g.40gb": "2"}},
+    }
+    api.list = lambda kind, namespace="", **_: [node] if kind == "Node" else []  # type: ignore[method-assign]
+
+    _run(_commands(api), "submit 1x20Gi --backend nvidia --image img --name m2 --detach -- x")
+
+    pod = api.objects[("Pod", "team", "m2")]
+    assert pod["spec"]["containers"][0]["resources"]["limits"] == {"nvidia.com/mig-3g.40gb": "1"}
+
+
+@pytest.mark.parametrize(
+    ("line", "says"),
+    [
+        (
+            "submit 1x50% --backend nvidia-time-slicing --image i -- x",
+            "%bitfusion submit: gpu-percent 50% cannot be honoured by NVIDIA time-slicing: ask for",
+        ),
+        (
+            "submit 1 --backend cuda --image i -- x",
+            "%bitfusion submit: backend 'cuda' is not known: use one of",
+        ),
+    ],
+)
+def test_submit_refuses_what_the_backend_cannot_serve_in_one_line_creating_nothing(
+    line: str, says: str
+) -> None:
+    api = FakeKubeApi(pod_statuses=[])
+
+    with pytest.raises(MagicError) as refused:
+        _run(_commands(api), line)
+
+    assert str(refused.value).startswith(says)
     assert api.objects == {}
 
 
@@ -282,17 +386,136 @@ def test_cancel_deletes_a_job_with_its_pods(capsys: pytest.CaptureFixture[str]) 
     assert "deleted job j2 in namespace team" in capsys.readouterr().out
 
 
-def test_cancel_refuses_a_pod_that_was_not_submitted_with_the_magic() -> None:
-    api = FakeKubeApi()
-    api.objects[("Pod", "team", "database")] = {
-        "metadata": {"name": "database", "labels": {"app": "db"}}
-    }
+OURS = {
+    "app.kubernetes.io/name": "bf-jupyter",
+    "app.kubernetes.io/component": "workload",
+    "bf-jupyter/user": "ada",
+}
 
-    with pytest.raises(
-        MagicError, match="was not submitted with %bitfusion submit: not deleting it"
-    ):
-        _run(_commands(api), "cancel database")
+
+@pytest.mark.parametrize("kind", ["Pod", "Job"])
+@pytest.mark.parametrize(
+    ("labels", "says"),
+    [
+        ({"app": "db"}, "was not submitted with %bitfusion submit (it lacks the labels"),
+        ({}, "was not submitted with %bitfusion submit"),
+        ({**OURS, "bf-jupyter/user": "bob"}, "was submitted by bob, not by you (ada)"),
+        (
+            {"app.kubernetes.io/component": "workload", "bf-jupyter/user": "ada"},
+            "was not submitted with %bitfusion submit",
+        ),
+        (
+            {**OURS, "app.kubernetes.io/name": "other-tool"},
+            "was not submitted with %bitfusion submit",
+        ),
+        (
+            {**{k: v for k, v in OURS.items() if k != "bf-jupyter/user"}},
+            "carries no bf-jupyter/user",
+        ),
+        ({**OURS, "bf-jupyter/user": ""}, "carries no bf-jupyter/user"),
+    ],
+    ids=[
+        "another app",
+        "no labels",
+        "another user's workload",
+        "another tool's workload label",
+        "our component, another name",
+        "no user label",
+        "empty user label",
+    ],
+)
+def test_cancel_deletes_only_this_users_submitted_work(
+    kind: str, labels: dict[str, str], says: str
+) -> None:
+    api = FakeKubeApi()
+    api.objects[(kind, "team", "theirs")] = {"metadata": {"name": "theirs", "labels": labels}}
+
+    with pytest.raises(MagicError) as refused:
+        _run(_commands(api), "cancel theirs")
+
+    line = str(refused.value)
+    assert (
+        line == f"%bitfusion cancel: {kind.lower()} theirs in team {says}" + line.split(says, 1)[1]
+    )
+    assert line.endswith(": not deleting it") and "\n" not in line
     assert api.deleted == []
+    assert (kind, "team", "theirs") in api.objects
+
+
+def test_cancel_deletes_only_the_object_it_checked() -> None:
+    # given our pod, replaced (same name, another uid) between the check and the deletion
+    api = FakeKubeApi()
+    api.objects[("Pod", "team", "w")] = {"metadata": {"name": "w", "uid": "1", "labels": OURS}}
+    real_get = api.get
+
+    reads: list[str] = []
+
+    def get_then_replace(kind: str, name: str, namespace: str) -> dict[str, Any]:
+        obj = real_get(kind, name, namespace)
+        reads.append(kind)
+        if len(reads) == 2:  # the ownership check: replaced right after it
+            api.objects[("Pod", "team", "w")] = {"metadata": {"name": "w", "uid": "2"}}
+        return obj
+
+    api.get = get_then_replace  # type: ignore[method-assign]
+
+    with pytest.raises(MagicError, match="was replaced since it was checked: not deleting it"):
+        _run(_commands(api), "cancel w")
+    assert api.deleted == []
+
+
+def _stop_of_logs(api: FakeKubeApi, monkeypatch: pytest.MonkeyPatch, name: str) -> Any:
+    """The Stop handler that ``logs NAME`` gives its curves (None: no Stop button)."""
+    from bf_jupyter.notebook.output_stream import CurveFeed
+
+    given: list[Any] = []
+    real_feed = CurveFeed
+
+    def feed(**kwargs: Any) -> Any:
+        given.append(kwargs["stop"])
+        return real_feed(**kwargs)
+
+    monkeypatch.setattr("bf_jupyter.notebook.cluster_commands.CurveFeed", feed)
+    _run(_commands(api), f"logs {name}")
+    return given[0]
+
+
+def test_logs_offers_stop_only_for_this_users_own_work(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    api = FakeKubeApi(pod_statuses=[{"phase": "Running"}])
+    for name, labels in (
+        ("mine", OURS),
+        ("bobs", {**OURS, "bf-jupyter/user": "bob"}),
+        ("tool", {"app.kubernetes.io/component": "workload"}),
+    ):
+        api.objects[("Pod", "team", name)] = {"metadata": {"name": name, "labels": labels}}
+
+    assert _stop_of_logs(api, monkeypatch, "bobs") is None
+    assert _stop_of_logs(api, monkeypatch, "tool") is None
+    stop = _stop_of_logs(api, monkeypatch, "mine")
+    assert stop is not None
+    stop()
+    assert api.deleted == [("Pod", "mine", "Background")]
+
+
+def test_stop_refuses_in_one_line_when_the_name_now_holds_someone_elses_work(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    api = FakeKubeApi(pod_statuses=[{"phase": "Running"}])
+    api.objects[("Pod", "team", "w")] = {"metadata": {"name": "w", "labels": OURS}}
+    stop = _stop_of_logs(api, monkeypatch, "w")
+    capsys.readouterr()
+    # when the pod is replaced by another user's of the same name, then Stop is pressed
+    api.objects[("Pod", "team", "w")] = {
+        "metadata": {"name": "w", "labels": {**OURS, "bf-jupyter/user": "bob"}}
+    }
+    stop()
+
+    assert api.deleted == []
+    assert capsys.readouterr().err.strip() == (
+        "%bitfusion logs: pod w in team was submitted by bob, not by you (ada): not deleting it"
+    )
 
 
 def test_status_quota_line_never_fails() -> None:
@@ -337,3 +560,56 @@ def test_a_pod_deleted_while_followed_ends_the_follow_quietly(
     _run(_commands(api), "submit 1 --image img --name d1 -- x")
 
     assert capsys.readouterr().out.rstrip().endswith("pod d1 was deleted")
+
+
+# ----- interrupting a followed log leaves nothing behind -------------------------------------------
+
+
+class _SocketResponse:
+    """A streaming HTTP response read from one end of a socket pair (the API server's side is
+    the other end, which never closes: a followed log of a pod that runs on)."""
+
+    def __init__(self) -> None:
+        self.sock, self.server_side = socket.socketpair()
+        self.server_side.sendall(b"epoch 1\n")
+        self.connection = SimpleNamespace(sock=self.sock)
+
+    def stream(self, amt: int | None = None, decode_content: bool = False) -> Iterator[bytes]:
+        while chunk := self.sock.recv(4096):
+            yield chunk
+
+    def close(self) -> None:
+        self.sock.close()
+        self.server_side.close()
+
+
+def _open_sockets() -> int:
+    return sum(
+        os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+        for fd in os.listdir("/proc/self/fd")
+        if os.path.exists(f"/proc/self/fd/{fd}")
+    )
+
+
+def test_twenty_interrupted_follows_leave_no_thread_and_no_socket(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bf_jupyter.kubestreams import LineStream
+    from bf_jupyter.notebook.output_stream import OutputRouter
+
+    api = FakeKubeApi(pod_statuses=[{"phase": "Running"}])
+    api.objects[("Pod", "team", "w")] = {"metadata": {"name": "w", "labels": OURS}}
+    api.open_pod_log = lambda *_, **__: LineStream(_SocketResponse(), lambda e: e)  # type: ignore[method-assign,assignment]
+
+    def interrupted(self: Any, stream: str, text: str) -> None:
+        raise KeyboardInterrupt  # Ctrl-C / the kernel's interrupt, in the cell's thread
+
+    monkeypatch.setattr(OutputRouter, "line", interrupted)
+    threads, sockets = threading.active_count(), _open_sockets()
+
+    for _ in range(20):
+        with pytest.raises(MagicError, match="stopped following w; it keeps running"):
+            _run(_commands(api), "logs w -f")
+
+    assert threading.active_count() == threads
+    assert _open_sockets() == sockets

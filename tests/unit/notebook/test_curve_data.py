@@ -105,3 +105,47 @@ def test_records_with_several_batches_number_their_steps_backwards_from_the_last
 
     assert progress["step"] == 10 and progress["epoch"] == 2
     assert curves.series["batch:loss"].values().tolist() == [0.3, 0.2, 0.1]
+
+
+# ----- bounded memory ------------------------------------------------------------------------------
+
+
+def test_a_batch_series_past_its_bound_keeps_its_peaks_and_its_count() -> None:
+    rng = np.random.default_rng(7)
+    values = rng.normal(size=100_000)
+    values[12_345], values[67_890] = 50.0, -50.0  # the spikes a person looks for
+    series = MetricSeries(max_points=200, max_stored=1_000)
+    for i, value in enumerate(values):
+        series.append(float(i), float(value))
+
+    assert len(series) <= 1_000
+    assert series.seen == 100_000
+    stored = series.values()
+    assert stored.max() == 50.0 and stored.min() == -50.0
+    positions = series.positions()
+    assert positions[stored.argmax()] == 12_345 and positions[stored.argmin()] == 67_890
+    assert np.all(np.diff(positions) > 0)  # still in order
+    payload = series.payload()
+    assert payload["count"] == 100_000 and payload["points"] <= 200
+
+
+def test_epoch_values_are_kept_exactly_however_many_batches_came() -> None:
+    curves = TrainingCurves(max_points=100, max_stored=64)
+    losses = [1.0 / (epoch + 1) for epoch in range(300)]
+    for epoch, loss in enumerate(losses):
+        curves.add_batches(epoch, 9, {"loss": [loss] * 10}, time=float(epoch))
+        curves.add_epoch(epoch, {"val_loss": loss}, time=float(epoch))
+
+    assert list(curves.series["epoch:val_loss"].values()) == losses
+    assert len(curves.series["batch:loss"]) <= 64
+    assert curves.series["batch:loss"].seen == 3_000
+
+
+def test_metric_names_past_the_series_cap_are_ignored() -> None:
+    curves = TrainingCurves(max_series=8)
+    curves.add_batches(0, 0, {f"m{i}": [1.0] for i in range(100)}, time=0.0)
+    curves.add_epoch(0, {f"e{i}": 1.0 for i in range(100)}, time=1.0)
+
+    assert len(curves.series) == 8
+    assert curves.ignored_values == 92 + 100
+    assert len(curves.payload()) == 8

@@ -110,3 +110,17 @@ def test_an_unforeseen_failure_is_still_one_line(
         in shown.err + shown.out
     )
     assert "Traceback" not in shown.err + shown.out
+
+
+def test_gpu_is_the_same_magic_and_goes_with_it(
+    shell: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shell.run_line_magic("gpu", "")
+    assert capsys.readouterr().out.startswith("%bitfusion — run work on fractional GPU slices")
+    assert "gpu" in shell.magics_manager.magics["cell"]
+
+    shell.run_line_magic("unload_ext", "bf_jupyter")
+
+    assert "gpu" not in shell.magics_manager.magics["line"]
+    shell.run_line_magic("load_ext", "bf_jupyter")
+    assert "gpu" in shell.magics_manager.magics["line"]

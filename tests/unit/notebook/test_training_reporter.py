@@ -142,3 +142,43 @@ def test_the_widget_sink_feeds_a_given_widget_and_its_stop_stops_training() -> N
     assert widget.data.series["epoch:val_accuracy"].values().tolist() == [0.7]
     assert widget.status == "finished"
     assert stopped == []
+
+
+def test_the_widget_shows_the_kernels_gpu_meter(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from bf_jupyter.kernels import gpu_report
+    from bf_jupyter.slice import GpuSlice
+    from tests.support.fake_nvml import FakeGpu, FakeNvml
+
+    # Given this kernel on half of a 16 GiB GPU, holding 6 GiB at 70 %
+    nvml = FakeNvml([FakeGpu(total_mib=16384)])
+    nvml.gpus[0].run(os.getpid(), 6144, sm_util=70)
+    monkeypatch.setitem(sys.modules, "pynvml", nvml)
+    monkeypatch.setattr(gpu_report, "_shared", [])
+    monkeypatch.setenv("BF_SLICE", GpuSlice.parse("1x50%").to_text())
+    widget = LiveCurves()
+
+    _fit(TrainingReporter(stop=lambda: None, widget=widget), epochs=1, steps=1)
+
+    # Then its progress carries the same reading as the sidebar
+    progress = widget.data.progress()
+    assert progress["gpu_memory_used_mib"] == 6144
+    assert progress["gpu_memory_total_mib"] == 8192
+    assert progress["gpu_utilization_percent"] == 70
+    assert progress["gpu_reading"] is True and progress["gpu_over_share"] is False
+
+
+def test_without_nvml_the_widget_says_no_gpu_reading(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from bf_jupyter.kernels import gpu_report
+
+    monkeypatch.setitem(sys.modules, "pynvml", None)
+    monkeypatch.setattr(gpu_report, "_shared", [])
+    widget = LiveCurves()
+
+    _fit(TrainingReporter(stop=lambda: None, widget=widget), epochs=1, steps=1)
+
+    progress = widget.data.progress()
+    assert progress["gpu_reading"] is False and progress["gpu_memory_used_mib"] is None

@@ -30,7 +30,8 @@ def test_certs_writes_a_ca_a_serving_certificate_and_the_patch(tmp_path: Path) -
     # then private keys are readable by their owner only, certificates by all
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
     assert modes == {"ca.crt": 0o644, "ca.key": 0o600, "tls.crt": 0o644, "tls.key": 0o600,
-                     "ca-bundle-patch.yaml": 0o644}  # fmt: skip
+                     "ca-bundle-patch.yaml": 0o644, "token-service.crt": 0o644,
+                     "token-service.key": 0o600}  # fmt: skip
     # and the serving certificate names the Service as the API server calls it, signed by the CA
     ca, server = load(tmp_path / "ca.crt"), load(tmp_path / "tls.crt")
     sans = server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -50,6 +51,17 @@ def test_certs_writes_a_ca_a_serving_certificate_and_the_patch(tmp_path: Path) -
     for document in documents:
         bundle = document["webhooks"][0]["clientConfig"]["caBundle"]
         assert base64.b64decode(bundle) == (tmp_path / "ca.crt").read_bytes()
+
+
+def test_certs_also_writes_the_token_services_certificate_from_the_same_ca(
+    tmp_path: Path,
+) -> None:
+    assert main(["certs", "--out", str(tmp_path)]) == 0
+    ca, served = load(tmp_path / "ca.crt"), load(tmp_path / "token-service.crt")
+    served.verify_directly_issued_by(ca)
+    sans = served.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "bf-token-service.bf-system.svc" in sans.get_values_for_type(x509.DNSName)
+    assert "bf-webhook.bf-system.svc" not in sans.get_values_for_type(x509.DNSName)
 
 
 def test_running_certs_again_keeps_the_ca_unless_asked(tmp_path: Path) -> None:

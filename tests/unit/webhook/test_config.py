@@ -10,17 +10,17 @@ import pytest
 
 from bf_jupyter.cluster.webhook.config import (
     ConfigError,
+    TokenSource,
     UnknownClient,
     WebhookConfig,
     config_from_mapping,
     load_config,
 )
+from tests.support.shipped_config import SHIPPED, STAND_IN_CA, load_shipped_config
 
-SHIPPED = Path(__file__).parents[3] / "cluster" / "base" / "webhook" / "config.yaml"
 
-
-def test_the_shipped_configuration_prices_memory_slices_upstream_defect_6() -> None:
-    config = load_config(SHIPPED)
+def test_the_shipped_configuration_prices_memory_slices_upstream_defect_6(tmp_path: Path) -> None:
+    config = load_shipped_config(tmp_path)
     # upstream shipped TOTAL_GPU_MEMORY "0", so memory mode always failed
     assert config.per_gpu_memory_bytes == 16 << 30
     assert config.client_for({}).image == "bitfusion-client:4.5.0-ubuntu20"
@@ -97,3 +97,56 @@ def test_an_unreadable_or_broken_file_is_refused_naming_it(tmp_path: Path) -> No
     broken.write_text("clients: [\n")
     with pytest.raises(ConfigError, match=r"broken.yaml is not YAML"):
         load_config(broken)
+
+
+# ----- token source ------------------------------------------------------------------------------
+
+
+def test_new_installs_get_the_token_from_the_token_service(tmp_path: Path) -> None:
+    config = load_shipped_config(tmp_path)
+    assert config.token_source is TokenSource.SERVICE
+    assert config.token_service_url == "https://bf-token-service.bf-system.svc"
+    assert config.token_audience == "bf-jupyter-token-service"
+    assert config.token_service_ca == STAND_IN_CA
+
+
+def test_the_shipped_file_names_a_ca_file_the_cluster_mounts() -> None:
+    # in the cluster the file is mounted; here it is absent, and the error says which field
+    with pytest.raises(
+        ConfigError,
+        match=r"tokenService.caFile /etc/bf-jupyter/token-service-ca/ca.crt cannot be read",
+    ):
+        load_config(SHIPPED)
+
+
+def test_secret_mode_stays_an_option_and_is_the_built_in_default() -> None:
+    assert WebhookConfig().token_source is TokenSource.SECRET
+    assert config_from_mapping({"tokenSource": "secret"}).token_source is TokenSource.SECRET
+
+
+@pytest.mark.parametrize(
+    ("raw", "words"),
+    [
+        ({"tokenSource": "vault"}, "tokenSource vault is not a token source: use secret, service"),
+        ({"tokenSource": "service"}, "needs the CA of the token service's certificate"),
+        ({"tokenService": "https://x"}, "tokenService 'https://x' is not a mapping"),
+        ({"tokenService": {"port": 1}}, "tokenService has unknown port"),
+        ({"tokenService": {"url": "http://x"}}, "tokenService.url http://x is not an https URL"),
+        (
+            {"tokenService": {"caFile": "ca.crt"}},
+            "tokenService.caFile ca.crt is not an absolute path",
+        ),
+        ({"tokenService": {"caFile": "/nonexistent/ca.crt"}}, "cannot be read"),
+    ],
+)
+def test_a_bad_token_source_setting_is_refused_naming_it(raw: dict[str, Any], words: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        config_from_mapping(raw)
+    assert words in str(refused.value)
+
+
+def test_a_ca_file_that_is_not_pem_is_refused(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.crt"
+    ca.write_bytes(b"not a certificate")
+    with pytest.raises(ConfigError, match="is not a PEM CA bundle"):
+        config_from_mapping({"tokenService": {"caFile": str(ca)}})

@@ -196,14 +196,44 @@ def test_validation_reports_every_problem_of_a_pod_together(
     assert verdict.message().startswith("(1) ")
 
 
-def test_validation_checks_raw_units_without_judging_their_origin(
+def test_validation_refuses_raw_units_whoever_asks_for_them(
     make_pod: Builder, config: WebhookConfig, facts: MemoryFacts
 ) -> None:
-    # a pod asking for the device plugin's resource directly is only checked against capacity/quota
+    # a pod asking for the device plugin's resource directly: only the webhook writes it
     container = {"name": "c", "image": "x", "resources": {"limits": {"bitfusion.io/gpu": "30"}}}
-    facts.quota = (QuotaLeft("q", 20, 0),)
     verdict = validate_pod(make_pod(container, management=None), "team-a", config, facts)
-    assert verdict.problems == (
-        "pod needs 30 units, namespace team-a has 20 of 20 left (ResourceQuota q on "
-        "requests.bitfusion.io/gpu): ask for a smaller slice",
+    assert not verdict.allowed
+    assert "container c sets bitfusion.io/gpu directly: only the webhook writes it" in (
+        verdict.message()
     )
+
+
+@pytest.mark.parametrize(
+    ("namespace", "pod_namespace"), [("team-a", "team-b"), ("", "team-a"), ("", None)]
+)
+def test_validation_never_asks_about_a_namespace_other_than_the_pods(
+    namespace: str,
+    pod_namespace: str | None,
+    gpu_pod: Builder,
+    config: WebhookConfig,
+    facts: MemoryFacts,
+) -> None:
+    # given a review whose namespace is missing, or differs from the pod's own
+    pod = gpu_pod()
+    if pod_namespace is None:
+        del pod["metadata"]["namespace"]
+    else:
+        pod["metadata"]["namespace"] = pod_namespace
+    verdict = validate_pod(pod, namespace, config, facts)
+    # then it is a bad request and the cluster was asked nothing (no quota, no Secret elsewhere)
+    assert not verdict.allowed and verdict.code == 400
+    assert facts.asked == []
+
+
+def test_validation_asks_only_about_the_requests_namespace(
+    gpu_pod: Builder, config: WebhookConfig, facts: MemoryFacts
+) -> None:
+    pod = gpu_pod()
+    del pod["metadata"]["namespace"]  # at creation the namespace may come from the request alone
+    validate_pod(pod, "team-c", config, facts)
+    assert facts.asked == ["nodes", "quotas team-c", "secret team-c/bitfusion-secret"]

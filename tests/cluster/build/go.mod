@@ -1,4 +1,4 @@
-// Pins the Kubernetes control plane that the e2e tests run against; see build.sh.
+// Pins the Kubernetes control plane that the e2e tests run against; build.sh builds it.
 module bf-jupyter.test/controlplane
 
 go 1.26.0

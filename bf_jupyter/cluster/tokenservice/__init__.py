@@ -1,0 +1,1 @@
+"""The token service: hands the Bitfusion token files only to pods the admission webhooks admitted."""

@@ -1,0 +1,62 @@
+"""Where the test cluster's control-plane binaries are: the cache that ``make cluster-binaries``
+(``tests/cluster/build/build.sh``) fills from the release pinned in ``tests/cluster/build/go.mod``.
+
+The build script owns the cache key; this module asks it for the folder (``build.sh --bin-dir``,
+which builds nothing) so the key is computed in one place only.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+BUILD_SCRIPT = Path(__file__).resolve().parent / "build" / "build.sh"
+
+
+class MissingBinariesError(RuntimeError):
+    """The pinned control plane has not been built on this machine."""
+
+
+@dataclass(frozen=True)
+class ControlPlaneBinaries:
+    """Paths of the executables of one pinned Kubernetes release and its etcd."""
+
+    etcd: Path
+    kube_apiserver: Path
+    kube_scheduler: Path
+    kube_controller_manager: Path
+    kubectl: Path
+
+    @classmethod
+    def in_folder(cls, folder: Path) -> ControlPlaneBinaries:
+        """The binaries in ``folder``, named as the build names them (``kube-apiserver``, …).
+
+        Raises ``MissingBinariesError`` naming the first one that is absent or not executable.
+        """
+        paths = {field.name: folder / field.name.replace("_", "-") for field in fields(cls)}
+        for path in paths.values():
+            if not path.is_file():
+                raise MissingBinariesError(
+                    f"{path} is missing: run `make cluster-binaries` to build the test cluster's "
+                    "control plane"
+                )
+        return cls(**paths)
+
+
+def cache_folder() -> Path:
+    """The folder that holds (or will hold) the binaries of the current pin."""
+    result = subprocess.run(
+        ["bash", str(BUILD_SCRIPT), "--bin-dir"], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise MissingBinariesError(result.stderr.strip() or f"{BUILD_SCRIPT} --bin-dir failed")
+    return Path(result.stdout.strip())
+
+
+def find_binaries() -> ControlPlaneBinaries:
+    """The cached binaries of the pinned release.
+
+    Raises ``MissingBinariesError`` (one line: run ``make cluster-binaries``) when they are absent.
+    """
+    return ControlPlaneBinaries.in_folder(cache_folder())

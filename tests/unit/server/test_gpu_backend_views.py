@@ -1,0 +1,101 @@
+"""The server's per-GPU-backend pool, quota and price views, over canned cluster objects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bf_jupyter.backends import get_backend
+from bf_jupyter.backends.hami import ALLOCATED_ANNOTATION, REGISTER_ANNOTATION
+from bf_jupyter.server.gpu_backends import offer_from_pool, offered, price_json, quotas_json
+from bf_jupyter.server.pool import PoolReader
+from bf_jupyter.server.quota import QuotaReader
+from bf_jupyter.slice import GpuSlice
+from tests.unit.backends.conftest import hami_register, node, pod
+from tests.unit.server.test_cluster_views import FakeKube
+
+HAMI_NODE = node(
+    "h1",
+    allocatable={"nvidia.com/gpu": "10"},
+    annotations={REGISTER_ANNOTATION: hami_register([("GPU-a", 16384, "A100")])},
+)
+MIG_NODE = node("m1", allocatable={"nvidia.com/mig-1g.10gb": "7", "nvidia.com/mig-2g.20gb": "3"})
+
+
+def _quota(hard: dict[str, str], used: dict[str, str]) -> dict[str, Any]:
+    return {"metadata": {"name": "gpu"}, "status": {"hard": hard, "used": used}}
+
+
+@pytest.fixture(autouse=True)
+def _no_real_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BF_BITFUSION_BIN", raising=False)
+    monkeypatch.setenv("PATH", "/nonexistent")
+
+
+def test_configured_backends_win_over_discovery() -> None:
+    assert offered(["hami"], [MIG_NODE]) == ["hami"]
+    assert offered([], [MIG_NODE, HAMI_NODE]) == ["hami", "nvidia"]
+    assert offered([], None) == ["bitfusion"]
+
+
+async def test_cluster_pool_reads_every_discovered_backends_pool() -> None:
+    pods = [
+        pod(
+            "h1",
+            {"nvidia.com/gpu": "1"},
+            annotations={ALLOCATED_ANNOTATION: "GPU-a,NVIDIA,4096,25:;"},
+        )
+    ]
+    kube = FakeKube({"Node": [HAMI_NODE, MIG_NODE], "Pod": pods})
+    pool = await PoolReader("kubernetes", kube=lambda: kube).read()  # type: ignore[arg-type,return-value]
+    assert pool["gpu_backends"] == ["hami", "nvidia"]
+    (gpu,) = pool["gpu_pools"]["hami"]["gpus"]
+    assert (gpu["used_memory_mib"], gpu["used_cores"], gpu["free_fraction"]) == (4096, 25, 0.75)
+    assert offer_from_pool(pool, "nvidia", None).mig_profiles == ("mig-1g.10gb", "mig-2g.20gb")
+    assert offer_from_pool(pool, "hami", None).per_gpu_memory_bytes == 16384 << 20
+    assert pool["nodes"] == []  # the Bitfusion view is unchanged: no node advertises its units
+
+
+async def test_cluster_quota_lists_each_backends_keys() -> None:
+    quota = _quota(
+        {"limits.nvidia.com/gpumem": "16384", "requests.nvidia.com/mig-1g.10gb": "2"},
+        {"limits.nvidia.com/gpumem": "8192", "requests.nvidia.com/mig-1g.10gb": "2"},
+    )
+    kube = FakeKube({"ResourceQuota": [quota]})
+    read = await QuotaReader("kubernetes", namespace="ns", kube=lambda: kube).read()  # type: ignore[arg-type,return-value]
+    assert read["has_quota"] is False  # no bitfusion.io/gpu quota, as before
+    assert read["gpu_quotas"]["hami"] == [
+        {
+            "key": "limits.nvidia.com/gpumem",
+            "hard": 16384,
+            "used": 8192,
+            "remaining": 8192,
+            "source": "ResourceQuota gpu",
+        }
+    ]
+    assert read["gpu_quotas"]["nvidia"][0]["key"] == "requests.nvidia.com/mig-1g.10gb"
+
+
+def test_price_says_which_quota_key_is_short() -> None:
+    entries = quotas_json(
+        ["hami"],
+        [_quota({"limits.nvidia.com/gpumem": "16384"}, {"limits.nvidia.com/gpumem": "12288"})],
+    )["hami"]
+    verdict = price_json(
+        get_backend("hami"), GpuSlice.parse("1x8Gi"), entries, offer_from_pool(None, "hami", None)
+    )
+    assert verdict["fits"] is False
+    assert verdict["reason"] == (
+        "1 GPU × 8Gi each costs 8192 MiB of GPU memory of nvidia.com/gpumem but only 4096 of "
+        "16384 remain (ResourceQuota gpu on limits.nvidia.com/gpumem)"
+    )
+
+
+def test_price_on_mig_uses_the_profiles_the_pool_offers() -> None:
+    pool = {"gpu_pools": {"nvidia": get_backend("nvidia").read_pool([MIG_NODE], []).to_json()}}
+    verdict = price_json(
+        get_backend("nvidia"), GpuSlice.parse("1x12Gi"), [], offer_from_pool(pool, "nvidia", None)
+    )
+    assert verdict["charges"][0]["resource"] == "nvidia.com/mig-2g.20gb"
+    assert verdict["isolation"]["label"] == "hardware partition"
