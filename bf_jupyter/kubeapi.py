@@ -39,10 +39,10 @@ _KINDS: dict[str, tuple[str, str]] = {
     "Namespace": ("CoreV1Api", "namespace"),
     "Node": ("CoreV1Api", "node"),
     "Job": ("BatchV1Api", "job"),
-    # create only: the token service asks whether a service-account token is valid
-    "TokenReview": ("AuthenticationV1Api", "token_review"),
     "Service": ("CoreV1Api", "service"),
     "Lease": ("CoordinationV1Api", "lease"),
+    # create only: the token service asks whether a service-account token is valid
+    "TokenReview": ("AuthenticationV1Api", "token_review"),
 }
 
 
@@ -195,15 +195,19 @@ class KubeApi:
         (``Background``, ``Foreground``, ``Orphan``) says what happens to what it owns (a Job's pods).
         With ``uid``, only that very object is deleted: one created since under the same name is
         refused by the API server (``KubeApiError`` 409)."""
+        # With a body (DeleteOptions) the API server ignores the query's options: all go in it.
+        options = {
+            "gracePeriodSeconds": grace_period_seconds,
+            "propagationPolicy": propagation_policy,
+            "preconditions": {"uid": uid} if uid else None,
+        }
         try:
             self._call(
                 kind,
                 "delete",
                 name=name,
                 namespace=namespace,
-                grace_period_seconds=grace_period_seconds,
-                propagation_policy=propagation_policy,
-                body={"preconditions": {"uid": uid}} if uid else None,
+                body={k: v for k, v in options.items() if v is not None} or None,
             )
         except KubeApiError as error:
             if error.not_found:

@@ -35,6 +35,7 @@ from bf_jupyter.kubestreams import AsyncLineStream
 
 Obj = dict[str, Any]
 SERVICE_RANGE = ipaddress.ip_network("127.240.0.0/16")
+_KUBERNETES = ("default", "kubernetes")  # the apiserver's own Service
 _log = logging.getLogger(__name__)
 
 
@@ -241,6 +242,9 @@ class ServiceProxy:
     def _wanted(self, service: Obj) -> dict[tuple[str, int], Obj]:
         spec = service.get("spec") or {}
         wanted: dict[tuple[str, int], Obj] = {}
+        key = (service["metadata"]["namespace"], service["metadata"]["name"])
+        if not spec.get("selector") and not (key == _KUBERNETES and self.apiserver):
+            return wanted  # nothing to forward to
         for ip in spec.get("clusterIPs") or [spec.get("clusterIP")]:
             try:
                 if not ip or ipaddress.ip_address(ip) not in SERVICE_RANGE:
@@ -303,7 +307,7 @@ class ServiceProxy:
 
     def backend(self, key: tuple[str, str], port: Obj) -> tuple[str, int] | None:
         """Where a new connection to the Service's ``port`` goes now (round robin over Ready pods)."""
-        if key == ("default", "kubernetes") and self.apiserver is not None:
+        if key == _KUBERNETES and self.apiserver is not None:
             return self.apiserver
         service = self.services.get(key)
         if service is None:

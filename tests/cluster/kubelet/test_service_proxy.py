@@ -55,7 +55,6 @@ def test_cluster_ip_forwards_to_the_ready_pod_by_named_port(
     )
     spec["metadata"]["labels"] = {"app": "echo"}
     cluster.api.create("Pod", spec, namespace)
-    cluster.follow_log(namespace, "echo").wait_for_line("listening")
     cluster.wait_for_pod(
         namespace,
         "echo",
@@ -65,6 +64,7 @@ def test_cluster_ip_forwards_to_the_ready_pod_by_named_port(
         ),
         describe="echo Ready",
     )
+    cluster.follow_log(namespace, "echo").wait_for_line("listening")
     # when a Service selects it
     service = {
         "metadata": {"name": "echo"},
