@@ -1,3 +1,3 @@
-"""Fixtures shared by every test layer."""
+"""Plugins every test folder sees."""
 
-pytest_plugins = ["tests.support.cluster_fixtures"]
+pytest_plugins = ["tests.support.control_plane_fixtures"]
