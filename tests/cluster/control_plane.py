@@ -3,8 +3,8 @@ kube-controller-manager of the pinned release, run as local process groups on 12
 
 The apiserver runs as a production cluster's does: TLS with client certificates, Node and RBAC
 authorization, the default admission plugins plus NodeRestriction, ResourceQuota and the admission
-webhooks, a service-account issuer. Services get ClusterIPs in 127.240.0.0/16 (loopback, so the
-kube-proxy stand-in can listen on them); the endpoint reconciler is off because EndpointSlices refuse
+webhooks, a service-account issuer. Services get ClusterIPs in a /16 of 127.0.0.0/8 drawn per
+control plane (loopback, so the kube-proxy stand-in can listen on them); the endpoint reconciler is off because EndpointSlices refuse
 loopback addresses. Every port is chosen free at start (a component that loses the race for its port
 is restarted on another); the scheduler and the controller manager start together once the apiserver
 is ready.
@@ -19,8 +19,10 @@ is ready.
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import json
 import os
+import random
 import re
 import shutil
 import socket
@@ -38,7 +40,12 @@ from tests.cluster.binaries import ControlPlaneBinaries, find_binaries
 from tests.cluster.pki import CertificateAuthority, KeyPair, kubeconfig_text, new_signing_key
 from tests.e2e.managed_process import ManagedProcess
 
-SERVICE_CLUSTER_IP_RANGE = "127.240.0.0/16"
+
+
+def loopback_service_range() -> str:
+    """A /16 of 127.0.0.0/8 for Services, drawn per control plane so that two test sessions on one
+    machine never listen on each other's cluster IPs (pods use 127.1–199.x.y)."""
+    return f"127.{random.randint(200, 254)}.0.0/16"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 COMPONENTS = ("etcd", "kube-apiserver", "kube-scheduler", "kube-controller-manager")
 ADMISSION_PLUGINS = (
@@ -94,6 +101,7 @@ class ControlPlane:
         self.kubeconfig = root / "kubeconfigs" / "admin.kubeconfig"
         self.server = ""
         self.audit_log = root / "audit.log"
+        self.service_cidr = loopback_service_range()
         self._extra_args = {name: list(args) for name, args in (extra_args or {}).items()}
         self._pki = root / "pki"
         self._processes: dict[str, ManagedProcess] = {}
@@ -244,7 +252,7 @@ class ControlPlane:
                 "--authorization-mode=Node,RBAC",
                 f"--enable-admission-plugins={ADMISSION_PLUGINS}",
                 "--allow-privileged=true",
-                f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
+                f"--service-cluster-ip-range={self.service_cidr}",
                 # The kubernetes Service would get the advertise address, which EndpointSlices refuse.
                 "--endpoint-reconciler-type=none",
                 f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
@@ -380,7 +388,8 @@ class ControlPlane:
         (self.root / "logs").mkdir(parents=True, exist_ok=True)
         self._pki.mkdir(mode=0o700)
         ca = self.ca
-        apiserver_hosts = ["127.0.0.1", "localhost", "127.240.0.1", "kubernetes"]
+        first_service_ip = str(next(ipaddress.ip_network(self.service_cidr).hosts()))
+        apiserver_hosts = ["127.0.0.1", "localhost", first_service_ip, "kubernetes"]
         apiserver_hosts += service_names("kubernetes", "default")[1:]
         pairs = {
             "ca": KeyPair(ca.cert_pem, ca.key_pem),

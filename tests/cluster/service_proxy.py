@@ -1,6 +1,6 @@
 """The test cluster's stand-in for kube-proxy: Services' cluster IPs made reachable on this machine.
 
-The apiserver gives every Service a cluster IP from 127.240.0.0/16 (``--service-cluster-ip-range``),
+The apiserver gives every Service a cluster IP from a /16 of 127.0.0.0/8 (``--service-cluster-ip-range``),
 loopback addresses this machine answers on. For each such Service ``ServiceProxy`` listens on
 ``clusterIP:port`` for every TCP port, and forwards each connection to a Ready pod the Service's
 selector picks (pod IP : ``targetPort``, a named port resolved from the pod's containers). That is
@@ -34,7 +34,6 @@ from bf_jupyter.kubeapi import KubeApi, KubeApiError, KubeUnavailable, watch_eve
 from bf_jupyter.kubestreams import AsyncLineStream
 
 Obj = dict[str, Any]
-SERVICE_RANGE = ipaddress.ip_network("127.240.0.0/16")
 _KUBERNETES = ("default", "kubernetes")  # the apiserver's own Service
 _log = logging.getLogger(__name__)
 
@@ -247,7 +246,7 @@ class ServiceProxy:
             return wanted  # nothing to forward to
         for ip in spec.get("clusterIPs") or [spec.get("clusterIP")]:
             try:
-                if not ip or ipaddress.ip_address(ip) not in SERVICE_RANGE:
+                if not ip or not ipaddress.ip_address(ip).is_loopback:
                     continue
             except ValueError:
                 continue

@@ -17,6 +17,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import random
 import shutil
 import tempfile
 import threading
@@ -70,20 +71,22 @@ class ControlPlaneAccess(Protocol):
 
 class PodAddresses:
     """127.x.y.z addresses, one per live pod, shared by every kubelet of this process. 127.0.0.0/8 is
-    all loopback on Linux, so each pod binds its own address from 127.1.0.1 on (127.240.0.0/16 is the
-    Services' range, far above)."""
+    all loopback on Linux, so each pod binds its own address, from 127.<base>.0.1 on with a base in
+    1–150 drawn per process (Services' ranges are 127.200–254.0.0/16)."""
 
     def __init__(self) -> None:
         self._next = 0
         self._free: list[str] = []
         self._lock = threading.Lock()
+        # drawn per test process so that two sessions on one machine do not share addresses
+        self._base = random.randint(1, 150)
 
     def take(self) -> str:
         with self._lock:
             if self._free:
                 return self._free.pop(0)
             index, self._next = self._next, self._next + 1
-        return f"127.{1 + index // (256 * 254)}.{(index // 254) % 256}.{index % 254 + 1}"
+        return f"127.{self._base + index // (256 * 254)}.{(index // 254) % 256}.{index % 254 + 1}"
 
     def give_back(self, address: str) -> None:
         with self._lock:

@@ -12,9 +12,11 @@
   token at a fixed path a process cannot see, so a container that mounts one at
   ``/var/run/secrets/kubernetes.io/serviceaccount`` is given ``KUBECONFIG``: a file naming the API
   server, the cluster CA and that token file (``tokenFile``, re-read as a kubelet refreshes it).
-- **Cluster DNS.** ``<service>.<namespace>.svc`` names cannot be resolved on this machine; Python
+- **Pod network.** Pods share this machine's network, each with its own 127.x address. Python
   processes get ``tests/cluster/kubelet/pod_python`` first on ``PYTHONPATH``, whose sitecustomize
-  resolves those names from the Service table the kube-proxy stand-in writes (``cluster_dns``).
+  makes a wildcard listen (``0.0.0.0:8443``) listen on the pod's address, as in a network namespace,
+  and resolves ``<service>.<namespace>.svc`` names from the Service table the kube-proxy stand-in
+  writes (``cluster_dns``). Programs in other languages get neither.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 POD_PYTHON = Path(__file__).resolve().parent / "pod_python"
 CLUSTER_DNS_ENV = "BF_TEST_CLUSTER_DNS"
+POD_IP_ENV = "BF_TEST_POD_IP"  # wildcard listens of Python servers land on the pod's address
 
 # (namespace, service account, audience or "", expiration seconds, pod name, pod uid) → token
 RequestToken = Callable[[str, str, str, int, str, str], Awaitable[str]]

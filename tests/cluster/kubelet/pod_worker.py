@@ -32,6 +32,7 @@ from tests.cluster.kubelet.pod_status import (
     pod_phase,
     pod_status,
 )
+from tests.cluster.kubelet.node_runtime import POD_IP_ENV
 from tests.cluster.kubelet.probes import wait_until_ready
 from tests.cluster.kubelet.sandbox import ContainerConfigError, MountError, PodSandbox
 
@@ -240,7 +241,7 @@ class PodWorker:
         try:
             process = await asyncio.create_subprocess_exec(
                 *plan.argv,
-                env=plan.env,
+                env={**plan.env, POD_IP_ENV: self.pod_ip},
                 cwd=str(plan.cwd),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,

@@ -333,9 +333,9 @@ class PodSandbox:
             env["KUBECONFIG"] = str(kubeconfig)
         if self.runtime.cluster_dns is not None:
             env[CLUSTER_DNS_ENV] = str(self.runtime.cluster_dns)
-            env["PYTHONPATH"] = os.pathsep.join(
-                p for p in (str(POD_PYTHON), env.get("PYTHONPATH", "")) if p
-            )
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(POD_PYTHON), env.get("PYTHONPATH", "")) if p
+        )
 
     async def _environment(
         self, container: Obj, pod: Obj, extra_env: dict[str, str]
