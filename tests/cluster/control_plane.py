@@ -32,8 +32,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from bf_jupyter.cluster.certs import service_names
 from tests.cluster.binaries import ControlPlaneBinaries, find_binaries
@@ -41,11 +41,12 @@ from tests.cluster.pki import CertificateAuthority, KeyPair, kubeconfig_text, ne
 from tests.e2e.managed_process import ManagedProcess
 
 
-
 def loopback_service_range() -> str:
     """A /16 of 127.0.0.0/8 for Services, drawn per control plane so that two test sessions on one
     machine never listen on each other's cluster IPs (pods use 127.1–199.x.y)."""
     return f"127.{random.randint(200, 254)}.0.0/16"
+
+
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 COMPONENTS = ("etcd", "kube-apiserver", "kube-scheduler", "kube-controller-manager")
 ADMISSION_PLUGINS = (

@@ -243,14 +243,13 @@ class BitfusionStack:
             self.remove_files()
 
     def _undeploy(self) -> None:
-        """The webhook configurations first (a failing-closed one would block the next stack)."""
+        """The webhook configurations (a failing-closed one would block the cluster's next
+        Bitfusion pods) and bf-system; the node's stop then ends every pod process at once."""
         for kind in ("validatingwebhookconfiguration", "mutatingwebhookconfiguration"):
             self.control_plane.kubectl(
                 "delete", kind, "-l", "app.kubernetes.io/part-of=bf-jupyter", "--wait=false"
             )
-        self.control_plane.kubectl(
-            "delete", "namespace", SYSTEM_NAMESPACE, "--wait=true", "--timeout=60s"
-        )
+        self.control_plane.kubectl("delete", "namespace", SYSTEM_NAMESPACE, "--wait=false")
 
     def remove_files(self) -> None:
         if self._own_root:

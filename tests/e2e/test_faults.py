@@ -49,8 +49,10 @@ def webhook_gone(cluster: ClusterHandle, stack: BitfusionStack) -> Iterator[None
     cluster.wait_for(
         "Pod",
         SYSTEM_NAMESPACE,
-        lambda kind, _: kind == "DELETED"
-        and not cluster.api.list("Pod", SYSTEM_NAMESPACE, label_selector=WEBHOOK_SELECTOR),
+        lambda kind, _: (
+            kind == "DELETED"
+            and not cluster.api.list("Pod", SYSTEM_NAMESPACE, label_selector=WEBHOOK_SELECTOR)
+        ),
         label_selector=WEBHOOK_SELECTOR,
         initial=lambda pods: not pods,
         timeout=60,
@@ -102,8 +104,10 @@ def test_a_restarted_device_plugin_advertises_the_pool_again(
     cluster.wait_for(
         "Pod",
         SYSTEM_NAMESPACE,
-        lambda _, pod: pod["metadata"]["uid"] != old["metadata"]["uid"]
-        and (pod.get("status") or {}).get("phase") == "Running",
+        lambda _, pod: (
+            pod["metadata"]["uid"] != old["metadata"]["uid"]
+            and (pod.get("status") or {}).get("phase") == "Running"
+        ),
         label_selector=PLUGIN_SELECTOR,
         timeout=120,
         describe="a new device-plugin pod",

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bf_jupyter.contract import QUOTA_RESOURCE
-from tests.e2e.conftest import real_kubeconfig
+from tests.support.cluster_fixtures import real_kubeconfig
 
 pytestmark = pytest.mark.skipif(
     real_kubeconfig() is not None, reason="checks the test cluster's own clean-up"

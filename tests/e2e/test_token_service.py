@@ -24,7 +24,7 @@ import pytest
 
 from bf_jupyter.contract import ANNOTATION_MANAGEMENT, RESOURCE_AMOUNT, RESOURCE_PERCENT
 from bf_jupyter.kubeapi import KubeApiError
-from tests.e2e.conftest import real_kubeconfig
+from tests.support.cluster_fixtures import real_kubeconfig
 
 if TYPE_CHECKING:
     from tests.e2e.cluster_handle import ClusterHandle
@@ -53,7 +53,7 @@ def kubectl(cluster: ClusterHandle, *args: str, **run: Any) -> subprocess.Comple
     binary = str(find_binaries().kubectl) if cluster.control_plane is not None else "kubectl"
     return subprocess.run(
         [binary, "--kubeconfig", str(cluster.kubeconfig), *args],
-        capture_output=True, text=True, timeout=60, **run,
+        check=run.pop("check", False), capture_output=True, text=True, timeout=60, **run,
     )  # fmt: skip
 
 
@@ -169,7 +169,9 @@ def test_the_token_service_refuses_a_pod_that_was_not_injected(
     cluster: ClusterHandle, tokenless: str, token_service: tuple[str, int, ssl.SSLContext]
 ) -> None:
     pod = cluster.api.create("Pod", plain_pod("plain"), tokenless)
-    status, answer = ask_token_service(token_service, bound_token(cluster, tokenless, pod, AUDIENCE))
+    status, answer = ask_token_service(
+        token_service, bound_token(cluster, tokenless, pod, AUDIENCE)
+    )
     assert status == 403 and "auto-management/status" in answer["error"]
 
 

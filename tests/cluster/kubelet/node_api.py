@@ -60,38 +60,24 @@ class NodeApi:
                 return None
             raise
 
-    async def request_token(
-        self,
-        namespace: str,
-        service_account: str,
-        audience: str,
-        expiration_seconds: int,
-        pod_name: str,
-        pod_uid: str,
-    ) -> str:
-        """A service-account token bound to the pod (TokenRequest, as a kubelet asks for one)."""
-        body = {
-            "apiVersion": "authentication.k8s.io/v1",
-            "kind": "TokenRequest",
-            "spec": {
-                "audiences": [audience] if audience else [],
-                "expirationSeconds": max(expiration_seconds, 600),
-                "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": pod_name, "uid": pod_uid},
-            },
-        }
+    async def request_token(self, namespace: str, service_account: str, spec: Obj) -> str:
+        """A service-account token (TokenRequest with ``spec``, as a kubelet asks for one)."""
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec}
         return await self.call(self._token_request, namespace, service_account, body)
 
     def _token_request(self, namespace: str, service_account: str, body: Obj) -> str:
         # KubeApi has no subresource create (the product needs none); the official client does.
         from kubernetes import client
 
-        core = client.CoreV1Api(self.api._client)
+        core: Any = client.CoreV1Api(self.api._client)  # the raw reply: _preload_content=False
         try:
             response = core.create_namespaced_service_account_token(
                 service_account, namespace, body, _preload_content=False
             )
         except client.ApiException as error:
-            raise KubeApiError(str(error.body or error.reason), status=error.status or 0, reason=str(error.reason)) from None
+            raise KubeApiError(
+                str(error.body or error.reason), status=error.status or 0, reason=str(error.reason)
+            ) from None
         return str(json.loads(response.data)["status"]["token"])
 
     # ----- pods ----------------------------------------------------------------------------------

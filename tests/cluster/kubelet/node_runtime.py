@@ -24,14 +24,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 POD_PYTHON = Path(__file__).resolve().parent / "pod_python"
 CLUSTER_DNS_ENV = "BF_TEST_CLUSTER_DNS"
 POD_IP_ENV = "BF_TEST_POD_IP"  # wildcard listens of Python servers land on the pod's address
 
-# (namespace, service account, audience or "", expiration seconds, pod name, pod uid) → token
-RequestToken = Callable[[str, str, str, int, str, str], Awaitable[str]]
+# (namespace, service account, TokenRequest spec) → token
+RequestToken = Callable[[str, str, dict[str, Any]], Awaitable[str]]
 
 
 @dataclass

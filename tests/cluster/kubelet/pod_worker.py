@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from tests.cluster.kubelet.container_logs import ContainerLog
 from tests.cluster.kubelet.device_plugins import Allocation, DeviceAllocationError
+from tests.cluster.kubelet.node_runtime import POD_IP_ENV
 from tests.cluster.kubelet.pod_status import (
     HOST_IP,
     conditions,
@@ -32,7 +33,6 @@ from tests.cluster.kubelet.pod_status import (
     pod_phase,
     pod_status,
 )
-from tests.cluster.kubelet.node_runtime import POD_IP_ENV
 from tests.cluster.kubelet.probes import wait_until_ready
 from tests.cluster.kubelet.sandbox import ContainerConfigError, MountError, PodSandbox
 

@@ -30,11 +30,9 @@ async def probe_once(probe: Obj, host: str, container: Obj) -> bool:
     if "exec" in probe:
         return True
     action = probe.get("httpGet") or probe.get("tcpSocket")
-    if not isinstance(action, dict):
-        return True
-    port = probe_port(action.get("port"), container)
-    if port is None:
-        return False
+    port = probe_port(action.get("port"), container) if isinstance(action, dict) else None
+    if not isinstance(action, dict) or port is None:
+        return not isinstance(action, dict)  # no action to run passes; an unknown port fails
     tls: ssl.SSLContext | None = None
     if "httpGet" in probe and str(action.get("scheme", "HTTP")).upper() == "HTTPS":
         tls = ssl.create_default_context()

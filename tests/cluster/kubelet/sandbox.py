@@ -196,13 +196,20 @@ class PodSandbox:
             )
         meta, spec = self.pod["metadata"], self.pod.get("spec") or {}
         try:
+            audience = str(source.get("audience", ""))
             token = await self.runtime.request_token(
                 meta["namespace"],
                 spec.get("serviceAccountName") or "default",
-                str(source.get("audience", "")),
-                int(source.get("expirationSeconds", 3600)),
-                meta["name"],
-                meta["uid"],
+                {
+                    "audiences": [audience] if audience else [],
+                    "expirationSeconds": max(int(source.get("expirationSeconds", 3600)), 600),
+                    "boundObjectRef": {
+                        "apiVersion": "v1",
+                        "kind": "Pod",
+                        "name": meta["name"],
+                        "uid": meta["uid"],
+                    },
+                },
             )
         except (KubeApiError, KubeUnavailable) as error:
             raise MountError(f'MountVolume.SetUp failed for volume "{volume}" : {error}') from None
@@ -310,18 +317,18 @@ class PodSandbox:
     def _rewritten_copy(self, container: Obj, volume: str, mounts: dict[str, Path]) -> Path:
         """This container's copy of a ConfigMap volume, its text files' mount paths rewritten."""
         source = self.volumes[volume]
-        copy = self.dir / "containers" / str(container.get("name")) / volume
+        folder: Path = self.dir / "containers" / str(container.get("name")) / volume
         for file in source.rglob("*"):
             if not file.is_file():
                 continue
-            target = copy / file.relative_to(source)
+            target = folder / file.relative_to(source)
             target.parent.mkdir(parents=True, exist_ok=True)
             try:
                 target.write_text(rewrite_paths(file.read_text(), mounts))
             except UnicodeDecodeError:
                 target.write_bytes(file.read_bytes())
             target.chmod(file.stat().st_mode & 0o777)
-        return copy
+        return folder
 
     def _node_environment(self, env: dict[str, str], in_cluster_token: Path | None) -> None:
         """What stands in for in-cluster API access and cluster DNS (``node_runtime``)."""

@@ -42,7 +42,7 @@ def ask(address: tuple[str, int], text: bytes) -> bytes:
 
 
 def test_cluster_ip_forwards_to_the_ready_pod_by_named_port(
-    cluster: ClusterHandle, namespace: str, proxy: ServiceProxy
+    cluster: ClusterHandle, namespace: str, proxy: ServiceProxy, control_plane: ControlPlane
 ) -> None:
     # given a pod serving on its own address, port named "http"
     env = [

@@ -40,7 +40,11 @@ Permission = tuple[str, str, str]
 
 def kustomize(folder: Path) -> list[Obj]:
     rendered = subprocess.run(
-        [str(find_binaries().kubectl), "kustomize", str(folder)], capture_output=True, text=True, timeout=60, check=True
+        [str(find_binaries().kubectl), "kustomize", str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     ).stdout
     return [doc for doc in yaml.safe_load_all(rendered) if doc]
 
@@ -131,7 +135,11 @@ def deploy(
                 "contexts": [
                     {
                         "name": "notebook",
-                        "context": {"cluster": "test", "user": SERVICE_ACCOUNT, "namespace": namespace},
+                        "context": {
+                            "cluster": "test",
+                            "user": SERVICE_ACCOUNT,
+                            "namespace": namespace,
+                        },
                     }
                 ],
                 "current-context": "notebook",
@@ -154,7 +162,9 @@ def revoke_pods_role(plane: ControlPlane, namespace: str) -> None:
     plane.kubectl("delete", "clusterrolebinding", f"{PODS_ROLE}-{namespace}")
     user = f"system:serviceaccount:{namespace}:{SERVICE_ACCOUNT}"
     deadline = time.monotonic() + 30
-    while plane.kubectl("auth", "can-i", "list", "pods", "-A", f"--as={user}").stdout.strip() != "no":
+    while (
+        plane.kubectl("auth", "can-i", "list", "pods", "-A", f"--as={user}").stdout.strip() != "no"
+    ):
         assert time.monotonic() < deadline, "the pods binding was still in force after 30 s"
         time.sleep(0.05)
 

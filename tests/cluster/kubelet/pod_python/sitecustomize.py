@@ -59,4 +59,4 @@ if _TABLE:
     socket.getaddrinfo = _getaddrinfo
 if _POD_IP:
     socket.getaddrinfo = _getaddrinfo
-    socket.socket.bind = _bind_to_pod  # type: ignore[method-assign]
+    socket.socket.bind = _bind_to_pod  # type: ignore[method-assign,assignment]
