@@ -23,6 +23,7 @@ for its pods (the kubelet gives it to them), so one test's leases never meet ano
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -32,6 +33,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bf_jupyter.contract import ANNOTATION_MANAGEMENT, RESOURCE_AMOUNT, STATUS_INJECTED
 from bf_jupyter.kubeapi import KubeApi
 from tests.e2e.cluster_handle import ClusterHandle
 
@@ -174,6 +176,7 @@ class BitfusionStack:
                 "-n", SYSTEM_NAMESPACE, "rollout", "status", f"deployment/{deployment}",
                 f"--timeout={int(READY_TIMEOUT)}s",
             )  # fmt: skip
+        self.wait_for_webhook()
         assert self.handle is not None
         deadline = time.monotonic() + READY_TIMEOUT
         while True:
@@ -186,6 +189,37 @@ class BitfusionStack:
                     f"the device plugin did not advertise bitfusion.io/gpu on {NODE_NAME} in "
                     f"{READY_TIMEOUT:.0f}s; allocatable: {allocatable}"
                 )
+            time.sleep(0.2)
+
+    def wait_for_webhook(self, timeout: float = READY_TIMEOUT) -> None:
+        """Until the webhooks answer: a server-side dry run of a Bitfusion pod comes back mutated
+        (a Deployment is Available once its pods are Ready, a moment before the apiserver's first
+        call through the Service gets an answer in time)."""
+        probe = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "webhook-probe", "annotations": {ANNOTATION_MANAGEMENT: "all"}},
+            "spec": {
+                "containers": [
+                    {
+                        "name": "main",
+                        "image": "busybox",
+                        "command": ["true"],
+                        "resources": {"limits": {RESOURCE_AMOUNT: "1"}},
+                    }
+                ]
+            },
+        }
+        deadline = time.monotonic() + timeout
+        while True:
+            result = self.control_plane.kubectl(
+                "-n", "default", "create", "--dry-run=server", "-o", "json", "-f", "-",
+                input=json.dumps(probe),
+            )  # fmt: skip
+            if result.returncode == 0 and STATUS_INJECTED in result.stdout:
+                return
+            if time.monotonic() > deadline:
+                raise StackError(f"the webhooks did not answer in {timeout:.0f}s: {result.stderr}")
             time.sleep(0.2)
 
     def _prepare_namespace(self, namespace: str) -> None:

@@ -66,6 +66,7 @@ def webhook_gone(cluster: ClusterHandle, stack: BitfusionStack) -> Iterator[None
             "-n", SYSTEM_NAMESPACE, "rollout", "status", "deployment/bf-webhook", "--timeout=120s"
         )
         assert rolled.returncode == 0, rolled.stderr
+        stack.wait_for_webhook()
 
 
 def test_without_the_webhook_bitfusion_pods_are_refused_and_other_pods_run(
