@@ -2,8 +2,11 @@
 
 In one run, interleaved, on this machine: a plain local ipykernel (the default provisioner, no
 slice), the ``bitfusion-local`` provisioner (the kernel wrapped in ``bitfusion-sim run``), and the
-``bitfusion-kubernetes`` provisioner on the emulated cluster (Secret + pod through the real webhook,
-scheduler, process-kubelet, ``bitfusion-sim run`` in the pod, watches, kernel_info over TCP).
+``bitfusion-kubernetes`` provisioner on the e2e test cluster: the real control plane of the pinned
+release (``tests/cluster``, from the binaries ``make cluster-binaries`` caches) with our cluster side
+applied by ``kubectl apply -k`` (``tests/e2e/stack.py``) — Secret + pod through kube-apiserver, our
+webhook's pod, kube-scheduler, the process-kubelet, ``bitfusion-sim run`` in the pod, watches,
+kernel_info over TCP.
 Prints median / p90 / min per kind and the Kubernetes overhead over the plain kernel (target
 ≤ +0.5 s). Then, for a pod whose image cannot be pulled, the time from the pod status showing
 ErrImagePull (seen by an independent watch) to the provisioner's ``failed`` event and to
@@ -34,6 +37,7 @@ from jupyter_client.manager import AsyncKernelManager
 from bf_jupyter.kernels.kernelspecs import KernelspecRequest, install_kernelspec, render_kernel_json
 from bf_jupyter.kernels.launch_slice import KernelLaunchError
 from bf_jupyter.kernels.progress import PROGRESS
+from tests.cluster.control_plane import ControlPlane
 from tests.e2e.stack import BitfusionStack
 
 PULL_FAILURE_REASONS = {"ErrImagePull", "ImagePullBackOff"}
@@ -52,9 +56,14 @@ def write_kubernetes_spec(
     (directory / "kernel.json").write_text(json.dumps(spec))
 
 
-async def time_to_kernel_info(kernel_name: str, env: dict[str, str]) -> float:
-    """Seconds from start_kernel to the first kernel_info_reply; the kernel is shut down after."""
+async def time_to_kernel_info(
+    kernel_name: str, env: dict[str, str], stages: dict[str, list[float]] | None = None
+) -> float:
+    """Seconds from start_kernel to the first kernel_info_reply; the kernel is shut down after.
+    With ``stages``, the seconds from start_kernel to the first progress event of each stage the
+    provisioner published (created, scheduled, started, locked, …) are appended there."""
     manager = AsyncKernelManager(kernel_name=kernel_name)
+    wall_started = time.time()
     started = time.perf_counter()
     await manager.start_kernel(env=env)
     client = manager.client()
@@ -69,6 +78,12 @@ async def time_to_kernel_info(kernel_name: str, env: dict[str, str]) -> float:
     finally:
         client.stop_channels()
         await manager.shutdown_kernel(now=True)
+    if stages is not None:
+        seen: set[str] = set()
+        for event in PROGRESS.history(str(manager.kernel_id)):
+            if event.stage not in seen:
+                seen.add(event.stage)
+                stages.setdefault(event.stage, []).append(event.time - wall_started)
     return elapsed
 
 
@@ -129,9 +144,15 @@ def summary(label: str, samples: list[float]) -> str:
 
 
 async def main(runs: int, pull_failures: int) -> None:
-    stack = BitfusionStack()
-    handle = stack.start()
     workdir = Path(tempfile.mkdtemp(prefix="bf-kernel-bench-"))
+    plane = ControlPlane(workdir / "control-plane").start()
+    stack = BitfusionStack(plane, workdir / "stack")
+    try:
+        handle = stack.start()
+    except BaseException:
+        plane.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
     os.environ["JUPYTER_PATH"] = str(workdir / "share" / "jupyter")
     os.environ["BF_SIM_HOME"] = str(workdir / "local-sim")  # the local provisioner's own pool
     os.environ.setdefault("BF_BITFUSION_BIN", str(Path(sys.executable).with_name("bitfusion-sim")))
@@ -149,14 +170,16 @@ async def main(runs: int, pull_failures: int) -> None:
         kinds = {
             "plain local ipykernel (python3)": ("python3", {}),
             "bitfusion-local (bitfusion-sim run)": ("bench-local", {"BF_SLICE": "1x50%"}),
-            "bitfusion-kubernetes (emulated cluster)": ("bench-k8s", {"BF_SLICE": "1x50%"}),
+            "bitfusion-kubernetes (test cluster)": ("bench-k8s", {"BF_SLICE": "1x50%"}),
         }
         for name, env in kinds.values():  # warm-up: imports, caches, the first pod's path
             await time_to_kernel_info(name, env)
         samples: dict[str, list[float]] = {label: [] for label in kinds}
+        stages: dict[str, list[float]] = {}  # the kubernetes kernels' progress, by stage
         for _ in range(runs):
             for label, (name, env) in kinds.items():
-                samples[label].append(await time_to_kernel_info(name, env))
+                watched = stages if name == "bench-k8s" else None
+                samples[label].append(await time_to_kernel_info(name, env, watched))
         print(f"start_kernel → first kernel_info_reply, {runs} runs each, interleaved:")
         for label, values in samples.items():
             print("  " + summary(label, values))
@@ -165,6 +188,11 @@ async def main(runs: int, pull_failures: int) -> None:
             print(
                 f"  overhead of {label}: {statistics.median(samples[label]) - plain:+.3f} s (median)"
             )
+        print(
+            "  bitfusion-kubernetes progress, seconds after start_kernel (median of first events):"
+        )
+        for stage, offsets in sorted(stages.items(), key=lambda item: statistics.median(item[1])):
+            print(f"    {stage:<10} {statistics.median(offsets):6.3f} s")
         latencies = [
             await pull_failure_latency("bench-k8s-missing", stack, namespace)
             for _ in range(pull_failures)
@@ -180,6 +208,7 @@ async def main(runs: int, pull_failures: int) -> None:
         )
     finally:
         stack.stop()
+        plane.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -6,8 +6,12 @@ off (every request runs the Bitfusion client's ``list_gpus``). Prints mean, p50,
 
     .venv/bin/python benchmarks/pool_latency.py [--requests 200] [--stand-in-pool]
 
-With ``--emulated-cluster`` the server runs the kubernetes backend against the project's emulated
-API server (tests/emulator) with GPU nodes and kernel pods, so GET pool lists nodes and pods.
+With ``--test-cluster`` the server runs the kubernetes backend on the e2e test cluster's real
+control plane (``tests/cluster``, from the binaries ``make cluster-binaries`` caches), as its
+cluster-admin: ``--nodes`` GPU Nodes created through the API with ``bitfusion.io/gpu`` in their
+status (no kubelet: the status is patched), and ``--pods`` kernel pods bound to them
+(``spec.nodeName``; they stay Pending, which is all listing needs), so GET pool lists real nodes and
+pods from a real kube-apiserver.
 
 Target: < 50 ms.
 """
@@ -19,6 +23,7 @@ import contextlib
 import http.client
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,7 +36,7 @@ from lab_session import running_lab
 
 def measure(url: str, token: str, count: int) -> list[float]:
     parts = urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=30)
     headers = {"Authorization": f"token {token}"}
     timings = []
     try:
@@ -74,35 +79,47 @@ def report(label: str, timings: list[float]) -> None:
     )
 
 
+GPU_NODE_STATUS = {
+    "capacity": {"cpu": "8", "memory": "32Gi", "pods": "110", "bitfusion.io/gpu": "400"},
+    "allocatable": {"cpu": "8", "memory": "32Gi", "pods": "110", "bitfusion.io/gpu": "400"},
+}
+
+
 @contextmanager
-def emulated_cluster(nodes: int, pods: int) -> Iterator[Path]:
-    """The emulated API server with ``nodes`` GPU nodes (4 GPUs each) and ``pods`` pods holding
-    half a GPU each; yields its kubeconfig."""
+def test_cluster(nodes: int, pods: int) -> Iterator[Path]:
+    """The test cluster's control plane with ``nodes`` GPU nodes (4 GPUs each) and ``pods`` kernel
+    pods holding half a GPU each; yields its admin kubeconfig."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from bf_jupyter.kubeapi import KubeApi
-    from tests.emulator.cluster import EmulatedCluster, NodeSpec
+    from tests.cluster.control_plane import ControlPlane
 
-    capacity = {"cpu": "8", "memory": "32Gi", "pods": "110", "bitfusion.io/gpu": "400"}
-    specs = [NodeSpec(f"gpu-{i}", dict(capacity)) for i in range(nodes)]
-    with EmulatedCluster(nodes=specs) as cluster:
-        api = KubeApi.connect(kubeconfig=str(cluster.kubeconfig))
-        for i in range(pods):
-            container = {
-                "name": "kernel",
-                "image": "python:3.11",
-                "command": ["sleep", "600"],
-                "resources": {
-                    "requests": {"bitfusion.io/gpu": "50"},
-                    "limits": {"bitfusion.io/gpu": "50"},
-                },
-            }
-            body = {
-                "metadata": {"name": f"kernel-{i}"},
-                "spec": {"nodeName": f"gpu-{i % nodes}", "containers": [container]},
-            }
-            api.create("Pod", body, "default")
-        api.close()
-        yield cluster.kubeconfig
+    with (
+        tempfile.TemporaryDirectory(prefix="bf-pool-bench-") as folder,
+        ControlPlane(Path(folder) / "plane") as plane,
+    ):
+        api = KubeApi.connect(kubeconfig=str(plane.kubeconfig))
+        try:
+            for i in range(nodes):
+                api.create("Node", {"metadata": {"name": f"gpu-{i}"}})
+                api.patch_status("Node", f"gpu-{i}", {"status": GPU_NODE_STATUS})
+            for i in range(pods):
+                container = {
+                    "name": "kernel",
+                    "image": "python:3.11",
+                    "command": ["sleep", "600"],
+                    "resources": {
+                        "requests": {"bitfusion.io/gpu": "50"},
+                        "limits": {"bitfusion.io/gpu": "50"},
+                    },
+                }
+                body = {
+                    "metadata": {"name": f"kernel-{i}"},
+                    "spec": {"nodeName": f"gpu-{i % nodes}", "containers": [container]},
+                }
+                api.create("Pod", body, "default")
+        finally:
+            api.close()
+        yield plane.kubeconfig
 
 
 def main() -> int:
@@ -114,19 +131,19 @@ def main() -> int:
         help="a fixed list_gpus listing instead of the resolved client",
     )
     parser.add_argument(
-        "--emulated-cluster",
+        "--test-cluster",
         action="store_true",
-        help="the kubernetes backend on the emulated API server (tests/emulator)",
+        help="the kubernetes backend on the test cluster's real control plane (tests/cluster)",
     )
     parser.add_argument("--nodes", type=int, default=4)
     parser.add_argument("--pods", type=int, default=20)
     args = parser.parse_args()
     with contextlib.ExitStack() as stack:
         backend, env, source = "local", {}, "list_gpus"
-        if args.emulated_cluster:
-            kubeconfig = stack.enter_context(emulated_cluster(args.nodes, args.pods))
+        if args.test_cluster:
+            kubeconfig = stack.enter_context(test_cluster(args.nodes, args.pods))
             backend, env, source = "kubernetes", {"KUBECONFIG": str(kubeconfig)}, "nodes + pods"
-            print(f"emulated cluster: {args.nodes} GPU nodes, {args.pods} kernel pods")
+            print(f"test cluster: {args.nodes} GPU nodes, {args.pods} kernel pods (Pending, bound)")
         for label, ttl in (
             (f"GET pool ({backend}), cache on (5 s TTL)", 5.0),
             (f"GET pool ({backend}), cache off ({source})", 0.0),

@@ -39,6 +39,8 @@ _KINDS: dict[str, tuple[str, str]] = {
     "Namespace": ("CoreV1Api", "namespace"),
     "Node": ("CoreV1Api", "node"),
     "Job": ("BatchV1Api", "job"),
+    "Service": ("CoreV1Api", "service"),
+    "Lease": ("CoordinationV1Api", "lease"),
     # create only: the token service asks whether a service-account token is valid
     "TokenReview": ("AuthenticationV1Api", "token_review"),
 }
@@ -171,6 +173,14 @@ class KubeApi:
     ) -> Obj:
         return self._call(kind, "patch", name=name, namespace=namespace, body=dict(body))
 
+    def patch_status(
+        self, kind: str, name: str, body: Mapping[str, Any], namespace: str | None = None
+    ) -> Obj:
+        """Patch the ``status`` subresource (a strategic merge patch, as ``patch``)."""
+        return self._call(
+            kind, "patch", name=name, namespace=namespace, body=dict(body), status=True
+        )
+
     def delete(
         self,
         kind: str,
@@ -185,15 +195,19 @@ class KubeApi:
         (``Background``, ``Foreground``, ``Orphan``) says what happens to what it owns (a Job's pods).
         With ``uid``, only that very object is deleted: one created since under the same name is
         refused by the API server (``KubeApiError`` 409)."""
+        # With a body (DeleteOptions) the API server ignores the query's options: all go in it.
+        options = {
+            "gracePeriodSeconds": grace_period_seconds,
+            "propagationPolicy": propagation_policy,
+            "preconditions": {"uid": uid} if uid else None,
+        }
         try:
             self._call(
                 kind,
                 "delete",
                 name=name,
                 namespace=namespace,
-                grace_period_seconds=grace_period_seconds,
-                propagation_policy=propagation_policy,
-                body={"preconditions": {"uid": uid}} if uid else None,
+                body={k: v for k, v in options.items() if v is not None} or None,
             )
         except KubeApiError as error:
             if error.not_found:
@@ -292,7 +306,7 @@ class KubeApi:
 
     # ----- plumbing ------------------------------------------------------------------------------
 
-    def _method(self, kind: str, verb: str, namespace: str | None) -> Any:
+    def _method(self, kind: str, verb: str, namespace: str | None, *, status: bool = False) -> Any:
         from kubernetes import client
 
         if kind not in _KINDS:
@@ -302,7 +316,7 @@ class KubeApi:
         scope = "namespaced_" if namespace is not None else ""
         if verb == "list" and namespace is None and kind not in {"Namespace", "Node"}:
             return getattr(api, f"list_{resource}_for_all_namespaces")
-        return getattr(api, f"{verb}_{scope}{resource}")
+        return getattr(api, f"{verb}_{scope}{resource}{'_status' if status else ''}")
 
     def _call(
         self,
@@ -311,9 +325,10 @@ class KubeApi:
         *,
         name: str | None = None,
         namespace: str | None = None,
+        status: bool = False,
         **kw: Any,
     ) -> Obj:
-        method = self._method(kind, verb, namespace)
+        method = self._method(kind, verb, namespace, status=status)
         args = [a for a in (name, namespace) if a is not None]
         try:
             result = method(*args, **self._kwargs(_request_timeout=self._request_timeout, **kw))

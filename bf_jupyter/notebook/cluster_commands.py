@@ -260,6 +260,8 @@ class ClusterCommands:
             raise
         try:
             final = api.get("Pod", pod_name, namespace)
+            if follow and pod_outcome(final)[0] not in TERMINAL_PHASES:
+                final = _settled(api, final)
         except KubeApiError as error:
             if not error.not_found:
                 raise
@@ -403,3 +405,30 @@ def _deliver(
         on_line("stdout", line)
         if box.empty():
             on_idle()
+
+
+TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
+SETTLE_SECONDS = 30
+
+
+def _settled(api: Any, pod: Obj) -> Obj:
+    """The pod once its phase is terminal: a log ends when the container exits, and the kubelet
+    reports that a moment later. Raises ``KubeApiError`` (404) when it is deleted meanwhile; after
+    ``SETTLE_SECONDS`` returns what it last saw."""
+    meta = pod["metadata"]
+    with contextlib.closing(
+        api.watch(
+            "Pod",
+            meta["namespace"],
+            field_selector=f"metadata.name={meta['name']}",
+            resource_version=meta.get("resourceVersion"),
+            timeout_seconds=SETTLE_SECONDS,
+        )
+    ) as events:
+        for event in events:
+            if event.type == "DELETED":
+                raise KubeApiError("the pod was deleted", status=404, reason="NotFound")
+            pod = event.object
+            if pod_outcome(pod)[0] in TERMINAL_PHASES:
+                break
+    return pod

@@ -7,6 +7,7 @@ which builds nothing) so the key is computed in one place only.
 
 from __future__ import annotations
 
+import functools
 import subprocess
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -54,8 +55,10 @@ def cache_folder() -> Path:
     return Path(result.stdout.strip())
 
 
+@functools.cache
 def find_binaries() -> ControlPlaneBinaries:
-    """The cached binaries of the pinned release.
+    """The cached binaries of the pinned release, found once per process (later callers may run
+    under a test's own ``$HOME``, which would move the cache).
 
     Raises ``MissingBinariesError`` (one line: run ``make cluster-binaries``) when they are absent.
     """

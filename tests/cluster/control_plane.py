@@ -3,8 +3,8 @@ kube-controller-manager of the pinned release, run as local process groups on 12
 
 The apiserver runs as a production cluster's does: TLS with client certificates, Node and RBAC
 authorization, the default admission plugins plus NodeRestriction, ResourceQuota and the admission
-webhooks, a service-account issuer. Services get ClusterIPs in 127.240.0.0/16 (loopback, so the
-kube-proxy stand-in can listen on them); the endpoint reconciler is off because EndpointSlices refuse
+webhooks, a service-account issuer. Services get ClusterIPs in a /16 of 127.0.0.0/8 drawn per
+control plane (loopback, so the kube-proxy stand-in can listen on them); the endpoint reconciler is off because EndpointSlices refuse
 loopback addresses. Every port is chosen free at start (a component that loses the race for its port
 is restarted on another); the scheduler and the controller manager start together once the apiserver
 is ready.
@@ -19,7 +19,10 @@ is ready.
 from __future__ import annotations
 
 import http.client
+import ipaddress
+import json
 import os
+import random
 import re
 import shutil
 import socket
@@ -30,13 +33,20 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bf_jupyter.cluster.certs import service_names
 from tests.cluster.binaries import ControlPlaneBinaries, find_binaries
 from tests.cluster.pki import CertificateAuthority, KeyPair, kubeconfig_text, new_signing_key
 from tests.e2e.managed_process import ManagedProcess
 
-SERVICE_CLUSTER_IP_RANGE = "127.240.0.0/16"
+
+def loopback_service_range() -> str:
+    """A /16 of 127.0.0.0/8 for Services, drawn per control plane so that two test sessions on one
+    machine never listen on each other's cluster IPs (pods use 127.1–199.x.y)."""
+    return f"127.{random.randint(200, 254)}.0.0/16"
+
+
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 COMPONENTS = ("etcd", "kube-apiserver", "kube-scheduler", "kube-controller-manager")
 ADMISSION_PLUGINS = (
@@ -91,6 +101,8 @@ class ControlPlane:
         self.ca = CertificateAuthority()
         self.kubeconfig = root / "kubeconfigs" / "admin.kubeconfig"
         self.server = ""
+        self.audit_log = root / "audit.log"
+        self.service_cidr = loopback_service_range()
         self._extra_args = {name: list(args) for name, args in (extra_args or {}).items()}
         self._pki = root / "pki"
         self._processes: dict[str, ManagedProcess] = {}
@@ -108,6 +120,35 @@ class ControlPlane:
     def kubelet_client_ca_pem(self) -> bytes:
         """The CA a kubelet trusts for the apiserver's kubelet-client certificate (logs, exec)."""
         return self.ca.cert_pem
+
+    @property
+    def apiserver_address(self) -> tuple[str, int]:
+        """Host and port of the apiserver (after ``start()``)."""
+        return "127.0.0.1", self._ports["kube-apiserver"][0]
+
+    def audit_events(self, username: str | None = None) -> list[dict[str, Any]]:
+        """The apiserver's audit events so far (stage ResponseComplete), those of ``username`` only
+        when given. Each carries ``verb``, ``objectRef`` and the authorization decision in
+        ``annotations["authorization.k8s.io/decision"]`` (``allow`` or ``forbid``)."""
+        if not self.audit_log.exists():
+            return []
+        events = []
+        for line in self.audit_log.read_text().splitlines():
+            event = json.loads(line)
+            if event.get("stage") != "ResponseComplete":
+                continue
+            if username is None or (event.get("user") or {}).get("username") == username:
+                events.append(event)
+        return events
+
+    def _audit_policy(self) -> Path:
+        path = self.root / "audit-policy.yaml"
+        _write(
+            path,
+            b"apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\n"
+            b"rules:\n  - level: Metadata\n",
+        )
+        return path
 
     def issue_serving_cert(self, hosts: list[str]) -> tuple[bytes, bytes]:
         """A serving certificate (PEM cert, PEM key) for ``hosts`` that the apiserver trusts."""
@@ -212,7 +253,7 @@ class ControlPlane:
                 "--authorization-mode=Node,RBAC",
                 f"--enable-admission-plugins={ADMISSION_PLUGINS}",
                 "--allow-privileged=true",
-                f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
+                f"--service-cluster-ip-range={self.service_cidr}",
                 # The kubernetes Service would get the advertise address, which EndpointSlices refuse.
                 "--endpoint-reconciler-type=none",
                 f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
@@ -222,6 +263,11 @@ class ControlPlane:
                 f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
                 f"--kubelet-certificate-authority={pki / 'ca.crt'}",
                 "--kubelet-preferred-address-types=InternalIP",
+                # every request with RBAC's verdict, for tests that compare shipped RBAC with use
+                f"--audit-policy-file={self._audit_policy()}",
+                f"--audit-log-path={self.audit_log}",
+                "--audit-log-format=json",
+                "--audit-log-mode=blocking",
             ]
 
         return _Launch(
@@ -343,7 +389,8 @@ class ControlPlane:
         (self.root / "logs").mkdir(parents=True, exist_ok=True)
         self._pki.mkdir(mode=0o700)
         ca = self.ca
-        apiserver_hosts = ["127.0.0.1", "localhost", "127.240.0.1", "kubernetes"]
+        first_service_ip = str(next(ipaddress.ip_network(self.service_cidr).hosts()))
+        apiserver_hosts = ["127.0.0.1", "localhost", first_service_ip, "kubernetes"]
         apiserver_hosts += service_names("kubernetes", "default")[1:]
         pairs = {
             "ca": KeyPair(ca.cert_pem, ca.key_pem),

@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.cluster.control_plane import SERVICE_CLUSTER_IP_RANGE, ControlPlane, ControlPlaneError
+from tests.cluster.control_plane import ControlPlane, ControlPlaneError
 
 pytestmark = pytest.mark.slow
 
@@ -130,7 +130,7 @@ def test_a_service_gets_a_loopback_cluster_ip(control_plane: ControlPlane, names
         "-n", namespace, "get", "service", "web", "-o", "jsonpath={.spec.clusterIP}"
     ).stdout
 
-    assert ipaddress.ip_address(cluster_ip) in ipaddress.ip_network(SERVICE_CLUSTER_IP_RANGE)
+    assert ipaddress.ip_address(cluster_ip) in ipaddress.ip_network(control_plane.service_cidr)
 
 
 def test_the_garbage_collector_deletes_an_owned_object(

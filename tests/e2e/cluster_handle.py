@@ -1,5 +1,5 @@
 """What e2e tests hold: a kubeconfig, a ``KubeApi`` on it and helpers that wait with watches (never
-polling with sleeps). The same handle serves the emulated cluster and a real one
+polling with sleeps). The same handle serves the test cluster and a real one
 (``BF_E2E_KUBECONFIG``), so tests are written once."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from bf_jupyter.kubeapi import KubeApi, KubeApiError
 
 if TYPE_CHECKING:
-    from tests.emulator.cluster import EmulatedCluster
+    from tests.cluster.control_plane import ControlPlane
 
 Obj = dict[str, Any]
 TERMINAL = ("Succeeded", "Failed")
@@ -30,7 +30,7 @@ class WaitTimeout(AssertionError):
 class ClusterHandle:
     kubeconfig: Path
     api: KubeApi
-    emulated: EmulatedCluster | None = None
+    control_plane: ControlPlane | None = None  # the test cluster's (None on a real cluster)
     namespace_labels: dict[str, str] = field(default_factory=dict)
     namespace_setup: list[Callable[[str], None]] = field(default_factory=list)
 

@@ -1,6 +1,6 @@
 """End to end: GPU-slice pods through our webhook, device plugin and the Bitfusion client
-(``bitfusion-sim`` on the emulated cluster), with namespace quota. Runs on the emulated stack, or
-on a real cluster when ``BF_E2E_KUBECONFIG`` is set (lease checks then need the emulated pool)."""
+(``bitfusion-sim`` as the client image's binary), with namespace quota. Runs on the test cluster, or
+on a real cluster when ``BF_E2E_KUBECONFIG`` is set (lease checks then need the simulated pool)."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def test_workload_pod_runs_under_a_half_gpu_lease(
     assert created["metadata"]["annotations"][ANNOTATION_STATUS] == STATUS_INJECTED
     train = created["spec"]["containers"][0]
     run = train["command"]
-    assert run[0].endswith("bitfusion-sim" if bitfusion_stack else "bitfusion")
+    assert run[0].endswith("/bin/bitfusion")  # the client image's binary (bitfusion-sim here)
     assert run[1:7] == ["run", "-n", "1", "-p", "0.5", "--"]
     assert run[7:] == ["python", "-c", PROBE]
     assert train["resources"]["limits"] == {QUOTA_RESOURCE: "50"}

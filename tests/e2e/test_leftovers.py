@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from bf_jupyter.contract import QUOTA_RESOURCE
-from tests.e2e.conftest import real_kubeconfig
+from tests.support.cluster_fixtures import real_kubeconfig
 
 pytestmark = pytest.mark.skipif(
-    real_kubeconfig() is not None, reason="checks the emulator's own clean-up"
+    real_kubeconfig() is not None, reason="checks the test cluster's own clean-up"
 )
 
 
@@ -48,41 +48,17 @@ def _environment(pid: int) -> bytes:
         return b""
 
 
-def test_emulated_cluster_stops_running_pods_and_removes_its_files() -> None:
-    from bf_jupyter.kubeapi import KubeApi
-    from tests.e2e.cluster_handle import ClusterHandle
-    from tests.emulator.cluster import EmulatedCluster
-
-    cluster = EmulatedCluster().start()
-    api = KubeApi.connect(kubeconfig=str(cluster.kubeconfig))
-    handle = ClusterHandle(cluster.kubeconfig, api, cluster)
-    namespace = handle.create_namespace("left")
-    pod = {
-        "metadata": {"name": "sleeper"},
-        "spec": {
-            "containers": [
-                {"name": "main", "image": "a:1", "command": ["sh", "-c", "sleep 300 & sleep 300"]}
-            ]
-        },
-    }
-    api.create("Pod", pod, namespace)
-    handle.wait_for_pod_phase(namespace, "sleeper", "Running")
-    assert descendants(os.getpid(), mentioning=cluster.workdir)  # the pod's processes run
-    api.close()
-    cluster.stop()
-    assert descendants(os.getpid(), mentioning=cluster.workdir) == set()
-    assert not cluster.workdir.exists()
-
-
-def test_stack_releases_leases_and_leaves_no_process_or_directory() -> None:
-    from tests.e2e.stack import BitfusionStack, missing_parts
+def test_stack_releases_leases_and_leaves_no_process_or_directory(tmp_path: Path) -> None:
+    from tests.cluster.control_plane import ControlPlane
+    from tests.e2e.stack import BitfusionStack
     from tests.e2e.test_bitfusion_pods import workload
 
-    if missing_parts():
-        pytest.skip("the e2e stack needs " + ", ".join(missing_parts()))
-    stack = BitfusionStack()
-    handle = stack.start()
+    # a control plane of its own: stopping it is part of what is checked
+    plane = ControlPlane(tmp_path / "control-plane").start()
+    plane_pids = plane.pids()
+    stack = BitfusionStack(plane)
     try:
+        handle = stack.start()
         namespace = handle.create_namespace_with_quota({f"requests.{QUOTA_RESOURCE}": 100})
         handle.api.create("Pod", workload("holder", 50, ["sleep", "300"]), namespace)
         handle.wait_for_pod_phase(namespace, "holder", "Running", timeout=60)
@@ -90,7 +66,18 @@ def test_stack_releases_leases_and_leaves_no_process_or_directory() -> None:
         assert len(stack.leases(namespace)) == 1
     finally:
         stack.stop(keep_files=True)
+        plane.stop()
     assert descendants(os.getpid(), mentioning=stack.root) == set()
+    assert not any(_alive(pid) for pid in plane_pids)
     assert stack.leases(namespace) == []
     stack.remove_files()
     assert not stack.root.exists()
+    assert not plane.root.exists()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

@@ -1,5 +1,5 @@
 """``%bitfusion submit``, ``jobs``, ``logs`` and ``cancel`` from an IPython shell against the cluster
-(the emulated stack with our webhook, device plugin and ``bitfusion-sim``, or ``$BF_E2E_KUBECONFIG``)."""
+(the test cluster with our cluster side and ``bitfusion-sim``, or ``$BF_E2E_KUBECONFIG``)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,6 @@ import pytest
 
 from bf_jupyter.contract import QUOTA_RESOURCE
 from bf_jupyter.notebook.metric_records import encode_record
-
-# The emulated cluster and its fixtures (tests/e2e/conftest.py) arrive with the emulator branch.
-pytest.importorskip(
-    "tests.e2e.cluster_handle", reason="the emulated cluster is not in this checkout"
-)
 
 if TYPE_CHECKING:
     from tests.e2e.cluster_handle import ClusterHandle

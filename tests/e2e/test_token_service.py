@@ -2,8 +2,9 @@
 default): user namespaces hold no token, the token service hands it only to admitted pods.
 
 Needs what only a real cluster has: the API server's TokenReview and TokenRequest, the kubelet's
-projected service-account tokens, and the deployed ``bf-token-service``. Skipped on the emulator;
-run with ``BF_E2E_KUBECONFIG`` once a real cluster is deployed from ``cluster/`` (kubectl on PATH).
+projected service-account tokens, and the deployed ``bf-token-service``: the test cluster has them
+all (the Service is reached at its cluster IP there); with ``BF_E2E_KUBECONFIG`` they run against
+that cluster through ``kubectl port-forward`` (kubectl on PATH).
 """
 
 from __future__ import annotations
@@ -23,15 +24,14 @@ import pytest
 
 from bf_jupyter.contract import ANNOTATION_MANAGEMENT, RESOURCE_AMOUNT, RESOURCE_PERCENT
 from bf_jupyter.kubeapi import KubeApiError
-from tests.e2e.conftest import real_kubeconfig
+from tests.support.cluster_fixtures import real_kubeconfig
 
 if TYPE_CHECKING:
     from tests.e2e.cluster_handle import ClusterHandle
 
 pytestmark = pytest.mark.skipif(
-    real_kubeconfig() is None or shutil.which("kubectl") is None,
-    reason="token-service mode needs a real control plane (TokenReview, projected tokens): "
-    "set BF_E2E_KUBECONFIG",
+    real_kubeconfig() is not None and shutil.which("kubectl") is None,
+    reason="on a real cluster these tests use kubectl (port-forward, debug): put it on PATH",
 )
 
 Obj = dict[str, Any]
@@ -46,16 +46,28 @@ def tokenless(cluster: ClusterHandle, namespace: str) -> str:
     return namespace
 
 
+def kubectl(cluster: ClusterHandle, *args: str, **run: Any) -> subprocess.CompletedProcess[str]:
+    """The test cluster's pinned kubectl, or ``kubectl`` on PATH for a real cluster."""
+    from tests.cluster.binaries import find_binaries
+
+    binary = str(find_binaries().kubectl) if cluster.control_plane is not None else "kubectl"
+    return subprocess.run(
+        [binary, "--kubeconfig", str(cluster.kubeconfig), *args],
+        check=run.pop("check", False), capture_output=True, text=True, timeout=60, **run,
+    )  # fmt: skip
+
+
 @pytest.fixture(scope="module")
-def token_service() -> Iterator[tuple[int, ssl.SSLContext]]:
-    """``kubectl port-forward`` to the token service, and a TLS context trusting its CA."""
-    kubeconfig = str(real_kubeconfig())
-    ca = subprocess.run(
-        ["kubectl", "--kubeconfig", kubeconfig, "-n", "bf-system", "get", "secret",
-         "bf-token-service-tls", "-o", "jsonpath={.data.ca\\.crt}"],
-        capture_output=True, text=True, check=True, timeout=30,
-    ).stdout  # fmt: skip
-    context = ssl.create_default_context(cadata=base64.b64decode(ca).decode())
+def token_service(cluster: ClusterHandle) -> Iterator[tuple[str, int, ssl.SSLContext]]:
+    """Where the token service answers (its cluster IP on the test cluster, else a
+    ``kubectl port-forward``), and a TLS context trusting its CA."""
+    secret = cluster.api.get("Secret", "bf-token-service-tls", "bf-system")
+    context = ssl.create_default_context(cadata=base64.b64decode(secret["data"]["ca.crt"]).decode())
+    if cluster.control_plane is not None:
+        service = cluster.api.get("Service", "bf-token-service", "bf-system")
+        yield service["spec"]["clusterIP"], 443, context
+        return
+    kubeconfig = str(cluster.kubeconfig)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = int(probe.getsockname()[1])
@@ -73,18 +85,18 @@ def token_service() -> Iterator[tuple[int, ssl.SSLContext]]:
             except OSError:
                 assert forward.poll() is None and time.monotonic() < deadline
                 time.sleep(0.2)
-        yield port, context
+        yield "127.0.0.1", port, context
     finally:
         forward.terminate()
         forward.wait(10)
 
 
-def ask_token_service(service: tuple[int, ssl.SSLContext], token: str) -> tuple[int, Obj]:
-    """POST /v1/token through the port-forward, verifying the certificate for the Service's name."""
-    port, context = service
-    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+def ask_token_service(service: tuple[str, int, ssl.SSLContext], token: str) -> tuple[int, Obj]:
+    """POST /v1/token to the service, verifying the certificate for the Service's name."""
+    host, port, context = service
+    raw = socket.create_connection((host, port), timeout=10)
     tls = context.wrap_socket(raw, server_hostname=SERVICE_NAME)
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection = http.client.HTTPConnection(host, port, timeout=10)
     connection.sock = tls
     try:
         connection.request(
@@ -96,14 +108,13 @@ def ask_token_service(service: tuple[int, ssl.SSLContext], token: str) -> tuple[
         connection.close()
 
 
-def bound_token(namespace: str, pod: Obj, audience: str) -> str:
+def bound_token(cluster: ClusterHandle, namespace: str, pod: Obj, audience: str) -> str:
     """A service-account token bound to ``pod`` for ``audience`` (TokenRequest, as kubectl makes it)."""
-    return subprocess.run(
-        ["kubectl", "--kubeconfig", str(real_kubeconfig()), "-n", namespace, "create", "token",
-         pod["spec"].get("serviceAccountName") or "default", "--audience", audience,
-         "--bound-object-kind", "Pod", "--bound-object-name", pod["metadata"]["name"],
-         "--bound-object-uid", pod["metadata"]["uid"], "--duration", "10m"],
-        capture_output=True, text=True, check=True, timeout=30,
+    return kubectl(
+        cluster, "-n", namespace, "create", "token",
+        pod["spec"].get("serviceAccountName") or "default", "--audience", audience,
+        "--bound-object-kind", "Pod", "--bound-object-name", pod["metadata"]["name"],
+        "--bound-object-uid", pod["metadata"]["uid"], "--duration", "10m", check=True,
     ).stdout.strip()  # fmt: skip
 
 
@@ -155,27 +166,29 @@ def test_an_admitted_pod_fetches_the_token_without_a_secret_in_its_namespace(
 
 
 def test_the_token_service_refuses_a_pod_that_was_not_injected(
-    cluster: ClusterHandle, tokenless: str, token_service: tuple[int, ssl.SSLContext]
+    cluster: ClusterHandle, tokenless: str, token_service: tuple[str, int, ssl.SSLContext]
 ) -> None:
     pod = cluster.api.create("Pod", plain_pod("plain"), tokenless)
-    status, answer = ask_token_service(token_service, bound_token(tokenless, pod, AUDIENCE))
+    status, answer = ask_token_service(
+        token_service, bound_token(cluster, tokenless, pod, AUDIENCE)
+    )
     assert status == 403 and "auto-management/status" in answer["error"]
 
 
 def test_the_token_service_refuses_a_token_for_another_audience(
-    cluster: ClusterHandle, tokenless: str, token_service: tuple[int, ssl.SSLContext]
+    cluster: ClusterHandle, tokenless: str, token_service: tuple[str, int, ssl.SSLContext]
 ) -> None:
     pod = cluster.api.create("Pod", gpu_pod("train"), tokenless)
-    token = bound_token(tokenless, pod, "https://kubernetes.default.svc")
+    token = bound_token(cluster, tokenless, pod, "https://kubernetes.default.svc")
     status, answer = ask_token_service(token_service, token)
     assert status == 401 and AUDIENCE in answer["error"]
 
 
 def test_the_token_service_refuses_the_token_of_a_deleted_pod(
-    cluster: ClusterHandle, tokenless: str, token_service: tuple[int, ssl.SSLContext]
+    cluster: ClusterHandle, tokenless: str, token_service: tuple[str, int, ssl.SSLContext]
 ) -> None:
     pod = cluster.api.create("Pod", gpu_pod("train"), tokenless)
-    token = bound_token(tokenless, pod, AUDIENCE)
+    token = bound_token(cluster, tokenless, pod, AUDIENCE)
     cluster.api.delete("Pod", "train", tokenless, grace_period_seconds=0)
     cluster.wait_for_pod_gone(tokenless, "train")
     status, _ = ask_token_service(token_service, token)
@@ -186,11 +199,11 @@ def test_a_debug_container_cannot_mount_the_service_account_token(
     cluster: ClusterHandle, tokenless: str
 ) -> None:
     cluster.api.create("Pod", gpu_pod("train"), tokenless)
-    result = subprocess.run(
-        ["kubectl", "--kubeconfig", str(real_kubeconfig()), "-n", tokenless, "debug", "train",
-         "--image", "busybox", "--profile", "general", "--custom", "/dev/stdin", "--", "true"],
+    result = kubectl(
+        cluster, "-n", tokenless, "debug", "train",
+        "--image", "busybox", "--profile", "general", "--custom", "/dev/stdin", "--", "true",
         input=json.dumps({"volumeMounts": [{"name": "bf-jupyter-token-service-account",
                                             "mountPath": "/sa"}]}),
-        capture_output=True, text=True, timeout=60, check=False,
+        check=False,
     )  # fmt: skip
     assert result.returncode != 0 and "bf-jupyter-token-service-account" in result.stderr

@@ -7,8 +7,9 @@ that Secret. Only the webhook's own init container and *entitled* containers may
 entitled containers may carry ``bitfusion.io/gpu``. A regular container is entitled when the webhook
 recorded its slice (``slice.bitfusion.io/<name>``), its units equal that slice's price, and its command
 is exactly ``bitfusion run`` of that slice (mode all) or it runs under the slice guard (mode
-injection). "Written by the webhook" is thus checked as "equal to what the webhook writes": a pod
-that forges every part is the pod the webhook would have made, priced as such. The token service
+injection). "Written by the webhook" is thus checked as "equal to what the webhook writes" (up to
+the API server's defaulting, see ``defaulting``): a pod that forges every part is the pod the
+webhook would have made, priced as such. The token service
 asks the same rule of a running pod before it hands out the token (``pod_token_problems``). Pure.
 """
 
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bf_jupyter.cluster.webhook import injection
+from bf_jupyter.cluster.webhook.defaulting import same_container
 from bf_jupyter.cluster.webhook.podspec import (
     PodShapeError,
     annotations_of,
@@ -207,7 +209,7 @@ def access_problems(
             allowed: frozenset[str] = frozenset()
             if field == "containers" and name in entitled:
                 allowed = frozenset(protected.why) - protected.secret_sourced
-            elif field == "initContainers" and container in expected_init:
+            elif field == "initContainers" and _is_expected(container, expected_init):
                 allowed = frozenset(protected.why)
             for volume in sorted(set(_mounted(container, name)) & set(protected.why) - allowed):
                 problems.append(
@@ -234,6 +236,11 @@ def _expected_init(pod: Mapping[str, Any], config: WebhookConfig) -> list[dict[s
     except LookupError:
         return []
     return injection.init_containers(build, config, ManagementMode.from_annotations(notes))
+
+
+def _is_expected(container: Mapping[str, Any], expected: list[dict[str, Any]]) -> bool:
+    """Whether the init container is one the webhook adds, up to the API server's defaulting."""
+    return any(same_container(container, wanted) for wanted in expected)
 
 
 def _mounted(container: Mapping[str, Any], name: str) -> Iterator[str]:

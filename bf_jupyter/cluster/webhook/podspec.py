@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bf_jupyter.contract import QUOTA_RESOURCE, SLICE_RESOURCE_KEYS
+from bf_jupyter.quantity import QuantityError, parse_quantity
 
 __all__ = [
     "BITFUSION_PREFIX",
@@ -131,8 +132,15 @@ def quota_units_of(container: Mapping[str, Any]) -> int | None:
 
 
 def _whole_number(field: str, value: object) -> int:
+    """A whole, non-negative number of units, read as the quantity it is: the API server rewrites
+    ``1000`` as ``1k`` (and would keep ``1000m`` as ``1``), so text is compared by value."""
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 18:
-        return int(value)
+    if isinstance(value, str) and value.isascii() and len(value) <= 32:
+        try:
+            number = parse_quantity(value)
+        except QuantityError:
+            number = None
+        if number is not None and number >= 0 and number.denominator == 1 and number < 10**18:
+            return int(number)
     raise PodShapeError(field, value, "a whole number of units")

@@ -1,9 +1,9 @@
-"""Kernels in pods on the e2e cluster (emulated, or real with BF_E2E_KUBECONFIG): kernelspecs that
+"""Kernels in pods on the e2e cluster (the test cluster, or real with BF_E2E_KUBECONFIG): kernelspecs that
 point the Kubernetes provisioner at the test namespace, kernel managers, and leftover checks.
 
 On a real cluster the kernel image comes from ``$BF_E2E_KERNEL_IMAGE`` and the tests must run where
-pod addresses are reachable (inside the cluster network); the emulator ignores images except those
-ending in ``:missing``.
+pod addresses are reachable (inside the cluster network); the process-kubelet runs images as this
+machine, except those ending in ``:missing``, which it cannot pull.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """A jupyter-server with bf-jupyter on the kubernetes backend, on the e2e cluster.
 
 The server runs in this process (pytest-jupyter) with ``backend=kubernetes`` and the test's
-namespace. On the emulated cluster it authenticates as the notebook service account that the
+namespace. On the test cluster it authenticates as the notebook service account that the
 shipped RBAC (``cluster/notebook``, ``notebook_rbac.deploy``) binds in that namespace, through
-``$KUBECONFIG`` as a server outside a pod does, and every call it makes is recorded with RBAC's
-verdict. On a real cluster (``BF_E2E_KUBECONFIG``) it uses that kubeconfig and the RBAC checks are
+``$KUBECONFIG`` as a server outside a pod does, and every call it makes is in the apiserver's audit
+log with RBAC's verdict. On a real cluster (``BF_E2E_KUBECONFIG``) it uses that kubeconfig and the RBAC checks are
 skipped. Kernels use the ``bitfusion-kubernetes`` kernelspec ``bf-k8s``, on the same credentials.
 
 pytest-asyncio runs ``async def`` tests on a loop of its own while the server runs on
@@ -53,18 +53,20 @@ class Server:
 
 @pytest.fixture
 def notebook_identity(
-    cluster: ClusterHandle, namespace: str, monkeypatch: pytest.MonkeyPatch
+    cluster: ClusterHandle, namespace: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> Iterator[Server]:
     """The shipped RBAC in the test's namespace, and ``$KUBECONFIG`` for its service account."""
-    if cluster.emulated is None:
+    if cluster.control_plane is None:
         server = Server(namespace, None, cluster.kubeconfig)
     else:
-        identity = notebook_rbac.deploy(cluster.emulated, namespace)
+        identity = notebook_rbac.deploy(cluster.control_plane, namespace, tmp_path)
         server = Server(namespace, identity.user, identity.kubeconfig)
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     monkeypatch.setenv("KUBECONFIG", str(server.kubeconfig))
     yield server
     _forget_provisioner_connection()
+    if cluster.control_plane is not None:
+        notebook_rbac.undeploy(cluster.control_plane, namespace)
 
 
 def _forget_provisioner_connection() -> None:

@@ -1,21 +1,22 @@
 """The notebook server's shipped RBAC, deployed as the README says, and compared with what the server
-actually calls.
+actually calls (read from the test cluster's audit log, with RBAC's verdict on each call).
 
-``deploy(cluster, namespace)`` does on the emulated cluster what these lines do on a real one:
+``deploy(control_plane, namespace)`` runs, with the pinned kubectl:
 
     kubectl apply -k cluster/notebook -n NAMESPACE
     kubectl create clusterrolebinding bf-jupyter-notebook-nodes-NAMESPACE \\
         --clusterrole=bf-jupyter-notebook-nodes --serviceaccount=NAMESPACE:bf-jupyter-notebook
     (optional) the same for --clusterrole=bf-jupyter-notebook-pods
+    kubectl -n NAMESPACE create token bf-jupyter-notebook
 
-and returns a kubeconfig that authenticates as that service account, as the server's pod would.
+and returns a kubeconfig with that token, as the server's pod would authenticate.
 """
 
 from __future__ import annotations
 
-import copy
 import functools
 import subprocess
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,11 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from tests.emulator.webhook_config import kubectl_path
+from tests.cluster.binaries import find_binaries
 
 if TYPE_CHECKING:
-    from tests.emulator.authorization import AuditRecord
-    from tests.emulator.cluster import EmulatedCluster
+    from tests.cluster.control_plane import ControlPlane
 
 Obj = dict[str, Any]
 REPO = Path(__file__).resolve().parents[3]
@@ -39,10 +39,12 @@ Permission = tuple[str, str, str]
 
 
 def kustomize(folder: Path) -> list[Obj]:
-    kubectl = kubectl_path()
-    assert kubectl is not None, "kubectl renders the manifests (kubectl kustomize)"
     rendered = subprocess.run(
-        [kubectl, "kustomize", str(folder)], capture_output=True, text=True, timeout=60, check=True
+        [str(find_binaries().kubectl), "kustomize", str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     ).stdout
     return [doc for doc in yaml.safe_load_all(rendered) if doc]
 
@@ -82,19 +84,102 @@ class NotebookIdentity:
     kubeconfig: Path
 
 
-def deploy(cluster: EmulatedCluster, namespace: str, *, pod_usage: bool = True) -> NotebookIdentity:
-    """Grant the shipped RBAC in ``namespace`` (with the optional pods ClusterRole when
-    ``pod_usage``); return the service account's identity and kubeconfig."""
-    from tests.emulator.authorization import service_account
+@dataclass(frozen=True)
+class Call:
+    """One API request of the server, as the apiserver's audit log records it."""
 
-    objects = [_in_namespace(obj, namespace) for obj in shipped_namespaced()]
-    objects += list(shipped_cluster_roles())
-    objects.append(cluster_role_binding(NODES_ROLE, namespace))
-    if pod_usage:
-        objects.append(cluster_role_binding(PODS_ROLE, namespace))
-    cluster.grant(objects)
-    user = service_account(namespace, SERVICE_ACCOUNT)
-    return NotebookIdentity(namespace, user.name, cluster.add_user(user, namespace=namespace))
+    verb: str
+    resource: str  # with its subresource: pods/log
+    namespace: str | None
+    allowed: bool
+
+    def describe(self) -> str:
+        return f"{self.verb} {self.resource}" + (f" in {self.namespace}" if self.namespace else "")
+
+
+def deploy(
+    plane: ControlPlane, namespace: str, folder: Path, *, pod_usage: bool = True
+) -> NotebookIdentity:
+    """Grant the shipped RBAC in ``namespace`` (with the optional pods ClusterRole when
+    ``pod_usage``); return the service account's identity and a kubeconfig (written in ``folder``)."""
+
+    def kubectl(*args: str) -> str:
+        result = plane.kubectl(*args)
+        assert result.returncode == 0, f"kubectl {' '.join(args)}: {result.stderr}"
+        return result.stdout
+
+    kubectl("apply", "-k", str(REPO / "cluster" / "notebook"), "-n", namespace)
+    roles = [NODES_ROLE, PODS_ROLE] if pod_usage else [NODES_ROLE]
+    for role in roles:
+        kubectl(
+            "create", "clusterrolebinding", f"{role}-{namespace}", f"--clusterrole={role}",
+            f"--serviceaccount={namespace}:{SERVICE_ACCOUNT}",
+        )  # fmt: skip
+    token = kubectl("-n", namespace, "create", "token", SERVICE_ACCOUNT, "--duration=1h").strip()
+    kubeconfig = folder / f"{namespace}-notebook.kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {
+                        "name": "test",
+                        "cluster": {
+                            "server": plane.server,
+                            "certificate-authority": str(plane.ca_file),
+                        },
+                    }
+                ],
+                "users": [{"name": SERVICE_ACCOUNT, "user": {"token": token}}],
+                "contexts": [
+                    {
+                        "name": "notebook",
+                        "context": {
+                            "cluster": "test",
+                            "user": SERVICE_ACCOUNT,
+                            "namespace": namespace,
+                        },
+                    }
+                ],
+                "current-context": "notebook",
+            }
+        )
+    )
+    kubeconfig.chmod(0o600)
+    user = f"system:serviceaccount:{namespace}:{SERVICE_ACCOUNT}"
+    return NotebookIdentity(namespace, user, kubeconfig)
+
+
+def undeploy(plane: ControlPlane, namespace: str) -> None:
+    """The cluster-scoped bindings ``deploy`` made (the namespace takes the rest with it)."""
+    for role in (NODES_ROLE, PODS_ROLE):
+        plane.kubectl("delete", "clusterrolebinding", f"{role}-{namespace}", "--ignore-not-found")
+
+
+def revoke_pods_role(plane: ControlPlane, namespace: str) -> None:
+    """Delete the optional pods binding and wait until the apiserver's authorizer has seen it go."""
+    plane.kubectl("delete", "clusterrolebinding", f"{PODS_ROLE}-{namespace}")
+    user = f"system:serviceaccount:{namespace}:{SERVICE_ACCOUNT}"
+    deadline = time.monotonic() + 30
+    while (
+        plane.kubectl("auth", "can-i", "list", "pods", "-A", f"--as={user}").stdout.strip() != "no"
+    ):
+        assert time.monotonic() < deadline, "the pods binding was still in force after 30 s"
+        time.sleep(0.05)
+
+
+def calls(plane: ControlPlane, user: str) -> list[Call]:
+    """Every request ``user`` made so far, from the audit log."""
+    found = []
+    for event in plane.audit_events(user):
+        ref = event.get("objectRef") or {}
+        resource = ref.get("resource", "")
+        if ref.get("subresource"):
+            resource += "/" + ref["subresource"]
+        decision = (event.get("annotations") or {}).get("authorization.k8s.io/decision")
+        found.append(Call(event["verb"], resource, ref.get("namespace"), decision == "allow"))
+    return found
 
 
 def granted(*, pod_usage: bool = True) -> set[Permission]:
@@ -108,12 +193,9 @@ def granted(*, pod_usage: bool = True) -> set[Permission]:
     return permissions
 
 
-def used(records: Iterable[AuditRecord]) -> set[Permission]:
+def used(records: Iterable[Call]) -> set[Permission]:
     """The (verb, resource, scope) of recorded requests."""
-    return {
-        (r.request.verb, r.request.resource, "namespace" if r.request.namespace else "cluster")
-        for r in records
-    }
+    return {(r.verb, r.resource, "namespace" if r.namespace else "cluster") for r in records}
 
 
 def _expand(rules: Iterable[Obj], scope: str) -> set[Permission]:
@@ -123,10 +205,3 @@ def _expand(rules: Iterable[Obj], scope: str) -> set[Permission]:
         assert not rule.get("resourceNames"), "no rule is limited to names"
         found |= {(verb, res, scope) for verb in rule["verbs"] for res in rule["resources"]}
     return found
-
-
-def _in_namespace(obj: Obj, namespace: str) -> Obj:
-    """As ``kubectl apply -n NAMESPACE`` creates a namespaced object that names none."""
-    placed = copy.deepcopy(obj)
-    placed["metadata"]["namespace"] = namespace
-    return placed

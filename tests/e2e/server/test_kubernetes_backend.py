@@ -64,11 +64,11 @@ def _set_quota(cluster: ClusterHandle, namespace: str, hard_units: int) -> None:
 
 
 def _assert_only_shipped_rbac_was_needed(cluster: ClusterHandle, server: Server) -> None:
-    if cluster.emulated is None:
+    if cluster.control_plane is None or server.user is None:
         return  # a real cluster's audit is not ours to read
-    records = cluster.emulated.audit(server.user)
+    records = notebook_rbac.calls(cluster.control_plane, server.user)
     assert records, "the server called the API as its service account"
-    assert [r.request.describe() for r in records if not r.allowed] == []
+    assert [r.describe() for r in records if not r.allowed] == []
 
 
 def test_pool_and_quota_come_from_the_cluster(
@@ -162,10 +162,9 @@ def test_a_gpu_kernel_pod_starts_runs_on_its_slice_and_leaves_nothing(
 
     # and everything the server did was within the shipped RBAC, which grants nothing it did not use
     _assert_only_shipped_rbac_was_needed(cluster, notebook_identity)
-    if cluster.emulated is not None:
-        assert notebook_rbac.used(cluster.emulated.audit(notebook_identity.user)) == (
-            notebook_rbac.granted()
-        )
+    if cluster.control_plane is not None and notebook_identity.user is not None:
+        calls = notebook_rbac.calls(cluster.control_plane, notebook_identity.user)
+        assert notebook_rbac.used(calls) == notebook_rbac.granted()
 
 
 def test_a_launch_over_the_namespace_quota_is_refused_with_409(
@@ -223,13 +222,11 @@ def test_a_kernel_image_that_cannot_be_pulled_fails_with_the_pod_reason_and_leav
 def test_without_the_optional_pods_role_the_pool_shows_what_nodes_offer(
     api: Api, cluster: ClusterHandle, notebook_identity: Server
 ) -> None:
-    if cluster.emulated is None:
-        pytest.skip("takes a role binding away on the emulated cluster")
+    if cluster.control_plane is None or notebook_identity.user is None:
+        pytest.skip("takes a role binding away on the test cluster")
     namespace = notebook_identity.namespace
     # Given a server bound to the namespaced role and the nodes role only
-    cluster.emulated.authorizer.revoke(
-        "ClusterRoleBinding", f"{notebook_rbac.PODS_ROLE}-{namespace}"
-    )
+    notebook_rbac.revoke_pods_role(cluster.control_plane, namespace)
     # When the pool is read
     response = api("GET", "pool")
     # Then each node shows what it offers, and no use it cannot know; nothing fails
@@ -240,5 +237,6 @@ def test_without_the_optional_pods_role_the_pool_shows_what_nodes_offer(
     assert pool["warnings"] == []
     assert api("GET", "quota").code == 200
     # and the one call refused was the pod listing the role would have allowed
-    denied = [r.request for r in cluster.emulated.audit(notebook_identity.user) if not r.allowed]
+    calls = notebook_rbac.calls(cluster.control_plane, notebook_identity.user)
+    denied = [r for r in calls if not r.allowed]
     assert [(r.verb, r.resource, r.namespace) for r in denied] == [("list", "pods", None)]

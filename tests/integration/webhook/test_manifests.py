@@ -140,7 +140,7 @@ def test_webhook_configurations_are_v1_with_the_required_settings(rendered: list
         assert configuration["apiVersion"] == "admissionregistration.k8s.io/v1"
         (webhook,) = configuration["webhooks"]
         assert webhook["name"] == name
-        assert webhook["sideEffects"] == "None" and webhook["timeoutSeconds"] == 5
+        assert webhook["sideEffects"] == "None" and webhook["timeoutSeconds"] == 10
         assert webhook["admissionReviewVersions"] == ["v1"]
         assert webhook["failurePolicy"] == failure
         creation = {

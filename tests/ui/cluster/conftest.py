@@ -1,5 +1,5 @@
-"""JupyterLab on the kubernetes backend, against the e2e cluster (the emulated one with our webhook,
-device plugin and bitfusion-sim, or ``$BF_E2E_KUBECONFIG``'s).
+"""JupyterLab on the kubernetes backend, against the e2e cluster (the test cluster with our cluster
+side and bitfusion-sim, or ``$BF_E2E_KUBECONFIG``'s).
 
 ``bf-jupyter lab --backend kubernetes`` runs as the notebook service account that the shipped RBAC
 binds in a namespace of this module's own (with a GPU quota of one GPU), through ``$KUBECONFIG``,
@@ -22,7 +22,6 @@ import pytest
 
 from bf_jupyter.contract import QUOTA_RESOURCE
 from bf_jupyter.kernels.kernelspecs import KernelspecRequest, render_kernel_json
-from tests.e2e.conftest import bitfusion_stack, cluster  # noqa: F401  (the e2e cluster fixtures)
 from tests.e2e.kernels.conftest import KERNEL_IMAGE_ENV
 from tests.e2e.server import notebook_rbac
 from tests.support.jupyter_process import Lab, disable_announcements, running_server
@@ -42,20 +41,23 @@ class ClusterLab:
 
 @pytest.fixture(scope="module")
 def cluster_lab(
-    cluster: ClusterHandle,  # noqa: F811
+    cluster: ClusterHandle,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[ClusterLab]:
     namespace = cluster.create_namespace_with_quota(
         {f"requests.{QUOTA_RESOURCE}": QUOTA_UNITS}, prefix="lab"
     )
     try:
-        if cluster.emulated is not None:
-            kubeconfig = notebook_rbac.deploy(cluster.emulated, namespace).kubeconfig
+        if cluster.control_plane is not None:
+            folder = tmp_path_factory.mktemp("rbac")
+            kubeconfig = notebook_rbac.deploy(cluster.control_plane, namespace, folder).kubeconfig
         else:
             kubeconfig = cluster.kubeconfig
         with _running_lab(tmp_path_factory.mktemp("lab"), namespace, kubeconfig) as lab:
             yield ClusterLab(lab, namespace)
     finally:
+        if cluster.control_plane is not None:
+            notebook_rbac.undeploy(cluster.control_plane, namespace)
         cluster.delete_namespace(namespace)
 
 

@@ -4,12 +4,15 @@ kubelet's ``getPhase``, and conditions whose transition times move only when the
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime, timezone
 from typing import Any
-
-from tests.emulator.store import now_rfc3339
 
 Obj = dict[str, Any]
 HOST_IP = "127.0.0.1"
+
+
+def now_rfc3339() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def new_container_status(container: Obj, state: Obj) -> Obj:
@@ -73,7 +76,6 @@ def pod_status(
     condition_list: list[Obj],
     statuses: Iterable[Obj],
     init_statuses: Iterable[Obj],
-    qos_class: str,
 ) -> Obj:
     status: Obj = {
         "phase": phase,
@@ -84,7 +86,6 @@ def pod_status(
         "startTime": started_at,
         "conditions": condition_list,
         "containerStatuses": [dict(s) for s in statuses],
-        "qosClass": qos_class,
     }
     inits = [dict(s) for s in init_statuses]
     if inits:

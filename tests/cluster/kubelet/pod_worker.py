@@ -2,6 +2,9 @@
 the app containers as local process groups, restarts with back-off, status and events like a
 kubelet's, and graceful termination (SIGTERM to each process group, the grace period, SIGKILL).
 
+Status goes to the API server from one writer task per pod: ``publish()`` only marks the status
+changed, the writer sends the newest one, so writes stay in order and bursts coalesce.
+
 The container runtime is this machine: the image is ignored, except that an image whose name ends
 in ``:missing`` cannot be pulled (ErrImagePull, then ImagePullBackOff, retried with back-off).
 """
@@ -11,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import logging
 import os
 import secrets
 import signal
@@ -18,24 +22,28 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tests.emulator.container_logs import ContainerLog
-from tests.emulator.device_plugins import DeviceAllocationError
-from tests.emulator.pod_status import (
+from tests.cluster.kubelet.container_logs import ContainerLog
+from tests.cluster.kubelet.device_plugins import Allocation, DeviceAllocationError
+from tests.cluster.kubelet.node_runtime import POD_IP_ENV
+from tests.cluster.kubelet.pod_status import (
     HOST_IP,
     conditions,
     new_container_status,
+    now_rfc3339,
     pod_phase,
     pod_status,
 )
-from tests.emulator.sandbox import ContainerConfigError, MountError, PodSandbox
-from tests.emulator.store import now_rfc3339
+from tests.cluster.kubelet.probes import wait_until_ready
+from tests.cluster.kubelet.sandbox import ContainerConfigError, MountError, PodSandbox
 
 if TYPE_CHECKING:
-    from tests.emulator.events import EventRecorder
+    from tests.cluster.kubelet.events import EventRecorder
 
 Obj = dict[str, Any]
 MISSING_IMAGE_SUFFIX = ":missing"
-Allocate = Callable[[Obj, Obj], Awaitable[dict[str, str]]]
+Allocate = Callable[[Obj, Obj], Awaitable[Allocation]]
+WriteStatus = Callable[[Obj, Obj], Awaitable[None]]  # (pod, status)
+_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -57,7 +65,7 @@ class PodWorker:
         sandbox: PodSandbox,
         pod_ip: str,
         events: EventRecorder,
-        write_status: Callable[[str, Obj], bool],
+        write_status: WriteStatus,
         allocate: Allocate | None,
         backoff: Backoff,
         node_env: Mapping[str, str] | None = None,
@@ -80,14 +88,26 @@ class PodWorker:
         self.failed = False
         self._conditions: list[Obj] = []
         self.started_at = now_rfc3339()
+        self.sandbox_ready = False
         self.task: asyncio.Task[None] | None = None
+        self._status: Obj | None = None  # the newest status not yet written
+        self._status_changed = asyncio.Event()
+        self._status_written = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
 
     @property
     def spec(self) -> Obj:
         return self.pod.get("spec") or {}
 
     def start(self) -> None:
-        self.task = asyncio.get_running_loop().create_task(self._run())
+        loop = asyncio.get_running_loop()
+        self._writer = loop.create_task(self._write_statuses())
+        self.task = loop.create_task(self._run())
+        self.task.add_done_callback(self._report_crash)
+
+    def _report_crash(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            _log.error("pod %s: worker failed", self.uid, exc_info=task.exception())
 
     # ----- the pod's life -------------------------------------------------------------------------
 
@@ -108,6 +128,7 @@ class PodWorker:
         self.publish()
         if not await self._mount_volumes():
             return
+        self.sandbox_ready = True
         for container in self.spec.get("initContainers") or []:
             if not await self._run_init(container):
                 return
@@ -119,7 +140,7 @@ class PodWorker:
         attempt = 0
         while not self.stopping.is_set():
             try:
-                self.sandbox.setup_volumes()
+                await self.sandbox.setup_volumes()
                 return True
             except MountError as error:
                 self.events.record(self.pod, "Warning", "FailedMount", str(error))
@@ -187,9 +208,15 @@ class PodWorker:
         if not await self._pull(container, table, where):
             return None
         try:
-            extra = dict(self.node_env)
-            extra.update(await self._allocate(self.pod, container) if self._allocate else {})
-            plan = self.sandbox.plan(container, self._current_pod(), extra)
+            allocation = (
+                await self._allocate(self.pod, container) if self._allocate else Allocation()
+            )
+            plan = await self.sandbox.plan(
+                container,
+                self._current_pod(),
+                {**self.node_env, **allocation.env},
+                allocation.mounts,
+            )
         except (ContainerConfigError, DeviceAllocationError) as error:
             reason = (
                 "CreateContainerConfigError"
@@ -210,11 +237,11 @@ class PodWorker:
             self.pod, "Normal", "Created", f"Created container: {name}", field_path=where
         )
         started = now_rfc3339()
-        container_id = f"emulator://{secrets.token_hex(16)}"
+        container_id = f"process://{secrets.token_hex(16)}"
         try:
             process = await asyncio.create_subprocess_exec(
                 *plan.argv,
-                env=plan.env,
+                env={**plan.env, POD_IP_ENV: self.pod_ip},
                 cwd=str(plan.cwd),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
@@ -238,18 +265,26 @@ class PodWorker:
         self.processes[name] = process
         if self.stopping.is_set():  # the pod began stopping while this container was starting
             kill_group(process.pid, signal.SIGKILL)
+        probe = container.get("readinessProbe") if section == "containers" else None
         table[name].update(
             state={"running": {"startedAt": started}},
-            ready=True,
+            ready=probe is None,
             started=True,
             containerID=container_id,
         )
         self.publish()
+        readiness = (
+            asyncio.get_running_loop().create_task(self._become_ready(probe, container, table))
+            if probe is not None
+            else None
+        )
         self.events.record(
             self.pod, "Normal", "Started", f"Started container {name}", field_path=where
         )
         await self._pump(process, log)
         code = await process.wait()
+        if readiness is not None:
+            readiness.cancel()
         self.processes.pop(name, None)
         kill_group(
             process.pid, signal.SIGKILL
@@ -265,6 +300,13 @@ class PodWorker:
             container_id=container_id,
         )
         return 128 - code if code < 0 else code
+
+    async def _become_ready(self, probe: Obj, container: Obj, table: dict[str, Obj]) -> None:
+        await wait_until_ready(probe, self.pod_ip, container)
+        status = table.get(container["name"]) or {}
+        if "running" in (status.get("state") or {}):
+            status["ready"] = True
+            self.publish()
 
     async def _pump(self, process: asyncio.subprocess.Process, log: ContainerLog) -> None:
         assert process.stdout is not None
@@ -351,7 +393,7 @@ class PodWorker:
                 f'Container image "{image}" already present on machine',
                 field_path=where,
             )
-            table[name]["imageID"] = f"emulator://{image}"
+            table[name]["imageID"] = f"process://{image}"
         return True
 
     async def _sleep(self, seconds: float) -> bool:
@@ -387,6 +429,25 @@ class PodWorker:
         for process in list(self.processes.values()):  # started meanwhile: never outlive the pod
             kill_group(process.pid, signal.SIGKILL)
 
+    async def flush_status(self, timeout: float = 10) -> None:
+        """Wait until the newest status is written (or ``timeout``)."""
+        if self._writer is None or self._writer.done():
+            return
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._flushed(), timeout)
+
+    async def _flushed(self) -> None:
+        while self._status is not None or self._status_changed.is_set():
+            self._status_written.clear()
+            await self._status_written.wait()
+
+    async def close(self) -> None:
+        """Stop the status writer (after ``terminate``); statuses not written are dropped."""
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+
     # ----- status ---------------------------------------------------------------------------------
 
     def _current_pod(self) -> Obj:
@@ -415,7 +476,12 @@ class PodWorker:
     def publish(self) -> None:
         phase = self.phase()
         ready = all(s.get("ready") for s in self.statuses.values()) and phase == "Running"
-        wanted = {"Initialized": self.initialized, "Ready": ready, "ContainersReady": ready}
+        wanted = {
+            "PodReadyToStartContainers": self.sandbox_ready,
+            "Initialized": self.initialized,
+            "Ready": ready,
+            "ContainersReady": ready,
+        }
         self._conditions = conditions(self._conditions, wanted)
         status = pod_status(
             phase=phase,
@@ -424,9 +490,25 @@ class PodWorker:
             condition_list=self._conditions,
             statuses=self.statuses.values(),
             init_statuses=self.init_statuses.values(),
-            qos_class=(self.pod.get("status") or {}).get("qosClass", "BestEffort"),
         )
-        self._write(self.uid, status)
+        self._status = status
+        self._status_changed.set()
+
+    async def _write_statuses(self) -> None:
+        while True:
+            await self._status_changed.wait()
+            self._status_changed.clear()
+            status, self._status = self._status, None
+            if status is not None:
+                try:
+                    await self._write(self.pod, status)
+                except Exception as error:  # the API is away for a moment: retry unless superseded
+                    _log.warning("status of pod %s not written: %s", self.uid, error)
+                    if self._status is None:
+                        self._status = status
+                        self._status_changed.set()
+                    await asyncio.sleep(0.5)
+            self._status_written.set()
 
 
 def kill_group(pid: int, sig: signal.Signals) -> None:

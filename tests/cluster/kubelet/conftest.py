@@ -1,0 +1,39 @@
+"""Fixtures of the process-kubelet's tests: one node of its own on the session's control plane.
+
+Its pods select it with ``nodeSelector`` (``kubernetes.io/hostname``), so kube-scheduler binds them
+there even when other nodes share the control plane.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+from bf_jupyter.kubeapi import KubeApi
+from tests.cluster.kubelet import ProcessKubelet
+from tests.cluster.kubelet.pod_specs import NODE, TAINT
+from tests.e2e.cluster_handle import ClusterHandle
+
+if TYPE_CHECKING:
+    from tests.cluster.control_plane import ControlPlane
+
+
+@pytest.fixture(scope="session")
+def kubelet(control_plane: ControlPlane) -> Iterator[ProcessKubelet]:
+    node = ProcessKubelet(control_plane, NODE, device_plugins=True, taints=[TAINT]).start()
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster(control_plane: ControlPlane, kubelet: ProcessKubelet) -> Iterator[ClusterHandle]:
+    """A handle on the control plane as its administrator, with the kubelet's node up."""
+    api = KubeApi.connect(kubeconfig=str(control_plane.kubeconfig))
+    try:
+        yield ClusterHandle(control_plane.kubeconfig, api)
+    finally:
+        api.close()

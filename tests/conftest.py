@@ -1,0 +1,3 @@
+"""Plugins every test folder sees."""
+
+pytest_plugins = ["tests.support.control_plane_fixtures", "tests.support.cluster_fixtures"]
