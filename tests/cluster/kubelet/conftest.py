@@ -1,7 +1,8 @@
-"""Fixtures of the process-kubelet's tests: one node of its own on the session's control plane.
+"""Fixtures of the process-kubelet's tests: one node of its own on the session's control plane,
+for this package's tests only (its Node is deleted afterwards, so later tests see only theirs).
 
-Its pods select it with ``nodeSelector`` (``kubernetes.io/hostname``), so kube-scheduler binds them
-there even when other nodes share the control plane.
+Its pods select it with ``nodeSelector`` (``kubernetes.io/hostname``) and tolerate its taint, so
+kube-scheduler binds them there and nothing else lands on it.
 """
 
 from __future__ import annotations
@@ -20,16 +21,17 @@ if TYPE_CHECKING:
     from tests.cluster.control_plane import ControlPlane
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def kubelet(control_plane: ControlPlane) -> Iterator[ProcessKubelet]:
     node = ProcessKubelet(control_plane, NODE, device_plugins=True, taints=[TAINT]).start()
     try:
         yield node
     finally:
         node.stop()
+        control_plane.kubectl("delete", "node", NODE, "--ignore-not-found", "--wait=false")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def cluster(control_plane: ControlPlane, kubelet: ProcessKubelet) -> Iterator[ClusterHandle]:
     """A handle on the control plane as its administrator, with the kubelet's node up."""
     api = KubeApi.connect(kubeconfig=str(control_plane.kubeconfig))
