@@ -36,7 +36,10 @@ def jp_server_config(extension_config: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture
 def run(jp_asyncio_loop: asyncio.AbstractEventLoop) -> Callable[[Awaitable[T]], T]:
-    """Run a coroutine on the server's event loop and return its result."""
+    """Run a coroutine on the server's event loop and return its result. The loop is made the
+    thread's current one: tornado's HTTP client looks it up, and an async test before this one may
+    have left the thread without a current loop."""
+    asyncio.set_event_loop(jp_asyncio_loop)
     return jp_asyncio_loop.run_until_complete
 
 
