@@ -52,6 +52,7 @@ from bf_jupyter.kernels.remote import (
 )
 from bf_jupyter.kubeapi import KubeApi, KubeApiError, KubeUnavailable
 from bf_jupyter.slice import SliceError
+from bf_jupyter.version import __version__
 
 __all__ = ["BitfusionKubernetesProvisioner", "GpuKubernetesProvisioner"]
 
@@ -71,7 +72,7 @@ class BitfusionKubernetesProvisioner(RemoteKernelProvisioner):
         "else 'default')."
     ).tag(config=True)
     image = Unicode(
-        "bf-jupyter/kernel:0.1.0", help="Kernel image (cluster/images/kernel.Dockerfile)."
+        f"bf-jupyter/kernel:{__version__}", help="Kernel image (cluster/images/kernel.Dockerfile)."
     ).tag(config=True)
     image_pull_policy = Unicode("IfNotPresent", help="Always, IfNotPresent or Never.").tag(
         config=True
