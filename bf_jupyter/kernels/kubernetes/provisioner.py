@@ -32,17 +32,17 @@ from bf_jupyter.backends import (
     UnknownBackend,
     get_backend,
 )
-from bf_jupyter.kernels import pod_watch
-from bf_jupyter.kernels.kernel_reaper import KernelReaper, server_pod_owner
-from bf_jupyter.kernels.launch_slice import BACKEND_ENV
-from bf_jupyter.kernels.pod_builder import (
+from bf_jupyter.kernels.kubernetes import pod_watch
+from bf_jupyter.kernels.kubernetes.pod_builder import (
     CONTAINER_NAME,
     KernelPodBuilder,
     KernelPodSettings,
     PodLaunch,
 )
-from bf_jupyter.kernels.pod_startup import PodStartupWatch
-from bf_jupyter.kernels.pod_status import one_sentence, read_pod
+from bf_jupyter.kernels.kubernetes.pod_startup import PodStartupWatch
+from bf_jupyter.kernels.kubernetes.pod_status import one_sentence, read_pod
+from bf_jupyter.kernels.kubernetes.reaper import KernelReaper, server_pod_owner
+from bf_jupyter.kernels.launch_slice import BACKEND_ENV
 from bf_jupyter.kernels.remote import (
     Address,
     Progress,
