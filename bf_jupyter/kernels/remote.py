@@ -36,7 +36,7 @@ from typing_extensions import override
 from bf_jupyter.kernels.environment import kernel_environment
 from bf_jupyter.kernels.kernel_channels import await_kernel_info, request_interrupt
 from bf_jupyter.kernels.kubernetes.pod_builder import kernel_ports
-from bf_jupyter.kernels.launch_slice import SlicedKernelMixin
+from bf_jupyter.kernels.sliced_kernel import SlicedKernelMixin
 
 if TYPE_CHECKING:
     from jupyter_client.connect import KernelConnectionInfo
@@ -87,7 +87,8 @@ class RemoteKernelProvisioner(SlicedKernelMixin, KernelProvisionerBase):  # type
     launch_timeout = Float(
         300.0,
         help="Seconds from launch to the kernel's first kernel_info_reply before the launch fails "
-        "(image pulls count; a failure the cluster reports ends the launch at once).",
+        "(image pulls count; a failure the cluster reports ends the launch at once). It bounds "
+        "the launch; BitfusionExtension.launch_timeout only bounds the server's wait after it.",
     ).tag(config=True)
     port_base = Int(
         52700,

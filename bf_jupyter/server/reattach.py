@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-from bf_jupyter.kernels.launch_slice import SLICE_ENV
+from bf_jupyter.kernels.sliced_kernel import SLICE_ENV
 
 __all__ = ["reattach_kernel"]
 

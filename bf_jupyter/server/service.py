@@ -18,9 +18,9 @@ from bf_jupyter.server.cache import CoalescingCache
 from bf_jupyter.server.errors import ApiError, BackendUnavailable, from_slice_error
 from bf_jupyter.server.gpu_backends import offer_from_pool, offered, price_json
 from bf_jupyter.server.gpu_idle import IdlePolicy
+from bf_jupyter.server.gpu_kernels import GpuKernels
 from bf_jupyter.server.gpu_watch import GpuWatch, kernels_on_slices
-from bf_jupyter.server.kernels import GpuKernels
-from bf_jupyter.server.pool import PoolReader
+from bf_jupyter.server.pool_view import PoolReader
 from bf_jupyter.server.quota import Price, QuotaReader, price
 from bf_jupyter.slice import GpuSlice, SliceError
 from bf_jupyter.version import __version__
@@ -295,7 +295,7 @@ class GpuService:
             raise ApiError(409, str(verdict["reason"]), field="slice")
         return resolved
 
-    # ----- the quota gate every local kernel start passes (kernels.launch_slice.LaunchGate) -------
+    # ----- the quota gate every local kernel start passes (kernels.sliced_kernel.LaunchGate) -------
 
     async def admit(self, kernel_id: str, gpu_slice: GpuSlice) -> None:
         """Hold ``gpu_slice``'s units for ``kernel_id`` if they fit ``local_quota_units``; called

@@ -172,7 +172,7 @@ def split_wait(args: Sequence[str]) -> tuple[list[str], float | None]:
 
 def parse_slice(flags: Sequence[str]) -> GpuSlice:
     """The slice of ``-n N (-p F | -m MIB) --filter ...``, via the contract. Raises ``UsageError``."""
-    from bf_jupyter.bitfusion.sim.pool import check_filters
+    from bf_jupyter.bitfusion.sim.placement import check_filters
 
     try:
         gpu_slice = GpuSlice.from_client_args(flags)

@@ -7,7 +7,7 @@ hooks answered with the API: a Secret holding the key, then the pod (the webhook
 pod, its Events and its log; deletion waits until the pod is gone, so the slice is released when
 shutdown returns.
 
-Per-launch slice: ``start_kernel(env={"BF_SLICE": "1x50%"})`` (see ``launch_slice``); the server
+Per-launch slice: ``start_kernel(env={"BF_SLICE": "1x50%"})`` (see ``sliced_kernel``); the server
 extension reads ``provisioner.gpu_slice`` and ``provisioner.pod_name``, also in
 ``get_provisioner_info()``. A restarted server reattaches with ``load_provisioner_info()``.
 """
@@ -42,7 +42,6 @@ from bf_jupyter.kernels.kubernetes.pod_builder import (
 from bf_jupyter.kernels.kubernetes.pod_startup import PodStartupWatch
 from bf_jupyter.kernels.kubernetes.pod_status import one_sentence, read_pod
 from bf_jupyter.kernels.kubernetes.reaper import KernelReaper, server_pod_owner
-from bf_jupyter.kernels.launch_slice import BACKEND_ENV
 from bf_jupyter.kernels.remote import (
     Address,
     Progress,
@@ -50,6 +49,7 @@ from bf_jupyter.kernels.remote import (
     RemoteStart,
     RemoteStartFailure,
 )
+from bf_jupyter.kernels.sliced_kernel import BACKEND_ENV
 from bf_jupyter.kubeapi import KubeApi, KubeApiError, KubeUnavailable
 from bf_jupyter.slice import SliceError
 from bf_jupyter.version import __version__

@@ -6,7 +6,7 @@ import pytest
 from traitlets import TraitError
 
 from bf_jupyter.kernels.kubernetes.provisioner import BitfusionKubernetesProvisioner
-from bf_jupyter.kernels.launch_slice import BACKEND_ENV, KernelLaunchError
+from bf_jupyter.kernels.sliced_kernel import BACKEND_ENV, KernelLaunchError
 
 
 def provisioner(gpu_backend: str = "") -> BitfusionKubernetesProvisioner:

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from bf_jupyter.kernels.launch_slice import BACKEND_ENV
 from bf_jupyter.kernels.progress import PROGRESS
+from bf_jupyter.kernels.sliced_kernel import BACKEND_ENV
 from bf_jupyter.server.errors import ApiError
 from bf_jupyter.slice import GpuSlice
 
