@@ -32,9 +32,10 @@ from typing_extensions import override
 
 from bf_jupyter.bitfusion.client import BitfusionClientError, resolve_client
 from bf_jupyter.bitfusion.run_output import failure_reason, read_run_line
+from bf_jupyter.contract import ENV_SLICE
 from bf_jupyter.kernels.exit_with_server import guarded_argv
 from bf_jupyter.kernels.kernel_channels import await_kernel_info
-from bf_jupyter.kernels.sliced_kernel import SLICE_ENV, SlicedKernelMixin
+from bf_jupyter.kernels.sliced_kernel import SlicedKernelMixin
 
 if TYPE_CHECKING:
     from jupyter_client.connect import KernelConnectionInfo
@@ -81,7 +82,7 @@ class BitfusionLocalProvisioner(SlicedKernelMixin, LocalProvisioner):  # type: i
         except BaseException:
             self.release_slice()
             raise
-        env[SLICE_ENV] = gpu_slice.to_text()
+        env[ENV_SLICE] = gpu_slice.to_text()
         self._client_name = client.name
         return kwargs
 

@@ -22,7 +22,7 @@ from bf_jupyter.server.gpu_kernels import GpuKernels
 from bf_jupyter.server.gpu_watch import GpuWatch, kernels_on_slices
 from bf_jupyter.server.pool_view import PoolReader
 from bf_jupyter.server.quota import Price, QuotaReader, price
-from bf_jupyter.slice import GpuSlice, SliceError
+from bf_jupyter.slice import MAX_AMOUNT, GpuSlice, SliceError
 from bf_jupyter.version import __version__
 
 if TYPE_CHECKING:
@@ -103,13 +103,15 @@ class GpuService:
         return await self._quota_cache.get("quota", self._quota.read)
 
     def info(self) -> Json:
-        """Backend, namespace and the kernelspecs a GPU kernel can be launched with."""
+        """Backend, namespace, the slice bound (``max_gpus``) and the kernelspecs a GPU kernel can be
+        launched with."""
         specs = self.gpu_kernelspecs()
         return {
             "backend": self.backend,
             "namespace": self.namespace,
             "version": __version__,
             "quota_resource": QUOTA_RESOURCE,
+            "max_gpus": MAX_AMOUNT,  # the front end takes the slice bounds from here
             "kernelspecs": [{"name": n, "display_name": d} for n, d in specs.items()],
             "default_kernelspec": next(iter(specs), None),
         }

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from bf_jupyter.backends import GpuBackend, Offer, get_backend
 from bf_jupyter.contract import (
+    ENV_SLICE,
     LABEL_COMPONENT,
     LABEL_KERNEL_ID,
     LABEL_NAME,
@@ -31,6 +32,7 @@ from bf_jupyter.contract import (
     LABEL_USER,
 )
 from bf_jupyter.kernels.launcher import CURVE_ENV, IP_ENV, KEY_ENV, PORT_NAMES, format_ports
+from bf_jupyter.kubenames import MAX_LABEL_LENGTH, label_value
 
 if TYPE_CHECKING:
     from bf_jupyter.slice import GpuSlice
@@ -46,23 +48,13 @@ __all__ = [
     "KernelPodSettings",
     "PodLaunch",
     "kernel_ports",
-    "label_value",
     "pod_name_for",
 ]
 
 Obj = dict[str, Any]
 CONTAINER_NAME = "kernel"
 SECRET_KEY_FIELD = "key"
-_LABEL_VALUE = re.compile(r"[^A-Za-z0-9._-]+")
 _NAME_PART = re.compile(r"[^a-z0-9-]+")
-_MAX_LABEL = 63
-
-
-def label_value(text: str) -> str:
-    """``text`` as a valid label value: allowed characters only, alphanumeric at both ends, at most
-    63 characters; ``unknown`` when nothing is left."""
-    cleaned = _LABEL_VALUE.sub("-", text)[:_MAX_LABEL].strip("-_.")
-    return cleaned or "unknown"
 
 
 def pod_name_for(kernel_id: str, generation: int) -> str:
@@ -70,7 +62,7 @@ def pod_name_for(kernel_id: str, generation: int) -> str:
     start of the kernel, so a restart's pod never waits for the old one's name."""
     suffix = f"-{generation}"
     stem = _NAME_PART.sub("-", f"bf-kernel-{kernel_id.lower()}").strip("-")
-    return stem[: _MAX_LABEL - len(suffix)].rstrip("-") + suffix
+    return stem[: MAX_LABEL_LENGTH - len(suffix)].rstrip("-") + suffix
 
 
 def kernel_ports(base: int, generation: int) -> dict[str, int]:
@@ -224,7 +216,7 @@ class KernelPodBuilder:
         return container
 
     def _env(self, launch: PodLaunch) -> list[Obj]:
-        fixed = {KEY_ENV, IP_ENV, "KERNEL_ID", "BF_SLICE", *CURVE_ENV.values()}
+        fixed = {KEY_ENV, IP_ENV, "KERNEL_ID", ENV_SLICE, *CURVE_ENV.values()}
         env: list[Obj] = [
             {
                 "name": KEY_ENV,
@@ -239,7 +231,7 @@ class KernelPodBuilder:
                 for field, variable in (CURVE_ENV.items() if launch.encrypted else ())
             ),
             {"name": "KERNEL_ID", "value": launch.kernel_id},
-            {"name": "BF_SLICE", "value": launch.gpu_slice.to_text()},
+            {"name": ENV_SLICE, "value": launch.gpu_slice.to_text()},
         ]
         env += [
             {"name": name, "value": value}
