@@ -31,7 +31,7 @@ from bf_jupyter.contract import (
     LABEL_SERVER,
     LABEL_USER,
 )
-from bf_jupyter.kernels.launcher import CURVE_ENV, IP_ENV, KEY_ENV, PORT_NAMES, format_ports
+from bf_jupyter.kernels.launcher import CURVE_ENV, IP_ENV, KEY_ENV, format_ports
 from bf_jupyter.kubenames import MAX_LABEL_LENGTH, label_value
 
 if TYPE_CHECKING:
@@ -47,7 +47,6 @@ __all__ = [
     "KernelPodBuilder",
     "KernelPodSettings",
     "PodLaunch",
-    "kernel_ports",
     "pod_name_for",
 ]
 
@@ -63,14 +62,6 @@ def pod_name_for(kernel_id: str, generation: int) -> str:
     suffix = f"-{generation}"
     stem = _NAME_PART.sub("-", f"bf-kernel-{kernel_id.lower()}").strip("-")
     return stem[: MAX_LABEL_LENGTH - len(suffix)].rstrip("-") + suffix
-
-
-def kernel_ports(base: int, generation: int) -> dict[str, int]:
-    """The five channel ports of a kernel start. Starts alternate between two blocks so that a
-    restarted kernel's ports differ: jupyter_server rebuilds its channels and activity watcher only
-    when ports change, and a restarted pod has a new address."""
-    first = base + (len(PORT_NAMES) if generation % 2 == 0 else 0)
-    return {name: first + i for i, name in enumerate(PORT_NAMES)}
 
 
 @dataclass(frozen=True)

@@ -43,13 +43,8 @@ from bf_jupyter.kernels.kubernetes.pod_builder import (
 from bf_jupyter.kernels.kubernetes.pod_startup import PodStartupWatch
 from bf_jupyter.kernels.kubernetes.pod_status import one_sentence, read_pod
 from bf_jupyter.kernels.kubernetes.reaper import KernelReaper, server_pod_owner
-from bf_jupyter.kernels.remote import (
-    Address,
-    Progress,
-    RemoteKernelProvisioner,
-    RemoteStart,
-    RemoteStartFailure,
-)
+from bf_jupyter.kernels.remote import RemoteKernelProvisioner
+from bf_jupyter.kernels.remote_start import Address, Progress, RemoteStart, RemoteStartFailure
 from bf_jupyter.kubeapi import KubeApi, KubeApiError, KubeUnavailable
 from bf_jupyter.slice import SliceError
 from bf_jupyter.version import __version__

@@ -19,13 +19,8 @@ from jupyter_client.manager import AsyncKernelManager
 
 from bf_jupyter.kernels.launcher import format_ports
 from bf_jupyter.kernels.progress import PROGRESS
-from bf_jupyter.kernels.remote import (
-    Address,
-    Progress,
-    RemoteKernelProvisioner,
-    RemoteStart,
-    RemoteStartFailure,
-)
+from bf_jupyter.kernels.remote import RemoteKernelProvisioner
+from bf_jupyter.kernels.remote_start import Address, Progress, RemoteStart, RemoteStartFailure
 from bf_jupyter.kernels.sliced_kernel import KernelLaunchError
 from tests.integration.kernels.session import collect_reply, execute, wait_for_output
 

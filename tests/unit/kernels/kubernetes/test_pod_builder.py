@@ -20,9 +20,9 @@ from bf_jupyter.kernels.kubernetes.pod_builder import (
     KernelPodBuilder,
     KernelPodSettings,
     PodLaunch,
-    kernel_ports,
     pod_name_for,
 )
+from bf_jupyter.kernels.remote_start import kernel_ports
 from bf_jupyter.slice import GpuSlice
 
 
