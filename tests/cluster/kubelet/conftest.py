@@ -15,7 +15,7 @@ import pytest
 from bf_jupyter.kubeapi import KubeApi
 from tests.cluster.kubelet import ProcessKubelet
 from tests.cluster.kubelet.pod_specs import NODE, TAINT
-from tests.e2e.cluster_handle import ClusterHandle
+from tests.support.cluster_handle import ClusterHandle
 
 if TYPE_CHECKING:
     from tests.cluster.control_plane import ControlPlane

@@ -16,7 +16,7 @@ from tests.e2e.kernels.conftest import KernelspecFactory, kernel_objects, lease_
 if TYPE_CHECKING:
     from jupyter_client.manager import AsyncKernelManager
 
-    from tests.e2e.cluster_handle import ClusterHandle
+    from tests.support.cluster_handle import ClusterHandle
 
 # A launch timeout no test waits for: a failure must come from the event, never from the clock.
 NEVER = 3600

@@ -22,7 +22,7 @@ from bf_jupyter.kernels.progress import PROGRESS
 from bf_jupyter.kernels.remote import RemoteKernelProvisioner
 from bf_jupyter.kernels.remote_start import Address, Progress, RemoteStart, RemoteStartFailure
 from bf_jupyter.kernels.sliced_kernel import KernelLaunchError
-from tests.integration.kernels.session import collect_reply, execute, wait_for_output
+from tests.support.kernel_session import collect_reply, execute, wait_for_output
 
 # The launcher binds the kernel's fixed ports on this address, as a pod does on its own IP; a random
 # loopback address keeps test runs that happen at the same time on one machine apart.

@@ -23,11 +23,11 @@ import pytest
 from bf_jupyter.contract import QUOTA_RESOURCE
 from bf_jupyter.kernels.kernelspecs import KernelspecRequest, render_kernel_json
 from tests.e2e.kernels.conftest import KERNEL_IMAGE_ENV
-from tests.e2e.server import notebook_rbac
+from tests.support import notebook_rbac
 from tests.support.jupyter_process import Lab, disable_announcements, running_server
 
 if TYPE_CHECKING:
-    from tests.e2e.cluster_handle import ClusterHandle
+    from tests.support.cluster_handle import ClusterHandle
 
 KERNELSPEC = "bf-k8s"
 QUOTA_UNITS = 100
