@@ -49,13 +49,6 @@ _EOF = None
 class BitfusionLocalProvisioner(SlicedKernelMixin, LocalProvisioner):  # type: ignore[metaclass]
     """A local kernel wrapped in ``bitfusion run`` on the launch's GPU slice."""
 
-    launch_timeout = Float(
-        120.0,
-        help="Seconds a kernel may take from launch to its first kernel_info_reply (locking the "
-        "slice included) before the launch fails and everything it started is stopped. It bounds "
-        "the launch; BitfusionExtension.launch_timeout only bounds the server's wait after it.",
-    ).tag(config=True)
-
     release_timeout = Float(
         10.0,
         help="Seconds the Bitfusion client gets to release the slice after its kernel ended before "

@@ -29,7 +29,7 @@ from collections.abc import AsyncGenerator, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
-from traitlets import Float, Int, List, Unicode
+from traitlets import Int, List, Unicode, default
 from typing_extensions import override
 
 from bf_jupyter.kernels.environment import kernel_environment
@@ -58,12 +58,10 @@ _KILL_GRACE_SECONDS = 1  # 0 would force-delete from the API before the node sto
 class RemoteKernelProvisioner(SlicedKernelMixin, KernelProvisionerBase):  # type: ignore[metaclass]
     """The jupyter_client side of a remote kernel; subclasses implement the hooks above."""
 
-    launch_timeout = Float(
-        300.0,
-        help="Seconds from launch to the kernel's first kernel_info_reply before the launch fails "
-        "(image pulls count; a failure the cluster reports ends the launch at once). It bounds "
-        "the launch; BitfusionExtension.launch_timeout only bounds the server's wait after it.",
-    ).tag(config=True)
+    @default("launch_timeout")
+    def _default_launch_timeout(self) -> float:
+        return 300.0  # a pod may pull its image first
+
     port_base = Int(
         52700,
         help="First of the ten fixed ports kernels listen on in their pods (two blocks of five; "

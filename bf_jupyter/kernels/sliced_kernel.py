@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from traitlets import TraitError, Unicode, validate
+from traitlets import Float, TraitError, Unicode, validate
 from traitlets.config import LoggingConfigurable
 
 from bf_jupyter.contract import ENV_SLICE
@@ -61,6 +61,15 @@ class SlicedKernelMixin(LoggingConfigurable):
         help="The GPU slice a kernel gets when its launch does not choose one with the BF_SLICE "
         "environment variable: N, NxP% or NxMEMORY (e.g. 1, 1x50%, 2x8Gi), optionally followed by "
         "Bitfusion filters (device.name=V100).",
+    ).tag(config=True)
+
+    launch_timeout = Float(
+        120.0,
+        help="Seconds a kernel may take from launch to its first kernel_info_reply (locking the "
+        "slice and, for a pod, pulling its image included) before the launch fails and everything "
+        "it started is stopped; a failure the backend reports ends it at once. Default 120 for "
+        "local kernels, 300 for kernels in pods. It bounds the launch; "
+        "BitfusionExtension.launch_timeout only bounds the server's wait after it.",
     ).tag(config=True)
 
     @validate("default_slice")
