@@ -59,6 +59,7 @@ The webhook's configuration file (format: bf_jupyter/cluster/webhook/config.py).
 */}}
 {{- define "bf-jupyter.webhookConfig" -}}
 {{- $b := .Values.bitfusion -}}
+{{- $_ := include "bf-jupyter.defaultClient" . -}}
 {{- $clients := list -}}
 {{- range $b.clients -}}
 {{- $clients = append $clients (merge (dict "image" (include "bf-jupyter.registryImage" (list $ .image))) (omit . "image")) -}}
