@@ -89,7 +89,7 @@ def identity(obj: Obj) -> tuple[str, str, str]:
 
 def comparable(obj: Obj) -> Obj:
     """``obj`` without what differs by design between Helm's and kustomize's rendering."""
-    out = _strip_config_hash(copy.deepcopy(obj))
+    out: Obj = _strip_config_hash(copy.deepcopy(obj))
     for labels in _label_maps(out):
         for key in HELM_LABELS:
             labels.pop(key, None)

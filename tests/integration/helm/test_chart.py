@@ -24,7 +24,10 @@ CLUSTER = CHART.parents[1]
 # `--create-namespace`), and the certificates the chart makes at install (kustomize's come from
 # `bf-jupyter certs` and `kubectl create secret`, README "Deploy").
 ONLY_KUSTOMIZE = {("Namespace", "", "bf-system")}
-ONLY_HELM = {("Secret", "bf-system", "bf-webhook-tls"), ("Secret", "bf-system", "bf-token-service-tls")}
+ONLY_HELM = {
+    ("Secret", "bf-system", "bf-webhook-tls"),
+    ("Secret", "bf-system", "bf-token-service-tls"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +156,9 @@ def test_secret_certificates_need_the_ca_bundle(helm: Helm) -> None:
     assert result.returncode != 0
     assert "caBundle" in result.stderr, result.stderr
     ca = base64.b64encode(b"-----BEGIN CERTIFICATE-----\n").decode()
-    objects = helm.render("--set", "certificates.source=secrets", "--set", f"certificates.caBundle={ca}")
+    objects = helm.render(
+        "--set", "certificates.source=secrets", "--set", f"certificates.caBundle={ca}"
+    )
     assert not [o for o in objects if o["kind"] == "Secret"]
     for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
         (webhook,) = one(objects, kind, webhook_name(kind))["webhooks"]
@@ -175,7 +180,10 @@ def test_helm_certificates_are_signed_by_the_ca_bundle_for_the_service_names(hel
     }
     (bundle,) = bundles
     ca = x509.load_pem_x509_certificate(base64.b64decode(bundle))
-    for secret, service in (("bf-webhook-tls", "bf-webhook"), ("bf-token-service-tls", "bf-token-service")):
+    for secret, service in (
+        ("bf-webhook-tls", "bf-webhook"),
+        ("bf-token-service-tls", "bf-token-service"),
+    ):
         data = one(objects, "Secret", secret)["data"]
         assert base64.b64decode(data["ca.crt"]) == base64.b64decode(bundle)
         cert = x509.load_pem_x509_certificate(base64.b64decode(data["tls.crt"]))
@@ -197,7 +205,9 @@ def test_the_release_namespace_reaches_every_reference(helm: Helm) -> None:
     for name in ("bf-webhook", "bf-token-service"):
         (subject,) = one(objects, "ClusterRoleBinding", name)["subjects"]
         assert subject["namespace"] == "gpu-system"
-    assert webhook_config(objects)["tokenService"]["url"] == "https://bf-token-service.gpu-system.svc"
+    assert (
+        webhook_config(objects)["tokenService"]["url"] == "https://bf-token-service.gpu-system.svc"
+    )
 
 
 def test_an_air_gapped_registry_prefixes_every_image(helm: Helm) -> None:
@@ -216,7 +226,7 @@ def test_settings_reach_the_objects_they_name(helm: Helm) -> None:
         "--set", "webhook.failurePolicy.validate=Ignore",
         "--set", "webhook.replicas=3",
         "--set", "webhook.nodeSelector.role=system",
-        "--set", "devicePlugin.nodeSelector.gpu-client=true",
+        "--set-string", "devicePlugin.nodeSelector.gpu-client=true",
         "--set", "devicePlugin.unitsPerGpu=10",
     )  # fmt: skip
     config = webhook_config(objects)
@@ -246,7 +256,9 @@ def test_a_config_change_renames_the_config_map_so_both_deployments_roll(helm: H
 
 
 def test_the_secret_token_source_deploys_no_token_service(helm: Helm) -> None:
-    objects = helm.render("--set", "bitfusion.tokenSource=secret", "--set", "devicePlugin.enabled=false")
+    objects = helm.render(
+        "--set", "bitfusion.tokenSource=secret", "--set", "devicePlugin.enabled=false"
+    )
     names = {o["metadata"]["name"] for o in objects}
     assert not {n for n in names if n.startswith("bf-token-service")}
     assert "bf-device-plugin" not in names
