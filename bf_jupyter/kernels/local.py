@@ -239,10 +239,6 @@ class BitfusionLocalProvisioner(SlicedKernelMixin, LocalProvisioner):  # type: i
             self._signal_kernel(signal.SIGTERM)
 
     @override
-    async def shutdown_requested(self, restart: bool = False) -> None:
-        self.note_shutdown_requested(restart)
-
-    @override
     async def cleanup(self, restart: bool = False) -> None:
         restart = self.take_restart_flag(restart)
         await super().cleanup(restart=restart)

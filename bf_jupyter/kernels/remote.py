@@ -268,10 +268,6 @@ class RemoteKernelProvisioner(SlicedKernelMixin, KernelProvisionerBase):  # type
             await self.stop_remote(grace_seconds=self.termination_grace())
 
     @override
-    async def shutdown_requested(self, restart: bool = False) -> None:
-        self.note_shutdown_requested(restart)
-
-    @override
     async def cleanup(self, restart: bool = False) -> None:
         restart = self.take_restart_flag(restart)
         if self._follow_task is not None:

@@ -148,6 +148,10 @@ class SlicedKernelMixin(LoggingConfigurable):
     def note_shutdown_requested(self, restart: bool) -> None:
         self._restart_requested = restart
 
+    async def shutdown_requested(self, restart: bool = False) -> None:
+        """jupyter_client says a shutdown (or, with ``restart``, a restart) is coming."""
+        self.note_shutdown_requested(restart)
+
     def take_restart_flag(self, restart: bool) -> bool:
         """``restart`` as the caller said it, or as ``shutdown_requested`` said it earlier."""
         return restart or self._restart_requested
