@@ -7,6 +7,7 @@ from typing import Any
 
 from bf_jupyter.backends.base import GpuBackend, quantity_int
 from bf_jupyter.backends.bitfusion import BitfusionBackend
+from bf_jupyter.backends.dra import DraBackend
 from bf_jupyter.backends.hami import REGISTER_ANNOTATION, HamiBackend
 from bf_jupyter.backends.nvidia import (
     LABEL_SHARING,
@@ -28,6 +29,8 @@ _FACTORIES: dict[str, Callable[[], GpuBackend]] = {
     "nvidia-time-slicing-renamed": lambda: NvidiaBackend("time-slicing", rename_shared=True),
     "nvidia-mps": lambda: NvidiaBackend("mps"),
     "nvidia-mps-renamed": lambda: NvidiaBackend("mps", rename_shared=True),
+    "dra": DraBackend,
+    "dra-consumable-capacity": lambda: DraBackend(consumable_capacity=True),
 }
 BACKEND_NAMES = tuple(_FACTORIES)
 
