@@ -32,7 +32,7 @@ import json
 import math
 from collections.abc import Iterable, Mapping
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bf_jupyter.backends.base import (
     FORM_CORES,
@@ -55,9 +55,7 @@ from bf_jupyter.backends.base import (
 from bf_jupyter.backends.dra_pool import read_dra_pool
 from bf_jupyter.backends.refusals import refuse, refuse_unless
 from bf_jupyter.quantity import format_bytes
-
-if TYPE_CHECKING:
-    from bf_jupyter.slice import GpuSlice
+from bf_jupyter.slice import GpuSlice
 
 __all__ = [
     "API_VERSION",
@@ -201,6 +199,34 @@ class DraBackend(GpuBackend):
                 }
             ]
         return devices
+
+    def resolve(self, gpu_slice: GpuSlice, offer: Offer = NO_OFFER) -> GpuSlice:
+        """With consumable capacity, a percent slice becomes the memory it takes on ``offer`` (its
+        thread share kept as ``cores``), so a provisioner that does not know the GPUs' memory
+        renders the same claim; others stay as they are."""
+        self.check(gpu_slice, offer)
+        if not self.consumable_capacity or gpu_slice.kind != "percent" or gpu_slice.is_whole:
+            return gpu_slice
+        memory = self._memory_bytes(gpu_slice, offer)
+        if memory is None:
+            return gpu_slice
+        cores = gpu_slice.cores if gpu_slice.cores is not None else gpu_slice.percent
+        return GpuSlice(
+            gpu_slice.amount, memory_bytes=memory, filters=gpu_slice.filters, cores=cores
+        )
+
+    def describe_request(self, gpu_slice: GpuSlice, offer: Offer = NO_OFFER) -> str:
+        """The claim's request in words, for a refusal: ``request gpu: 2 × gpu.nvidia.com with
+        8Gi of memory each where <CEL>``. Raises ``SliceRefused``."""
+        exactly = self.devices(gpu_slice, offer)["requests"][0]["exactly"]
+        words = f"request {REQUEST_NAME}: {exactly['count']} × {exactly['deviceClassName']}"
+        memory = ((exactly.get("capacity") or {}).get("requests") or {}).get("memory")
+        if memory:
+            words += f" with {memory} of memory each"
+        selectors = [s["cel"]["expression"] for s in exactly.get("selectors") or []]
+        if selectors:
+            words += " where " + " && ".join(selectors)
+        return words
 
     def _count(self, gpu_slice: GpuSlice) -> int:
         if gpu_slice.shared and gpu_slice.amount != 1:

@@ -28,10 +28,12 @@ from typing_extensions import override
 from bf_jupyter.backends import (
     BACKEND_NAMES,
     DEFAULT_BACKEND,
+    GpuBackend,
     Offer,
     UnknownBackend,
     get_backend,
 )
+from bf_jupyter.backends.dra import DraBackend
 from bf_jupyter.kernels import pod_watch
 from bf_jupyter.kernels.kernel_reaper import KernelReaper, server_pod_owner
 from bf_jupyter.kernels.launch_slice import BACKEND_ENV
@@ -132,6 +134,11 @@ class BitfusionKubernetesProvisioner(RemoteKernelProvisioner):
         f"the launch's choice ({BACKEND_ENV} in its environment, set by the server from the "
         "picker), else bitfusion. A launch asking for another backend than a set one fails.",
     ).tag(config=True)
+    dra_device_class = Unicode(
+        "",
+        help="dra backends: the DeviceClass whole and fractional slices ask for (empty: "
+        "gpu.nvidia.com, or the class the backend's default names).",
+    ).tag(config=True)
     mig_profiles = List(
         Unicode(),
         help="nvidia backends: the MIG profiles the cluster offers (e.g. mig-1g.10gb), so that a "
@@ -169,6 +176,8 @@ class BitfusionKubernetesProvisioner(RemoteKernelProvisioner):
 
     _pod_name: str | None = None
     _pod_version: str | None = None
+    # Kinds of the objects named as the pod and owned by it (Secret, a ResourceClaimTemplate).
+    _owned_kinds: tuple[str, ...] = ("Secret",)
     _api: KubeApi | None = None
     # The GPU backend of the running launch (``gpu_backend``, else the launch's BF_GPU_BACKEND).
     launch_backend: str | None = None
@@ -205,9 +214,15 @@ class BitfusionKubernetesProvisioner(RemoteKernelProvisioner):
             extra_annotations=dict(self.extra_annotations),
             termination_grace_seconds=self.termination_grace_seconds,
             working_dir=self.working_dir,
-            gpu_backend=get_backend(self.launch_backend or self.gpu_backend or DEFAULT_BACKEND),
+            gpu_backend=self._gpu_backend(),
             gpu_offer=Offer(mig_profiles=tuple(self.mig_profiles)),
         )
+
+    def _gpu_backend(self) -> GpuBackend:
+        backend = get_backend(self.launch_backend or self.gpu_backend or DEFAULT_BACKEND)
+        if isinstance(backend, DraBackend) and self.dra_device_class:
+            backend = backend.with_device_class(self.dra_device_class)
+        return backend
 
     @override
     def termination_grace(self) -> int:
@@ -277,23 +292,33 @@ class BitfusionKubernetesProvisioner(RemoteKernelProvisioner):
     def _create_objects(
         self, api: KubeApi, builder: KernelPodBuilder, launch: PodLaunch, secret: dict[str, Any]
     ) -> None:
-        """Secret first (so the container never waits for it), then the pod, then the pod becomes
-        the Secret's owner; a refusal at any step deletes what exists. Raises RemoteStartFailure."""
+        """Secret first (so the container never waits for it), then the slice's objects (a DRA
+        ResourceClaimTemplate the pod claims), then the pod, which then becomes the owner of the
+        others; a refusal at any step deletes what exists. Raises RemoteStartFailure."""
         namespace = self.namespace
-        try:
-            api.create("Secret", secret, namespace)
-        except (KubeApiError, KubeUnavailable) as error:
-            raise RemoteStartFailure(
-                one_sentence(f"The kernel's Secret was refused: {error}")
-            ) from None
-        try:
-            pod = api.create("Pod", builder.pod(launch), namespace)
-        except (KubeApiError, KubeUnavailable) as error:
-            with contextlib.suppress(KubeApiError, KubeUnavailable):
-                api.delete("Secret", launch.pod_name, namespace)
-            raise RemoteStartFailure(
-                one_sentence(f"Kubernetes refused the kernel pod: {error}")
-            ) from None
+        created: list[tuple[str, str]] = []
+
+        def undo() -> None:
+            for kind, name in reversed(created):
+                with contextlib.suppress(KubeApiError, KubeUnavailable):
+                    api.delete(kind, name, namespace)
+
+        objects = [("Secret", secret, "The kernel's Secret was refused")]
+        objects += [
+            (str(o["kind"]), o, f"The kernel's {o['kind']} was refused")
+            for o in builder.slice_objects(launch)
+        ]
+        objects.append(("Pod", builder.pod(launch), "Kubernetes refused the kernel pod"))
+        pod: dict[str, Any] = {}
+        for kind, body, refusal in objects:
+            try:
+                pod = api.create(kind, body, namespace)
+            except (KubeApiError, KubeUnavailable) as error:
+                undo()
+                raise RemoteStartFailure(one_sentence(f"{refusal}: {error}")) from None
+            created.append((kind, str(body["metadata"]["name"])))
+        owned = created[:-1]
+        self._owned_kinds = tuple(kind for kind, _ in owned)
         metadata = pod.get("metadata") or {}
         self._pod_version = metadata.get("resourceVersion")
         owner = {
@@ -303,16 +328,20 @@ class BitfusionKubernetesProvisioner(RemoteKernelProvisioner):
             "uid": metadata.get("uid"),
             "blockOwnerDeletion": False,
         }
-        try:
-            api.patch(
-                "Secret", launch.pod_name, {"metadata": {"ownerReferences": [owner]}}, namespace
-            )
-        except (KubeApiError, KubeUnavailable) as error:
-            # Not fatal: the Secret is still deleted with the kernel, and reaped if the server dies.
-            self.log.warning("kernel %s: Secret not owned by its pod: %s", self.kernel_id, error)
+        for kind, name in owned:
+            try:
+                api.patch(kind, name, {"metadata": {"ownerReferences": [owner]}}, namespace)
+            except (KubeApiError, KubeUnavailable) as error:
+                # Not fatal: it is still deleted with the kernel, and reaped if the server dies.
+                self.log.warning(
+                    "kernel %s: %s not owned by its pod: %s", self.kernel_id, kind, error
+                )
 
     async def _reap_once(self, api: KubeApi, own_kernel_id: str) -> None:
-        reaper = KernelReaper(api, namespace=self.namespace, server_id=self.server_id)
+        kinds: tuple[str, ...] = ("Pod", "Secret")
+        if isinstance(self._gpu_backend(), DraBackend):  # claims are owned by pods, templates too
+            kinds += ("ResourceClaimTemplate", "ResourceClaim")
+        reaper = KernelReaper(api, namespace=self.namespace, server_id=self.server_id, kinds=kinds)
         if not self.reap_orphans or not reaper.first_time():
             return
         known = set(KernelReaper.known_kernel_ids(self.parent)) | {own_kernel_id}
@@ -333,8 +362,25 @@ class BitfusionKubernetesProvisioner(RemoteKernelProvisioner):
         try:
             async for signal_ in startup.signals():
                 yield signal_
+        except RemoteStartFailure as failure:
+            raise self._explained(failure) from None
         finally:
             self._pod_version = startup.resource_version
+
+    def _explained(self, failure: RemoteStartFailure) -> RemoteStartFailure:
+        """A scheduler's "cannot allocate all claims", with what the kernel's claim asked for."""
+        backend = self._gpu_backend()
+        if not isinstance(backend, DraBackend) or self.gpu_slice is None:
+            return failure
+        if "claim" not in str(failure):
+            return failure
+        try:
+            asked = backend.describe_request(self.gpu_slice, self.pod_settings().gpu_offer)
+        except SliceError:
+            return failure
+        return RemoteStartFailure(
+            f"{str(failure).rstrip('.')}; the kernel's claim asked for {asked}."
+        )
 
     @override
     async def follow_remote(self) -> int:
@@ -389,13 +435,13 @@ class BitfusionKubernetesProvisioner(RemoteKernelProvisioner):
             return
         api = await self.kube()
 
-        def delete_both() -> None:
-            for kind in ("Pod", "Secret"):
+        def delete_all() -> None:
+            for kind in ("Pod", *self._owned_kinds):
                 with contextlib.suppress(KubeApiError):
                     api.delete(kind, name, self.namespace)
 
         try:
-            await asyncio.to_thread(delete_both)
+            await asyncio.to_thread(delete_all)
             await asyncio.wait_for(
                 pod_watch.wait_pod_gone(api, self.namespace, name),
                 self.termination_grace_seconds + 30,
@@ -418,6 +464,7 @@ class BitfusionKubernetesProvisioner(RemoteKernelProvisioner):
             "pod_name": self._pod_name,
             "server_id": self.server_id,
             "gpu_backend": self.launch_backend,
+            "owned_kinds": list(self._owned_kinds),
         }
 
     @override
@@ -430,6 +477,8 @@ class BitfusionKubernetesProvisioner(RemoteKernelProvisioner):
             self.server_id = str(info["server_id"])
         if info.get("gpu_backend"):
             self.launch_backend = str(info["gpu_backend"])
+        if isinstance(info.get("owned_kinds"), list):
+            self._owned_kinds = tuple(str(kind) for kind in info["owned_kinds"])
 
 
 # The backend-neutral name (entry point ``gpu-kubernetes``); ``bitfusion-kubernetes`` stays the same

@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any
 from bf_jupyter.bitfusion.run_output import failure_reason, read_run_line
 from bf_jupyter.kernels import pod_watch
 from bf_jupyter.kernels.pod_builder import CONTAINER_NAME
-from bf_jupyter.kernels.pod_status import PodReading, event_progress, one_sentence, read_pod
+from bf_jupyter.kernels.pod_status import (
+    PodReading,
+    event_failure,
+    event_progress,
+    one_sentence,
+    read_pod,
+)
 from bf_jupyter.kernels.remote import Address, Progress, RemoteStartFailure
 from bf_jupyter.kubeapi import KubeApiError, KubeUnavailable
 
@@ -76,6 +82,9 @@ class PodStartupWatch:
 
     async def _interpret(self, kind: str, payload: Any) -> list[Signal]:
         if kind == "event":
+            failure = event_failure(payload)
+            if failure:
+                raise RemoteStartFailure(failure)
             progress = event_progress(payload)
             return self._once([progress] if progress else [])
         if kind == "log":

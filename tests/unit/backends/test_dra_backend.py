@@ -221,3 +221,13 @@ def test_any_slice_renders_or_is_refused_in_one_sentence(gpu_slice: GpuSlice) ->
         (request,) = template["spec"]["spec"]["devices"]["requests"]
         (charge,) = backend.price(gpu_slice, OFFER_40G)
         assert charge.amount == request["exactly"]["count"] == gpu_slice.amount
+
+
+def test_the_request_in_words_names_class_count_memory_and_selectors() -> None:
+    words = DraBackend(consumable_capacity=True).describe_request(GpuSlice.parse("2x8Gi"))
+    assert words == "request gpu: 2 × gpu.nvidia.com with 8Gi of memory each"
+    words = DraBackend().describe_request(GpuSlice.parse("1 device.name=T4"))
+    assert (
+        words
+        == 'request gpu: 1 × gpu.nvidia.com where device.attributes["gpu.nvidia.com"].productName == "T4"'
+    )
