@@ -350,6 +350,8 @@ class KubeApi:
             if namespace is not None:
                 positional.pop()
             where = [namespace] if scope == "namespaced" else []
+            if verb == "patch":  # a JSON merge patch: the client would send a strategic one
+                kwargs["_content_type"] = "application/merge-patch+json"
             return function(group, version, *where, plural, *positional, **kwargs)
 
         return call

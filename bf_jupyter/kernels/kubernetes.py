@@ -34,6 +34,7 @@ from bf_jupyter.backends import (
     get_backend,
 )
 from bf_jupyter.backends.dra import DraBackend
+from bf_jupyter.contract import LABEL_KERNEL_ID
 from bf_jupyter.kernels import pod_watch
 from bf_jupyter.kernels.kernel_reaper import KernelReaper, server_pod_owner
 from bf_jupyter.kernels.launch_slice import BACKEND_ENV
@@ -42,6 +43,7 @@ from bf_jupyter.kernels.pod_builder import (
     KernelPodBuilder,
     KernelPodSettings,
     PodLaunch,
+    label_value,
 )
 from bf_jupyter.kernels.pod_startup import PodStartupWatch
 from bf_jupyter.kernels.pod_status import one_sentence, read_pod
@@ -292,33 +294,31 @@ class BitfusionKubernetesProvisioner(RemoteKernelProvisioner):
     def _create_objects(
         self, api: KubeApi, builder: KernelPodBuilder, launch: PodLaunch, secret: dict[str, Any]
     ) -> None:
-        """Secret first (so the container never waits for it), then the slice's objects (a DRA
-        ResourceClaimTemplate the pod claims), then the pod, which then becomes the owner of the
-        others; a refusal at any step deletes what exists. Raises RemoteStartFailure."""
+        """Secret first (so the container never waits for it), then the pod, then the slice's
+        objects (a DRA ResourceClaimTemplate the pod claims) created owned by the pod, and the pod
+        made the Secret's owner; a refusal at any step deletes what exists. Raises
+        RemoteStartFailure.
+
+        The template is created after the pod, with its owner, rather than patched: the API
+        server refuses any later update of a template whose opaque parameters it stored as sent
+        ("spec: field is immutable"). The resourceclaim controller retries the pod's claim until
+        its template exists."""
         namespace = self.namespace
         created: list[tuple[str, str]] = []
 
-        def undo() -> None:
-            for kind, name in reversed(created):
-                with contextlib.suppress(KubeApiError, KubeUnavailable):
-                    api.delete(kind, name, namespace)
-
-        objects = [("Secret", secret, "The kernel's Secret was refused")]
-        objects += [
-            (str(o["kind"]), o, f"The kernel's {o['kind']} was refused")
-            for o in builder.slice_objects(launch)
-        ]
-        objects.append(("Pod", builder.pod(launch), "Kubernetes refused the kernel pod"))
-        pod: dict[str, Any] = {}
-        for kind, body, refusal in objects:
+        def create(kind: str, body: dict[str, Any], refusal: str) -> dict[str, Any]:
             try:
-                pod = api.create(kind, body, namespace)
+                made = api.create(kind, body, namespace)
             except (KubeApiError, KubeUnavailable) as error:
-                undo()
+                for done_kind, name in reversed(created):
+                    with contextlib.suppress(KubeApiError, KubeUnavailable):
+                        api.delete(done_kind, name, namespace)
                 raise RemoteStartFailure(one_sentence(f"{refusal}: {error}")) from None
             created.append((kind, str(body["metadata"]["name"])))
-        owned = created[:-1]
-        self._owned_kinds = tuple(kind for kind, _ in owned)
+            return made
+
+        create("Secret", secret, "The kernel's Secret was refused")
+        pod = create("Pod", builder.pod(launch), "Kubernetes refused the kernel pod")
         metadata = pod.get("metadata") or {}
         self._pod_version = metadata.get("resourceVersion")
         owner = {
@@ -328,14 +328,17 @@ class BitfusionKubernetesProvisioner(RemoteKernelProvisioner):
             "uid": metadata.get("uid"),
             "blockOwnerDeletion": False,
         }
-        for kind, name in owned:
-            try:
-                api.patch(kind, name, {"metadata": {"ownerReferences": [owner]}}, namespace)
-            except (KubeApiError, KubeUnavailable) as error:
-                # Not fatal: it is still deleted with the kernel, and reaped if the server dies.
-                self.log.warning(
-                    "kernel %s: %s not owned by its pod: %s", self.kernel_id, kind, error
-                )
+        for obj in builder.slice_objects(launch):
+            obj["metadata"] = {**obj["metadata"], "ownerReferences": [owner]}
+            create(str(obj["kind"]), obj, f"The kernel's {obj['kind']} was refused")
+        self._owned_kinds = tuple(kind for kind, _ in created if kind != "Pod")
+        try:
+            api.patch(
+                "Secret", launch.pod_name, {"metadata": {"ownerReferences": [owner]}}, namespace
+            )
+        except (KubeApiError, KubeUnavailable) as error:
+            # Not fatal: the Secret is still deleted with the kernel, and reaped if the server dies.
+            self.log.warning("kernel %s: Secret not owned by its pod: %s", self.kernel_id, error)
 
     async def _reap_once(self, api: KubeApi, own_kernel_id: str) -> None:
         kinds: tuple[str, ...] = ("Pod", "Secret")
@@ -443,12 +446,19 @@ class BitfusionKubernetesProvisioner(RemoteKernelProvisioner):
         try:
             await asyncio.to_thread(delete_all)
             await asyncio.wait_for(
-                pod_watch.wait_pod_gone(api, self.namespace, name),
-                self.termination_grace_seconds + 30,
+                self._wait_released(api, name), self.termination_grace_seconds + 30
             )
         except (KubeUnavailable, asyncio.TimeoutError) as error:
             self.log.warning("kernel %s: pod %s may still exist: %s", self.kernel_id, name, error)
         self.pod_name = self._pod_name = None
+
+    async def _wait_released(self, api: KubeApi, name: str) -> None:
+        """Until the pod is gone, and on DRA the claims made for it (the resourceclaim controller
+        deletes them after the pod), so the devices are free when shutdown returns."""
+        await pod_watch.wait_pod_gone(api, self.namespace, name)
+        if "ResourceClaimTemplate" in self._owned_kinds and self.kernel_id:
+            selector = f"{LABEL_KERNEL_ID}={label_value(str(self.kernel_id))}"
+            await pod_watch.wait_all_gone(api, "ResourceClaim", self.namespace, selector)
 
     @override
     async def cleanup(self, restart: bool = False) -> None:

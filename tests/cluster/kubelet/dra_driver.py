@@ -18,6 +18,7 @@ plugin does (its device attributes, its ``GpuConfig`` sharing settings), without
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 Obj = dict[str, Any]
 DRIVER = "gpu.nvidia.com"
 _MIB = 1 << 20
+_RETRY_SECONDS = (0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4)
 
 
 class ClaimNotPrepared(RuntimeError):
@@ -161,7 +163,7 @@ class DraDriver:
             name = names.get(str(claim_name))
             if name is None:
                 raise ClaimNotPrepared(f"pod claim {claim_name} has no ResourceClaim yet")
-            claim = await self.api.find("ResourceClaim", meta["namespace"], name)
+            claim = await self._read_claim(meta["namespace"], name)
             allocation = ((claim or {}).get("status") or {}).get("allocation")
             if not allocation:
                 raise ClaimNotPrepared(f"ResourceClaim {name} is not allocated")
@@ -187,6 +189,20 @@ class DraDriver:
         if limits:
             env["CUDA_MPS_PINNED_DEVICE_MEM_LIMIT"] = ",".join(limits)
         return env
+
+    async def _read_claim(self, namespace: str, name: str) -> Obj | None:
+        """The claim, retried while the Node authorizer has not yet learnt that a pod bound here
+        uses it (its graph follows the pod's status a moment behind, as a kubelet's retries do)."""
+        for delay in _RETRY_SECONDS:
+            try:
+                return await self.api.find("ResourceClaim", namespace, name)
+            except KubeApiError as error:
+                if error.status != 403:
+                    raise ClaimNotPrepared(
+                        f"ResourceClaim {name} cannot be read: {error}"
+                    ) from None
+            await asyncio.sleep(delay)
+        raise ClaimNotPrepared(f"ResourceClaim {name} is not readable by node {self.node}")
 
     async def _claim_names(self, pod: Obj) -> dict[str, str]:
         """Pod claim name → ResourceClaim name (a direct reference, or the generated claim)."""

@@ -1,0 +1,207 @@
+"""A notebook kernel on a DRA slice: a ResourceClaimTemplate created with the kernel pod, the claim
+the real resourceclaim controller makes from it, the real kube-scheduler's allocation from the
+ResourceSlice of a process-kubelet acting as NVIDIA's DRA driver, and the real ResourceQuota.
+
+``dra-node`` publishes two whole 40Gi GPUs (DeviceClass ``gpu.nvidia.com``) and one 16Gi GPU whose
+memory claims consume (``shared.gpu.nvidia.com``, consumable capacity). Each kernel answers
+``kernel_info`` and sees its devices and sharing settings in its environment, as the driver
+prepares them; the quota refuses a second kernel with the API server's words; two slices that
+together exceed the shared GPU are refused by the scheduler; shutdown leaves no pod, Secret,
+template or claim.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from bf_jupyter.kernels.launch_slice import KernelLaunchError
+from tests.e2e.kernels.conftest import KERNEL_SELECTOR, KernelspecFactory, pod_of
+from tests.integration.kernels.session import execute
+
+if TYPE_CHECKING:
+    from jupyter_client.manager import AsyncKernelManager
+
+    from tests.e2e.cluster_handle import ClusterHandle
+    from tests.e2e.stack import BitfusionStack
+
+DRA_NODE = "dra-node"
+QUOTA_KEY = "gpu.nvidia.com.deviceclass.resource.k8s.io/devices"
+SHOW_ENV = (
+    "import os; print(os.environ.get('CUDA_VISIBLE_DEVICES'), "
+    "os.environ.get('GPU_SHARING_STRATEGY'), os.environ.get('CUDA_MPS_PINNED_DEVICE_MEM_LIMIT'))"
+)
+
+
+@dataclass(frozen=True)
+class Case:
+    slice_text: str
+    quota: int  # devices of gpu.nvidia.com the namespace may claim: exactly this kernel's
+    devices: int
+    sharing: str  # what the kernel prints: strategy and memory limit
+
+
+CASES = [Case("1x8Gi", 1, 1, "MPS 0=8192M"), Case("2", 2, 2, "None None")]
+
+
+@pytest.fixture(scope="module")
+def dra_node(
+    cluster: ClusterHandle, bitfusion_stack: BitfusionStack | None, tmp_path_factory: Any
+) -> Iterator[str]:
+    """``dra-node`` publishing its GPUs as a DRA driver, and the DeviceClasses; the node stopped
+    and deleted at the end of the module (its ResourceSlice goes with it)."""
+    if bitfusion_stack is None or bitfusion_stack.proxy is None:
+        pytest.skip("the DRA node is a process-kubelet of the test cluster")
+    from tests.cluster.kubelet.dra_driver import FakeGpu, ensure_device_classes
+    from tests.cluster.kubelet.kubelet import ProcessKubelet
+
+    ensure_device_classes(cluster.api)
+    kubelet = ProcessKubelet(
+        bitfusion_stack.control_plane,
+        DRA_NODE,
+        tmp_path_factory.mktemp("dra-node") / "node",
+        cluster_dns=bitfusion_stack.proxy.dns_file,
+        dra_gpus=(FakeGpu(0), FakeGpu(1), FakeGpu(2, memory="16Gi", shared=True)),
+    )
+    try:
+        kubelet.start()
+        yield DRA_NODE
+    finally:
+        kubelet.stop()
+        cluster.delete_quietly("Node", DRA_NODE)
+
+
+def dra_objects(cluster: ClusterHandle, namespace: str) -> list[str]:
+    """Kernel pods, Secrets, claim templates and claims left in the namespace, as ``kind/name``."""
+    return sorted(
+        f"{kind.lower()}/{obj['metadata']['name']}"
+        for kind in ("Pod", "Secret", "ResourceClaimTemplate", "ResourceClaim")
+        for obj in cluster.api.list(kind, namespace, label_selector=KERNEL_SELECTOR)
+    )
+
+
+async def _run(manager: AsyncKernelManager, code: str) -> str:
+    client = manager.client()
+    client.start_channels()
+    try:
+        await client.wait_for_ready(timeout=60)
+        reply = await client.kernel_info(reply=True, timeout=30)
+        assert reply["content"]["status"] == "ok"
+        return (await execute(client, code)).stdout
+    finally:
+        client.stop_channels()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.slice_text for case in CASES])
+async def test_kernel_on_a_dra_slice(
+    case: Case,
+    dra_node: str,
+    cluster: ClusterHandle,
+    kernelspecs: KernelspecFactory,
+    kernel_managers: Callable[[str], AsyncKernelManager],
+) -> None:
+    namespace = cluster.create_namespace_with_quota({QUOTA_KEY: case.quota}, prefix="e2e-dra")
+    managers: list[AsyncKernelManager] = []
+    try:
+        spec = kernelspecs(namespace, gpu_backend="dra")
+        env = {"BF_SLICE": case.slice_text, "BF_GPU_BACKEND": "dra"}
+
+        # given a kernel launched on a DRA slice
+        manager = kernel_managers(spec)
+        managers.append(manager)
+        await manager.start_kernel(env=env)
+        name = pod_of(manager)
+        pod = cluster.api.get("Pod", name, namespace)
+
+        # then its pod claims a template of its own name, owned by the pod, and nothing else
+        assert pod["spec"]["resourceClaims"] == [{"name": "gpu", "resourceClaimTemplateName": name}]
+        container = pod["spec"]["containers"][0]
+        assert container["resources"]["claims"] == [{"name": "gpu"}]
+        assert not [k for k in container["resources"].get("limits") or {} if "/" in k]
+        template = cluster.api.get("ResourceClaimTemplate", name, namespace)
+        assert [o["uid"] for o in template["metadata"]["ownerReferences"]] == [
+            pod["metadata"]["uid"]
+        ]
+        # and the real scheduler allocated the claim made from it on the DRA node
+        assert pod["spec"]["nodeName"] == dra_node
+        (claim,) = cluster.api.list("ResourceClaim", namespace)
+        results = claim["status"]["allocation"]["devices"]["results"]
+        assert len(results) == case.devices and {r["pool"] for r in results} == {dra_node}
+        assert cluster.api.get("ResourceQuota", "gpu-quota", namespace)["status"]["used"][
+            QUOTA_KEY
+        ] == str(case.devices)
+
+        # and the kernel runs code on the devices the driver prepared, with their sharing
+        out = (await _run(manager, SHOW_ENV)).split()
+        assert len(out[0].split(",")) == case.devices
+        assert " ".join(out[1:]) == case.sharing
+
+        # when a second kernel's claim exceeds the quota, the API server's refusal ends it
+        refused = kernel_managers(spec)
+        managers.append(refused)
+        with pytest.raises(KernelLaunchError) as caught:
+            await refused.start_kernel(env=env)
+        message = str(caught.value)
+        assert message.startswith("Kubernetes refused the kernel's ResourceClaim: ")
+        assert "exceeded quota: gpu-quota" in message and QUOTA_KEY in message
+        assert dra_objects(cluster, namespace) == sorted(
+            [f"pod/{name}", f"secret/{name}", f"resourceclaimtemplate/{name}",
+             f"resourceclaim/{claim['metadata']['name']}"]
+        )  # fmt: skip
+
+        # when shut down, then no pod, Secret, template or claim remains
+        await manager.shutdown_kernel()
+        assert dra_objects(cluster, namespace) == []
+    finally:
+        for started in managers:
+            if started.has_kernel:
+                await started.shutdown_kernel(now=True)
+        cluster.delete_namespace(namespace)
+
+
+async def test_two_slices_exceeding_a_shared_gpu_are_refused_by_the_scheduler(
+    dra_node: str,
+    cluster: ClusterHandle,
+    kernelspecs: KernelspecFactory,
+    kernel_managers: Callable[[str], AsyncKernelManager],
+) -> None:
+    namespace = cluster.create_namespace(prefix="e2e-dra")
+    try:
+        spec = kernelspecs(
+            namespace,
+            gpu_backend="dra-consumable-capacity",
+            dra_device_class="shared.gpu.nvidia.com",
+        )
+        env = {"BF_SLICE": "1x12Gi", "BF_GPU_BACKEND": "dra-consumable-capacity"}
+        # given a kernel on 12Gi of the 16Gi GPU
+        first = kernel_managers(spec)
+        await first.start_kernel(env=env)
+        assert (await _run(first, SHOW_ENV)).split() == ["2", "MPS", "0=12288M"]
+
+        # when a second kernel asks for 8Gi of it, the scheduler cannot allocate its claim
+        second = kernel_managers(spec)
+        with pytest.raises(KernelLaunchError) as caught:
+            await second.start_kernel(env={**env, "BF_SLICE": "1x8Gi"})
+        message = str(caught.value)
+        assert message.startswith("No node can run the kernel pod: ")
+        assert "cannot allocate all claims" in message
+        assert message.endswith(
+            "the kernel's claim asked for request gpu: 1 × shared.gpu.nvidia.com with 8Gi of "
+            "memory each."
+        )
+        # and the refused kernel left nothing; the first keeps its claim
+        name = pod_of(first)
+        left = dra_objects(cluster, namespace)
+        assert [o for o in left if not o.startswith("resourceclaim/")] == [
+            f"pod/{name}",
+            f"resourceclaimtemplate/{name}",
+            f"secret/{name}",
+        ]
+        assert len([o for o in left if o.startswith("resourceclaim/")]) == 1
+        await first.shutdown_kernel()
+        assert dra_objects(cluster, namespace) == []
+    finally:
+        cluster.delete_namespace(namespace)
