@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from bf_jupyter.backends import Offer, get_backend
-from bf_jupyter.kernels.pod_builder import (
+from bf_jupyter.kernels.kubernetes.pod_builder import (
     KernelPodBuilder,
     KernelPodSettings,
     PodLaunch,
