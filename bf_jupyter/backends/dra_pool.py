@@ -63,7 +63,12 @@ def read_dra_pool(
         PoolResource(node, f"{driver} devices", total, None if used is None else allocated)
         for node, (total, allocated) in sorted(per_node.items())
     )
-    return Pool(backend, tuple(gpus), resources)
+    warnings: tuple[str, ...] = ()
+    if claims is None:
+        warnings = ("ResourceClaims could not be read: devices are shown without their use",)
+    if not gpus:
+        warnings += (f"no ResourceSlice of driver {driver} could be read",)
+    return Pool(backend, tuple(gpus), resources, warnings)
 
 
 def _usage(driver: str, claims: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], list[int]]:

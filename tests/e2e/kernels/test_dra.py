@@ -205,3 +205,119 @@ async def test_two_slices_exceeding_a_shared_gpu_are_refused_by_the_scheduler(
         assert dra_objects(cluster, namespace) == []
     finally:
         cluster.delete_namespace(namespace)
+
+
+def _orphans(server_id: str) -> list[dict[str, Any]]:
+    """A claim template and a claim labelled for ``server_id``'s kernel ``orphan``, as a crashed
+    server process would leave them (never allocated: no pod uses them)."""
+    labels = {
+        "app.kubernetes.io/name": "bf-jupyter",
+        "app.kubernetes.io/component": "kernel",
+        "bf-jupyter/kernel-id": "orphan",
+        "bf-jupyter/server": server_id,
+    }
+    devices = {
+        "requests": [{"name": "gpu", "exactly": {"deviceClassName": "gpu.nvidia.com", "count": 1}}]
+    }
+    return [
+        {
+            "apiVersion": "resource.k8s.io/v1",
+            "kind": "ResourceClaimTemplate",
+            "metadata": {"name": "orphan", "labels": labels},
+            "spec": {"spec": {"devices": devices}},
+        },
+        {
+            "apiVersion": "resource.k8s.io/v1",
+            "kind": "ResourceClaim",
+            "metadata": {"name": "orphan", "labels": labels},
+            "spec": {"devices": devices},
+        },
+    ]
+
+
+def _dra_rules() -> set[tuple[str, str, str]]:
+    """(verb, resource, scope) the shipped DRA rules give: the Role of cluster/notebook/dra and
+    the ClusterRole bf-jupyter-notebook-dra-pool."""
+    from tests.e2e.server import notebook_rbac
+
+    granted: set[tuple[str, str, str]] = set()
+    for obj in notebook_rbac.kustomize(notebook_rbac.REPO / "cluster" / "notebook" / "dra"):
+        if obj["kind"] == "Role":
+            granted |= {(v, r, "namespace") for rule in obj["rules"] for v in rule["verbs"]
+                        for r in rule["resources"]}  # fmt: skip
+    for obj in notebook_rbac.kustomize(notebook_rbac.REPO / "cluster" / "base"):
+        if obj["kind"] == "ClusterRole" and obj["metadata"]["name"] == DRA_POOL_ROLE:
+            granted |= {(v, r, "cluster") for rule in obj["rules"] for v in rule["verbs"]
+                        for r in rule["resources"]}  # fmt: skip
+    return granted
+
+
+DRA_POOL_ROLE = "bf-jupyter-notebook-dra-pool"
+
+
+async def test_the_shipped_dra_rbac_is_exactly_what_the_server_needs(
+    *,
+    dra_node: str,
+    cluster: ClusterHandle,
+    bitfusion_stack: BitfusionStack,
+    kernelspecs: KernelspecFactory,
+    kernel_managers: Callable[[str], AsyncKernelManager],
+    tmp_path: Any,
+) -> None:
+    from bf_jupyter.kubeapi import KubeApi
+    from bf_jupyter.server.pool import PoolReader
+    from tests.e2e.server import notebook_rbac
+
+    plane = bitfusion_stack.control_plane
+    namespace = cluster.create_namespace(prefix="e2e-dra-rbac")
+    try:
+        # given a notebook server's service account with the shipped RBAC, DRA's included
+        identity = notebook_rbac.deploy(plane, namespace, tmp_path)
+        for args in (
+            ["apply", "-k", str(notebook_rbac.REPO / "cluster" / "notebook" / "dra"), "-n", namespace],
+            ["create", "clusterrolebinding", f"{DRA_POOL_ROLE}-{namespace}",
+             f"--clusterrole={DRA_POOL_ROLE}", f"--serviceaccount={namespace}:bf-jupyter-notebook"],
+        ):  # fmt: skip
+            done = plane.kubectl(*args)
+            assert done.returncode == 0, done.stderr
+        # and what a crashed server process left
+        server_id = f"e2e-{namespace}"
+        for orphan in _orphans(server_id):
+            cluster.api.create(orphan["kind"], orphan, namespace)
+
+        # when a kernel runs on a DRA slice as that service account, reaping first
+        spec = kernelspecs(
+            namespace, gpu_backend="dra", kubeconfig=str(identity.kubeconfig), reap_orphans=True
+        )
+        manager = kernel_managers(spec)
+        await manager.start_kernel(env={"BF_SLICE": "1", "BF_GPU_BACKEND": "dra"})
+        # and the server reads the DRA pool with it
+        api = KubeApi.connect(kubeconfig=str(identity.kubeconfig))
+        try:
+            reader = PoolReader("kubernetes", kube=lambda: api, gpu_backends=["dra"])
+            pool = await reader.read()
+        finally:
+            api.close()
+        gpus = {g["id"]: g for g in pool["gpu_pools"]["dra"]["gpus"]}
+        assert [g["tasks"] for g in gpus.values() if g["node"] == dra_node].count(1) == 1
+        await manager.shutdown_kernel()
+
+        # then the orphans were reaped and nothing is left
+        assert dra_objects(cluster, namespace) == []
+        assert not cluster.api.list("ResourceClaim", namespace)
+        # and every call was allowed, and every DRA rule was needed
+        calls = notebook_rbac.calls(plane, identity.user)
+        refused = [c.describe() for c in calls if not c.allowed]
+        assert refused == []
+        dra_resources = {"resourceclaimtemplates", "resourceclaims", "resourceslices"}
+        used = {u for u in notebook_rbac.used(calls) if u[1] in dra_resources}
+        granted = _dra_rules()
+        assert used <= granted
+        # watching claims is needed only when one outlives its pod a moment (a race it may win)
+        assert granted - used <= {("watch", "resourceclaims", "namespace")}
+    finally:
+        notebook_rbac.undeploy(plane, namespace)
+        plane.kubectl(
+            "delete", "clusterrolebinding", f"{DRA_POOL_ROLE}-{namespace}", "--ignore-not-found"
+        )
+        cluster.delete_namespace(namespace)
