@@ -20,7 +20,14 @@ from bf_jupyter.quantity import QuantityError, parse_quantity
 if TYPE_CHECKING:
     from bf_jupyter.slice import GpuSlice
 
-__all__ = ["offer_from_pool", "offered", "pools_json", "price_json", "quotas_json"]
+__all__ = [
+    "gpu_quotas_text",
+    "offer_from_pool",
+    "offered",
+    "pools_json",
+    "price_json",
+    "quotas_json",
+]
 
 Json = dict[str, Any]
 DRA_QUOTA_NOTE = (
@@ -99,6 +106,23 @@ def quotas_json(names: Sequence[str], quotas: Iterable[Mapping[str, Any]]) -> di
         ]
         result[name] = sorted(mine, key=lambda e: (e["key"], e["remaining"]))
     return result
+
+
+def gpu_quotas_text(gpu_quotas: Mapping[str, Sequence[Json]]) -> str | None:
+    """The other backends' quota entries in one sentence (None when there are none), e.g.
+    ``gpu.nvidia.com.deviceclass.resource.k8s.io/devices: 0 of 1 remain (ResourceQuota q);
+    DRA quota counts devices, not memory: ….``"""
+    seen: dict[str, Json] = {}
+    for entries in gpu_quotas.values():
+        for entry in entries:
+            seen.setdefault(f"{entry['key']} {entry['source']}", entry)
+    if not seen:
+        return None
+    parts = [
+        f"{e['key']}: {e['remaining']} of {e['hard']} remain ({e['source']})" for e in seen.values()
+    ]
+    notes = sorted({str(e["note"]) for e in seen.values() if e.get("note")})
+    return "; ".join(parts + notes) + "."
 
 
 def price_json(

@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from tests.e2e.cluster_handle import ClusterHandle
     from tests.e2e.stack import BitfusionStack
 
-DRA_NODE = "dra-node"
 QUOTA_KEY = "gpu.nvidia.com.deviceclass.resource.k8s.io/devices"
 SHOW_ENV = (
     "import os; print(os.environ.get('CUDA_VISIBLE_DEVICES'), "
@@ -48,30 +47,14 @@ CASES = [Case("1x8Gi", 1, 1, "MPS 0=8192M"), Case("2", 2, 2, "None None")]
 
 
 @pytest.fixture(scope="module")
-def dra_node(
-    cluster: ClusterHandle, bitfusion_stack: BitfusionStack | None, tmp_path_factory: Any
-) -> Iterator[str]:
-    """``dra-node`` publishing its GPUs as a DRA driver, and the DeviceClasses; the node stopped
-    and deleted at the end of the module (its ResourceSlice goes with it)."""
+def dra_node(bitfusion_stack: BitfusionStack | None, tmp_path_factory: Any) -> Iterator[str]:
+    """``dra-node`` publishing its GPUs as a DRA driver (``tests.support.dra_cluster``)."""
     if bitfusion_stack is None or bitfusion_stack.proxy is None:
         pytest.skip("the DRA node is a process-kubelet of the test cluster")
-    from tests.cluster.kubelet.dra_driver import FakeGpu, ensure_device_classes
-    from tests.cluster.kubelet.kubelet import ProcessKubelet
+    from tests.support.dra_cluster import dra_node as started
 
-    ensure_device_classes(cluster.api)
-    kubelet = ProcessKubelet(
-        bitfusion_stack.control_plane,
-        DRA_NODE,
-        tmp_path_factory.mktemp("dra-node") / "node",
-        cluster_dns=bitfusion_stack.proxy.dns_file,
-        dra_gpus=(FakeGpu(0), FakeGpu(1), FakeGpu(2, memory="16Gi", shared=True)),
-    )
-    try:
-        kubelet.start()
-        yield DRA_NODE
-    finally:
-        kubelet.stop()
-        cluster.delete_quietly("Node", DRA_NODE)
+    with started(bitfusion_stack, tmp_path_factory.mktemp("dra-node") / "node") as name:
+        yield name
 
 
 def dra_objects(cluster: ClusterHandle, namespace: str) -> list[str]:
@@ -239,6 +222,7 @@ def _dra_rules() -> set[tuple[str, str, str]]:
     """(verb, resource, scope) the shipped DRA rules give: the Role of cluster/notebook/dra and
     the ClusterRole bf-jupyter-notebook-dra-pool."""
     from tests.e2e.server import notebook_rbac
+    from tests.support.dra_cluster import DRA_POOL_ROLE
 
     granted: set[tuple[str, str, str]] = set()
     for obj in notebook_rbac.kustomize(notebook_rbac.REPO / "cluster" / "notebook" / "dra"):
@@ -250,9 +234,6 @@ def _dra_rules() -> set[tuple[str, str, str]]:
             granted |= {(v, r, "cluster") for rule in obj["rules"] for v in rule["verbs"]
                         for r in rule["resources"]}  # fmt: skip
     return granted
-
-
-DRA_POOL_ROLE = "bf-jupyter-notebook-dra-pool"
 
 
 async def test_the_shipped_dra_rbac_is_exactly_what_the_server_needs(
@@ -267,19 +248,14 @@ async def test_the_shipped_dra_rbac_is_exactly_what_the_server_needs(
     from bf_jupyter.kubeapi import KubeApi
     from bf_jupyter.server.pool import PoolReader
     from tests.e2e.server import notebook_rbac
+    from tests.support.dra_cluster import grant_dra_rbac, revoke_dra_rbac
 
     plane = bitfusion_stack.control_plane
     namespace = cluster.create_namespace(prefix="e2e-dra-rbac")
     try:
         # given a notebook server's service account with the shipped RBAC, DRA's included
         identity = notebook_rbac.deploy(plane, namespace, tmp_path)
-        for args in (
-            ["apply", "-k", str(notebook_rbac.REPO / "cluster" / "notebook" / "dra"), "-n", namespace],
-            ["create", "clusterrolebinding", f"{DRA_POOL_ROLE}-{namespace}",
-             f"--clusterrole={DRA_POOL_ROLE}", f"--serviceaccount={namespace}:bf-jupyter-notebook"],
-        ):  # fmt: skip
-            done = plane.kubectl(*args)
-            assert done.returncode == 0, done.stderr
+        grant_dra_rbac(plane, namespace)
         # and what a crashed server process left
         server_id = f"e2e-{namespace}"
         for orphan in _orphans(server_id):
@@ -317,7 +293,5 @@ async def test_the_shipped_dra_rbac_is_exactly_what_the_server_needs(
         assert granted - used <= {("watch", "resourceclaims", "namespace")}
     finally:
         notebook_rbac.undeploy(plane, namespace)
-        plane.kubectl(
-            "delete", "clusterrolebinding", f"{DRA_POOL_ROLE}-{namespace}", "--ignore-not-found"
-        )
+        revoke_dra_rbac(plane, namespace)
         cluster.delete_namespace(namespace)

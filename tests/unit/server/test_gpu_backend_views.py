@@ -180,3 +180,14 @@ def test_dra_quota_counts_devices_and_says_so() -> None:
     # a key of another DeviceClass (an operator's own) belongs to the dra backends too
     other = quotas_json(["dra"], [_quota({"a100.deviceclass.resource.k8s.io/devices": "4"}, {})])
     assert other["dra"][0]["key"] == "a100.deviceclass.resource.k8s.io/devices"
+
+
+async def test_the_quota_message_names_dra_quota_when_bitfusion_has_none() -> None:
+    kube = FakeKube({"ResourceQuota": [_quota({DRA_KEY: "1"}, {DRA_KEY: "1"})]})
+    read = await QuotaReader("kubernetes", namespace="ns", kube=lambda: kube).read()  # type: ignore[arg-type,return-value]
+    assert read["has_quota"] is False
+    assert read["message"] == (
+        f"Namespace ns does not limit bitfusion.io/gpu; {DRA_KEY}: 0 of 1 remain (ResourceQuota "
+        "gpu); DRA quota counts devices, not memory: a 1x8Gi claim costs one whole device of its "
+        "class."
+    )
