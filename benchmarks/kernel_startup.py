@@ -35,8 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, 
 from jupyter_client.manager import AsyncKernelManager
 
 from bf_jupyter.kernels.kernelspecs import KernelspecRequest, install_kernelspec, render_kernel_json
-from bf_jupyter.kernels.launch_slice import KernelLaunchError
 from bf_jupyter.kernels.progress import PROGRESS
+from bf_jupyter.kernels.sliced_kernel import KernelLaunchError
 from tests.cluster.control_plane import ControlPlane
 from tests.e2e.stack import BitfusionStack
 

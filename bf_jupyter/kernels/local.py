@@ -11,7 +11,7 @@ Start-up waits for the kernel's first ``kernel_info_reply``, relaying progress (
 "Locked N GPUs" line, ready) and failing with the client's own last line (e.g. the pool cannot serve
 the slice) as soon as the client exits.
 
-Per-launch slice: ``start_kernel(env={"BF_SLICE": "1x50%"})``; see ``launch_slice``.
+Per-launch slice: ``start_kernel(env={"BF_SLICE": "1x50%"})``; see ``sliced_kernel``.
 """
 
 from __future__ import annotations
@@ -32,9 +32,10 @@ from typing_extensions import override
 
 from bf_jupyter.bitfusion.client import BitfusionClientError, resolve_client
 from bf_jupyter.bitfusion.run_output import failure_reason, read_run_line
+from bf_jupyter.contract import ENV_SLICE
 from bf_jupyter.kernels.exit_with_server import guarded_argv
 from bf_jupyter.kernels.kernel_channels import await_kernel_info
-from bf_jupyter.kernels.launch_slice import SLICE_ENV, SlicedKernelMixin
+from bf_jupyter.kernels.sliced_kernel import SlicedKernelMixin
 
 if TYPE_CHECKING:
     from jupyter_client.connect import KernelConnectionInfo
@@ -51,7 +52,8 @@ class BitfusionLocalProvisioner(SlicedKernelMixin, LocalProvisioner):  # type: i
     launch_timeout = Float(
         120.0,
         help="Seconds a kernel may take from launch to its first kernel_info_reply (locking the "
-        "slice included) before the launch fails and everything it started is stopped.",
+        "slice included) before the launch fails and everything it started is stopped. It bounds "
+        "the launch; BitfusionExtension.launch_timeout only bounds the server's wait after it.",
     ).tag(config=True)
 
     release_timeout = Float(
@@ -80,7 +82,7 @@ class BitfusionLocalProvisioner(SlicedKernelMixin, LocalProvisioner):  # type: i
         except BaseException:
             self.release_slice()
             raise
-        env[SLICE_ENV] = gpu_slice.to_text()
+        env[ENV_SLICE] = gpu_slice.to_text()
         self._client_name = client.name
         return kwargs
 

@@ -22,7 +22,7 @@ from bf_jupyter.kernels.kubernetes.pod_status import (
     one_sentence,
     read_pod,
 )
-from bf_jupyter.kernels.remote import Address, Progress, RemoteStartFailure
+from bf_jupyter.kernels.remote_start import Address, Progress, RemoteStartFailure
 from bf_jupyter.kubeapi import KubeApiError, KubeUnavailable
 
 if TYPE_CHECKING:

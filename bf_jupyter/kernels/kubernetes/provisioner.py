@@ -7,7 +7,7 @@ hooks answered with the API: a Secret holding the key, then the pod (the webhook
 pod, its Events and its log; deletion waits until the pod is gone, so the slice is released when
 shutdown returns.
 
-Per-launch slice: ``start_kernel(env={"BF_SLICE": "1x50%"})`` (see ``launch_slice``); the server
+Per-launch slice: ``start_kernel(env={"BF_SLICE": "1x50%"})`` (see ``sliced_kernel``); the server
 extension reads ``provisioner.gpu_slice`` and ``provisioner.pod_name``, also in
 ``get_provisioner_info()``. A restarted server reattaches with ``load_provisioner_info()``.
 """
@@ -34,27 +34,21 @@ from bf_jupyter.backends import (
     get_backend,
 )
 from bf_jupyter.backends.dra import DraBackend
-from bf_jupyter.contract import LABEL_KERNEL_ID
+from bf_jupyter.contract import ENV_GPU_BACKEND, LABEL_KERNEL_ID
 from bf_jupyter.kernels.kubernetes import pod_watch
 from bf_jupyter.kernels.kubernetes.pod_builder import (
     CONTAINER_NAME,
     KernelPodBuilder,
     KernelPodSettings,
     PodLaunch,
-    label_value,
 )
 from bf_jupyter.kernels.kubernetes.pod_startup import PodStartupWatch
 from bf_jupyter.kernels.kubernetes.pod_status import one_sentence, read_pod
 from bf_jupyter.kernels.kubernetes.reaper import KernelReaper, server_pod_owner
-from bf_jupyter.kernels.launch_slice import BACKEND_ENV
-from bf_jupyter.kernels.remote import (
-    Address,
-    Progress,
-    RemoteKernelProvisioner,
-    RemoteStart,
-    RemoteStartFailure,
-)
+from bf_jupyter.kernels.remote import RemoteKernelProvisioner
+from bf_jupyter.kernels.remote_start import Address, Progress, RemoteStart, RemoteStartFailure
 from bf_jupyter.kubeapi import KubeApi, KubeApiError, KubeUnavailable
+from bf_jupyter.kubenames import label_value
 from bf_jupyter.slice import SliceError
 from bf_jupyter.version import __version__
 
@@ -134,7 +128,7 @@ class BitfusionKubernetesProvisioner(RemoteKernelProvisioner):
         "",
         help="The GPU-sharing stack that serves the slice: " + ", ".join(BACKEND_NAMES) + " "
         "(see `bf-jupyter slice explain SLICE --backend NAME` for what a slice becomes). Empty: "
-        f"the launch's choice ({BACKEND_ENV} in its environment, set by the server from the "
+        f"the launch's choice ({ENV_GPU_BACKEND} in its environment, set by the server from the "
         "picker), else bitfusion. A launch asking for another backend than a set one fails.",
     ).tag(config=True)
     dra_device_class = Unicode(
@@ -244,16 +238,16 @@ class BitfusionKubernetesProvisioner(RemoteKernelProvisioner):
         """The launch's GPU backend: ``gpu_backend`` when set, else ``BF_GPU_BACKEND`` from the
         launch's environment, else bitfusion. Raises ``KernelLaunchError`` (published) for an
         unknown name or one that contradicts the kernelspec's ``gpu_backend``."""
-        asked = str(env.get(BACKEND_ENV, "")).strip().lower()
+        asked = str(env.get(ENV_GPU_BACKEND, "")).strip().lower()
         if self.gpu_backend and asked and asked != self.gpu_backend:
             raise self.launch_failed(
-                f"{BACKEND_ENV} {asked} was refused: this kernelspec runs on the "
+                f"{ENV_GPU_BACKEND} {asked} was refused: this kernelspec runs on the "
                 f"{self.gpu_backend} backend only (its gpu_backend setting)."
             )
         try:
             return get_backend(self.gpu_backend or asked or DEFAULT_BACKEND).name
         except UnknownBackend as error:
-            raise self.launch_failed(f"{BACKEND_ENV} was refused: {error}.") from None
+            raise self.launch_failed(f"{ENV_GPU_BACKEND} was refused: {error}.") from None
 
     @override
     async def create_remote(self, start: RemoteStart) -> None:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from bf_jupyter.kernels.launch_slice import KernelLaunchError
+from bf_jupyter.kernels.sliced_kernel import KernelLaunchError
 from tests.e2e.kernels.conftest import KernelspecFactory, kernel_objects, pod_of
 from tests.e2e.managed_process import ManagedProcess
 from tests.integration.kernels.session import execute

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from bf_jupyter.kernels.launch_slice import KernelLaunchError
+from bf_jupyter.kernels.sliced_kernel import KernelLaunchError
 from tests.e2e.kernels.conftest import KERNEL_SELECTOR, KernelspecFactory, pod_of
 from tests.integration.kernels.session import execute
 
@@ -246,7 +246,7 @@ async def test_the_shipped_dra_rbac_is_exactly_what_the_server_needs(
     tmp_path: Any,
 ) -> None:
     from bf_jupyter.kubeapi import KubeApi
-    from bf_jupyter.server.pool import PoolReader
+    from bf_jupyter.server.pool_view import PoolReader
     from tests.e2e.server import notebook_rbac
     from tests.support.dra_cluster import grant_dra_rbac, revoke_dra_rbac
 

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from bf_jupyter.kernels.launch_slice import KernelLaunchError
 from bf_jupyter.kernels.progress import PROGRESS
+from bf_jupyter.kernels.sliced_kernel import KernelLaunchError
 from tests.integration.kernels.conftest import leases
 from tests.integration.kernels.session import collect_reply, execute, wait_for_output
 

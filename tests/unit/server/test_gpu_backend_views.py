@@ -10,7 +10,7 @@ from bf_jupyter.backends import Offer, get_backend
 from bf_jupyter.backends.hami import ALLOCATED_ANNOTATION, REGISTER_ANNOTATION
 from bf_jupyter.kubeapi import KubeApiError
 from bf_jupyter.server.gpu_backends import offer_from_pool, offered, price_json, quotas_json
-from bf_jupyter.server.pool import PoolReader
+from bf_jupyter.server.pool_view import PoolReader
 from bf_jupyter.server.quota import QuotaReader
 from bf_jupyter.slice import GpuSlice
 from tests.unit.backends.conftest import hami_register, node, pod

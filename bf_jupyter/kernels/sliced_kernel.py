@@ -11,31 +11,25 @@ jupyter_client does not always pass ``restart=True`` down to ``terminate``/``kil
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any, Protocol
 
 from traitlets import TraitError, Unicode, validate
 from traitlets.config import LoggingConfigurable
 
-from bf_jupyter.contract import ENV_GPU_BACKEND
+from bf_jupyter.contract import ENV_SLICE
+from bf_jupyter.identity import current_user
 from bf_jupyter.kernels.progress import PROGRESS, Stage
 from bf_jupyter.slice import GpuSlice, SliceError
 
 __all__ = [
-    "BACKEND_ENV",
     "LAUNCH_GATE_ATTRIBUTE",
-    "SLICE_ENV",
     "USER_ENV",
     "KernelLaunchError",
     "LaunchGate",
     "SlicedKernelMixin",
 ]
 
-SLICE_ENV = "BF_SLICE"
-BACKEND_ENV = (
-    ENV_GPU_BACKEND  # the launch's GPU backend; the Kubernetes provisioner renders with it
-)
 USER_ENV = "KERNEL_USERNAME"
 DEFAULT_SLICE = "1x50%"
 # The attribute of the server's kernel manager (a provisioner's parent's parent) that holds the
@@ -90,8 +84,8 @@ class SlicedKernelMixin(LoggingConfigurable):
         """
         if self.kernel_id:
             PROGRESS.begin(str(self.kernel_id))
-        text = (env or {}).get(SLICE_ENV, "").strip()
-        source = SLICE_ENV if text else "default_slice"
+        text = (env or {}).get(ENV_SLICE, "").strip()
+        source = ENV_SLICE if text else "default_slice"
         try:
             chosen = GpuSlice.parse(text or self.default_slice)
         except SliceError as error:
@@ -125,20 +119,10 @@ class SlicedKernelMixin(LoggingConfigurable):
         return gate if callable(getattr(gate, "admit", None)) else None
 
     def kernel_user(self, env: Mapping[str, str] | None) -> str:
-        """Who the kernel belongs to: ``KERNEL_USERNAME`` of the launch, else the hub user, else
-        the server's login name."""
+        """Who the kernel belongs to: ``KERNEL_USERNAME`` of the launch, else the server's user
+        (``identity.current_user``: the hub user, else the login name)."""
         launch = (env or {}).get(USER_ENV, "").strip()
-        if launch:
-            return launch
-        hub_user = os.environ.get("JUPYTERHUB_USER", "").strip()
-        if hub_user:
-            return hub_user
-        import getpass
-
-        try:
-            return getpass.getuser()
-        except (KeyError, OSError):
-            return "unknown"
+        return launch or current_user()
 
     def publish(self, stage: Stage, message: str) -> None:
         """One start-up progress event for this kernel (relayed to the browser by the server)."""

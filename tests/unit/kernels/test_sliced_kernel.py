@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from traitlets import TraitError
 
-from bf_jupyter.kernels.launch_slice import KernelLaunchError
 from bf_jupyter.kernels.local import BitfusionLocalProvisioner
 from bf_jupyter.kernels.progress import PROGRESS
+from bf_jupyter.kernels.sliced_kernel import KernelLaunchError
 from bf_jupyter.slice import GpuSlice
 
 
