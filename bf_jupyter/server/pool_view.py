@@ -115,11 +115,13 @@ class PoolReader:
 
     def _dra_objects(self) -> tuple[list[Json], list[Json] | None]:
         """DRA's ResourceSlices and every namespace's ResourceClaims (None when they may not be
-        listed: the DRA pool then says so); none where DRA is not configured or not served."""
+        listed: the DRA pool then says so); none unless a dra backend is configured
+        (``gpu_backends``), or where the API is not served."""
         from bf_jupyter.kubeapi import KubeApiError, KubeUnavailable
 
+        # Only where configured: listing cluster-wide needs a ClusterRole most servers lack.
         wanted = [get_backend(name) for name in self.gpu_backends]
-        if self._kube is None or (wanted and not any(isinstance(b, DraBackend) for b in wanted)):
+        if self._kube is None or not any(isinstance(b, DraBackend) for b in wanted):
             return [], None
         api = self._kube()
         try:

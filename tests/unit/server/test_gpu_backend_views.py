@@ -143,8 +143,11 @@ def _claim(device: str, memory: str | None = None) -> dict[str, Any]:
 async def test_the_dra_pool_is_read_from_resource_slices_and_allocated_claims() -> None:
     claims = [_claim("gpu-0"), _claim("gpu-2", "12Gi"), _claim("gpu-2", "2Gi")]
     kube = FakeKube({"Node": [node("d1")], "ResourceSlice": [DRA_SLICE], "ResourceClaim": claims})
-    pool = await PoolReader("kubernetes", kube=lambda: kube).read()  # type: ignore[arg-type,return-value]
-    assert pool["gpu_backends"] == ["dra", "dra-consumable-capacity"]  # discovered from the slice
+    both = ["dra", "dra-consumable-capacity"]
+    reader = PoolReader("kubernetes", kube=lambda: kube, gpu_backends=both)  # type: ignore[arg-type,return-value]
+    pool = await reader.read()
+    assert pool["gpu_backends"] == both
+    assert offered([], [], [DRA_SLICE]) == both  # what the slices offer
     gpus = {g["id"]: g for g in pool["gpu_pools"]["dra"]["gpus"]}
     assert (gpus["d1/gpu-0"]["used_memory_mib"], gpus["d1/gpu-0"]["tasks"]) == (40960, 1)
     assert (gpus["d1/gpu-1"]["used_memory_mib"], gpus["d1/gpu-1"]["tasks"]) == (0, 0)
@@ -191,3 +194,9 @@ async def test_the_quota_message_names_dra_quota_when_bitfusion_has_none() -> No
         "gpu); DRA quota counts devices, not memory: a 1x8Gi claim costs one whole device of its "
         "class."
     )
+
+
+async def test_without_a_configured_dra_backend_no_dra_object_is_listed() -> None:
+    kube = FakeKube({"Node": [HAMI_NODE]})
+    await PoolReader("kubernetes", kube=lambda: kube).read()  # type: ignore[arg-type,return-value]
+    assert {kind for kind, _ in kube.calls} == {"Node", "Pod"}  # no ResourceSlice: no 403 to log
