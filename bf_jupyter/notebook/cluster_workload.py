@@ -19,6 +19,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from bf_jupyter.backends import NO_OFFER, GpuBackend, Offer, get_backend
+from bf_jupyter.container_waiting import PULL_FAILURES, lasting_create_failure
 from bf_jupyter.contract import (
     COMPONENT_WORKLOAD,
     ENV_SLICE,
@@ -50,8 +51,6 @@ __all__ = [
 
 CONTAINER_NAME = "main"
 APP_NAME = "bf-jupyter"
-_PULL_FAILURES = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
-_CREATE_FAILURES = {"CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
 
 
 def workload_selector(user: str | None) -> str:
@@ -163,10 +162,10 @@ def pod_problem(pod: Mapping[str, Any]) -> str | None:
     for container in status.get("containerStatuses") or []:
         waiting = (container.get("state") or {}).get("waiting") or {}
         reason, message = waiting.get("reason", ""), waiting.get("message", "")
-        if reason in _PULL_FAILURES:
+        if reason in PULL_FAILURES:
             image = images.get(container.get("name")) or container.get("image", "")
             return f"image {image} cannot be pulled ({reason}): {message or 'no details'}"
-        if reason in _CREATE_FAILURES:
+        if lasting_create_failure(reason, message):
             return f"container {container.get('name')} cannot start ({reason}): {message or 'no details'}"
     for condition in status.get("conditions") or []:
         if (

@@ -13,24 +13,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bf_jupyter.bitfusion.run_output import failure_reason
+from bf_jupyter.container_waiting import PULL_FAILURES, lasting_create_failure
 
 if TYPE_CHECKING:
     from bf_jupyter.kernels.progress import Stage
 
 __all__ = ["PodReading", "event_failure", "event_progress", "one_sentence", "read_pod"]
 
-_PULL_FAILURES = frozenset(
-    {
-        "ErrImagePull",
-        "ImagePullBackOff",
-        "InvalidImageName",
-        "ErrImageNeverPull",
-        "RegistryUnavailable",
-    }
-)
-_CREATE_FAILURES = frozenset(
-    {"CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
-)
 _MAX_SENTENCE = 400
 _SPACES = re.compile(r"\s+")
 
@@ -152,10 +141,10 @@ def _waiting_failure(
     """Why a container that waits will never run: its image, its configuration, or crashes."""
     reason = str(waiting.get("reason") or "")
     message = str(waiting.get("message") or "").strip()
-    if reason in _PULL_FAILURES:
+    if reason in PULL_FAILURES:
         detail = f": {message}" if message else ""
         return one_sentence(f"The kernel image {image} cannot be pulled ({reason}){detail}")
-    if reason in _CREATE_FAILURES:
+    if lasting_create_failure(reason, message):
         return one_sentence(
             f"The kernel container cannot be created ({reason}): {message or 'no detail'}"
         )

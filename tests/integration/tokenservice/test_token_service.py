@@ -200,8 +200,8 @@ def test_headers_past_the_bound_are_refused(
 ) -> None:
     try:
         code, _ = _ask(token_service, {"Authorization": "Bearer " + "a" * (64 << 10)})
-    except (http.client.HTTPException, ConnectionError):
-        code = 0  # tornado may close the connection instead of answering
+    except (http.client.HTTPException, ConnectionError, ssl.SSLError):
+        code = 0  # tornado may close the connection instead of answering (mid-handshake: SSLEOF)
     assert code in (0, 400, 431)
     assert scenario.asked == []
 

@@ -136,6 +136,17 @@ def test_missing_secret_or_config_is_a_create_failure() -> None:
     )
 
 
+def test_a_node_not_yet_allowed_to_read_the_kernels_secret_is_waited_for() -> None:
+    # The Node authorizer learns of the pod from a watch; the kubelet retries when it is refused.
+    message = (
+        'secrets "bf-kernel-1" is forbidden: User "system:node:n" cannot get resource "secrets" '
+        'in API group "" in the namespace "lab": no relationship found between node \'n\' and '
+        "this object"
+    )
+    pod = _pod(node="n", waiting={"reason": "CreateContainerConfigError", "message": message})
+    assert read_pod(pod, container="kernel").failure is None
+
+
 def test_container_creating_is_not_a_failure() -> None:
     pod = _pod(node="n", waiting={"reason": "ContainerCreating"})
     assert read_pod(pod, container="kernel").failure is None
