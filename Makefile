@@ -14,7 +14,7 @@ JLPM := PATH="$(abspath $(BIN)):$$PATH" $(abspath $(BIN))/jlpm
 LABEXT_SOURCES := $(wildcard labextension/src/*.ts labextension/src/*.tsx labextension/style/*.* \
   labextension/style/icons/*.svg labextension/schema/*.json) labextension/package.json labextension/yarn.lock
 
-.PHONY: help install demo test lint format pytest jstest cluster-binaries protos clean
+.PHONY: help install demo test lint format pytest jstest cluster-binaries helm-binary protos clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -68,7 +68,12 @@ format: install $(STAMPS)/node  ## Rewrite sources with ruff format, ruff's fixe
 cluster-binaries:  ## Build (or reuse) the e2e control plane's binaries from the pinned release
 	tests/cluster/build/build.sh
 
-pytest: install $(STAMPS)/chromium cluster-binaries  ## Run the Python test suites only
+# The helm that installs cluster/helm/bf-jupyter in the e2e tests, pinned in its own module
+# (tests/cluster/build/helm/go.mod) and cache folder, so moving it never rebuilds the control plane.
+helm-binary:  ## Build (or reuse) the pinned helm the chart's tests use
+	tests/cluster/build/helm/build.sh
+
+pytest: install $(STAMPS)/chromium cluster-binaries helm-binary  ## Run the Python test suites only
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 jstest: $(STAMPS)/node  ## Run the sidebar's jest tests

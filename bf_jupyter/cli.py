@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import Protocol, cast
 
-from bf_jupyter import __version__
+from bf_jupyter.version import __version__
 
 # subcommand → module implementing it (see the module docstring for the protocol).
 COMMANDS: dict[str, str] = {

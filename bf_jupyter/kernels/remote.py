@@ -35,8 +35,8 @@ from typing_extensions import override
 
 from bf_jupyter.kernels.environment import kernel_environment
 from bf_jupyter.kernels.kernel_channels import await_kernel_info, request_interrupt
+from bf_jupyter.kernels.kubernetes.pod_builder import kernel_ports
 from bf_jupyter.kernels.launch_slice import SlicedKernelMixin
-from bf_jupyter.kernels.pod_builder import kernel_ports
 
 if TYPE_CHECKING:
     from jupyter_client.connect import KernelConnectionInfo

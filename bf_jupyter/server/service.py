@@ -12,7 +12,6 @@ import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from bf_jupyter import __version__
 from bf_jupyter.backends import UnknownBackend, get_backend
 from bf_jupyter.contract import QUOTA_RESOURCE
 from bf_jupyter.server.cache import CoalescingCache
@@ -24,6 +23,7 @@ from bf_jupyter.server.kernels import GpuKernels
 from bf_jupyter.server.pool import PoolReader
 from bf_jupyter.server.quota import Price, QuotaReader, price
 from bf_jupyter.slice import GpuSlice, SliceError
+from bf_jupyter.version import __version__
 
 if TYPE_CHECKING:
     from bf_jupyter.kubeapi import KubeApi

@@ -1,8 +1,10 @@
-"""Where the test cluster's control-plane binaries are: the cache that ``make cluster-binaries``
-(``tests/cluster/build/build.sh``) fills from the release pinned in ``tests/cluster/build/go.mod``.
+"""Where the test cluster's binaries are: the cache that ``make cluster-binaries``
+(``tests/cluster/build/build.sh``) fills from the release pinned in ``tests/cluster/build/go.mod``,
+and the helm that ``make helm-binary`` (``tests/cluster/build/helm/build.sh``) builds from the one
+pinned in ``tests/cluster/build/helm/go.mod``.
 
-The build script owns the cache key; this module asks it for the folder (``build.sh --bin-dir``,
-which builds nothing) so the key is computed in one place only.
+The build scripts own the cache keys; this module asks them for the folder (``build.sh --bin-dir``,
+which builds nothing) so each key is computed in one place only.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 BUILD_SCRIPT = Path(__file__).resolve().parent / "build" / "build.sh"
+HELM_BUILD_SCRIPT = Path(__file__).resolve().parent / "build" / "helm" / "build.sh"
 
 
 class MissingBinariesError(RuntimeError):
@@ -45,13 +48,13 @@ class ControlPlaneBinaries:
         return cls(**paths)
 
 
-def cache_folder() -> Path:
-    """The folder that holds (or will hold) the binaries of the current pin."""
+def cache_folder(build_script: Path = BUILD_SCRIPT) -> Path:
+    """The folder that holds (or will hold) the binaries of the current pin of ``build_script``."""
     result = subprocess.run(
-        ["bash", str(BUILD_SCRIPT), "--bin-dir"], capture_output=True, text=True, check=False
+        ["bash", str(build_script), "--bin-dir"], capture_output=True, text=True, check=False
     )
     if result.returncode != 0:
-        raise MissingBinariesError(result.stderr.strip() or f"{BUILD_SCRIPT} --bin-dir failed")
+        raise MissingBinariesError(result.stderr.strip() or f"{build_script} --bin-dir failed")
     return Path(result.stdout.strip())
 
 
@@ -63,3 +66,17 @@ def find_binaries() -> ControlPlaneBinaries:
     Raises ``MissingBinariesError`` (one line: run ``make cluster-binaries``) when they are absent.
     """
     return ControlPlaneBinaries.in_folder(cache_folder())
+
+
+@functools.cache
+def find_helm() -> Path:
+    """The cached helm of the pinned release, found once per process.
+
+    Raises ``MissingBinariesError`` (one line: run ``make helm-binary``) when it is absent.
+    """
+    helm = cache_folder(HELM_BUILD_SCRIPT) / "helm"
+    if not helm.is_file():
+        raise MissingBinariesError(
+            f"{helm} is missing: run `make helm-binary` to build the helm the chart's tests use"
+        )
+    return helm

@@ -147,10 +147,6 @@ class BitfusionStack:
             capture_output=True,
             timeout=60,
         )
-        tokens = self.root / "tokens"
-        tokens.mkdir()
-        for name, text in TOKEN_FILES.items():
-            (tokens / name).write_text(text)
         self._kubectl("create", "namespace", SYSTEM_NAMESPACE)
         system = ("-n", SYSTEM_NAMESPACE)
         self._kubectl(
@@ -164,11 +160,19 @@ class BitfusionStack:
             f"--from-file=tls.key={certs / 'token-service.key'}",
             f"--from-file=ca.crt={certs / 'ca.crt'}",
         )  # fmt: skip
+        self._create_token_secret()
+        self._kubectl("apply", "-k", str(cluster))
+
+    def _create_token_secret(self) -> None:
+        """The Bitfusion token files (simulated) as the Secret in bf-system, as the README says."""
+        tokens = self.root / "tokens"
+        tokens.mkdir()
+        for name, text in TOKEN_FILES.items():
+            (tokens / name).write_text(text)
         self._kubectl(
-            *system, "create", "secret", "generic", TOKEN_SECRET,
+            "-n", SYSTEM_NAMESPACE, "create", "secret", "generic", TOKEN_SECRET,
             *(f"--from-file={tokens / name}" for name in TOKEN_FILES),
         )  # fmt: skip
-        self._kubectl("apply", "-k", str(cluster))
 
     def _wait_until_ready(self) -> None:
         for deployment in ("bf-webhook", "bf-token-service"):

@@ -25,3 +25,12 @@ def test_cli_without_a_command_prints_help_and_exits_2() -> None:
     )
     assert result.returncode == 2
     assert "usage: bf-jupyter" in result.stdout
+
+
+def test_the_installed_distribution_has_the_version_module_s_version() -> None:
+    from importlib.metadata import version
+
+    import bf_jupyter
+    from bf_jupyter.version import __version__
+
+    assert version("bf-jupyter") == __version__ == bf_jupyter.__version__

@@ -13,9 +13,9 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import TextIO
 
-from bf_jupyter import __version__
 from bf_jupyter.bitfusion.sim.errors import EXIT_USAGE, SimError, UsageError
 from bf_jupyter.slice import GpuSlice, SliceError
+from bf_jupyter.version import __version__
 
 __all__ = ["main", "split_run_args", "split_wait"]
 

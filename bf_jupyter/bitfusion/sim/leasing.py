@@ -13,9 +13,9 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, TextIO
 
-from bf_jupyter import __version__
 from bf_jupyter.bitfusion.sim.errors import CannotServe, SimError, UsageError
 from bf_jupyter.bitfusion.sim.store import rfc3339_now
+from bf_jupyter.version import __version__
 
 if TYPE_CHECKING:
     from bf_jupyter.bitfusion.sim.pool import Placement, Pool

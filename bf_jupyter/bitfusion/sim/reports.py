@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from bf_jupyter import __version__
+from bf_jupyter.version import __version__
 
 if TYPE_CHECKING:
     from bf_jupyter.bitfusion.sim.pool import Pool, Usage

@@ -36,10 +36,10 @@ from typing import Any
 
 import yaml
 
-from bf_jupyter import __version__
 from bf_jupyter.bitfusion.client import BitfusionClient
 from bf_jupyter.contract import ANNOTATION_CLIENT_OS, ANNOTATION_CLIENT_VERSION
 from bf_jupyter.quantity import QuantityError, format_bytes, parse_quantity
+from bf_jupyter.version import __version__
 
 __all__ = [
     "DEFAULT_TOKEN_AUDIENCE",

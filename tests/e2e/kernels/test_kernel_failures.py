@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from bf_jupyter.kernels.kubernetes.pod_builder import pod_name_for
 from bf_jupyter.kernels.launch_slice import KernelLaunchError
-from bf_jupyter.kernels.pod_builder import pod_name_for
 from bf_jupyter.kernels.progress import PROGRESS
 from tests.e2e.kernels.conftest import KernelspecFactory, kernel_objects, lease_slices
 

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 from jupyter_client.manager import AsyncKernelManager
 
-from bf_jupyter.kernels.kernel_reaper import KernelReaper
+from bf_jupyter.kernels.kubernetes.reaper import KernelReaper
 from bf_jupyter.kernels.launch_slice import KernelLaunchError
-from bf_jupyter.kernels.reattach import reattach_kernel
+from bf_jupyter.server.reattach import reattach_kernel
 from tests.e2e.kernels.conftest import KernelspecFactory, kernel_objects, lease_slices, pod_of
 from tests.integration.kernels.session import execute
 

@@ -72,9 +72,9 @@ def notebook_identity(
 def _forget_provisioner_connection() -> None:
     """The provisioner keeps one API connection per (kubeconfig, context) for the process; the
     next test's service account must not reuse this one's."""
-    from bf_jupyter.kernels import kubernetes
+    from bf_jupyter.kernels.kubernetes import provisioner
 
-    connection = kubernetes._APIS.pop(("", ""), None)
+    connection = provisioner._APIS.pop(("", ""), None)
     if connection is not None:
         connection.close()
 

@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from bf_jupyter.kernels.culling import RECOMMENDED_CULLING, culling_config
+from bf_jupyter.server.culling import RECOMMENDED_CULLING, culling_config
 from tests.integration.kernels.conftest import leases
 
 

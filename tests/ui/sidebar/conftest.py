@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from importlib.metadata import entry_points
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -28,7 +30,20 @@ HAVE_PROVISIONER = any(
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """A JupyterLab server with the extension on the local backend (pool: see the module doc)."""
-    home = tmp_path_factory.mktemp("lab")
+    with running_lab(tmp_path_factory.mktemp("lab")) as lab:
+        yield lab
+
+
+@contextmanager
+def running_lab(
+    home: Path,
+    *,
+    env_changes: Callable[[dict[str, str]], None] = lambda env: None,
+    settings: Mapping[str, object] = MappingProxyType({}),
+) -> Iterator[Lab]:
+    """``bf-jupyter lab --backend local`` in ``home`` on the virtual pool; ``env_changes`` edits
+    its environment last (another pool, stand-ins on PATH), ``settings`` adds BitfusionExtension
+    settings."""
     config, data = home / "config", home / "data"
     for folder in (config, data):
         folder.mkdir(parents=True)
@@ -39,7 +54,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
         "HOME": str(home),
     }
-    extension: dict[str, object] = {"local_quota_units": 150}
+    extension: dict[str, object] = {"local_quota_units": 150, **settings}
     spec: dict[str, object] = {
         "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": "Python 3 (GPU slice)",
@@ -66,6 +81,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         "--LabApp.expose_app_in_browser=True",
         "--ServerApp.log_level=INFO",
     ]
+    env_changes(env)
     with running_server(command, home=home, env=env, options=options) as lab:
         yield lab
 

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from bf_jupyter.backends import Offer, SliceRefused, get_backend
-from bf_jupyter.kernels.pod_builder import KernelPodBuilder, KernelPodSettings, PodLaunch
+from bf_jupyter.kernels.kubernetes.pod_builder import KernelPodBuilder, KernelPodSettings, PodLaunch
 from bf_jupyter.slice import GpuSlice
 
 

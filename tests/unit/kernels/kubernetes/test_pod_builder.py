@@ -16,7 +16,7 @@ from bf_jupyter.contract import (
     LABEL_USER,
     ManagementMode,
 )
-from bf_jupyter.kernels.pod_builder import (
+from bf_jupyter.kernels.kubernetes.pod_builder import (
     KernelPodBuilder,
     KernelPodSettings,
     PodLaunch,

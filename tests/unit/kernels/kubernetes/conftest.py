@@ -1,10 +1,10 @@
-"""Fixtures for the kernel pod builder and the provisioners' pure parts."""
+"""Fixtures for the kernel pod builder (the Kubernetes leaf of the provisioners)."""
 
 from __future__ import annotations
 
 import pytest
 
-from bf_jupyter.kernels.pod_builder import (
+from bf_jupyter.kernels.kubernetes.pod_builder import (
     KernelPodBuilder,
     KernelPodSettings,
     PodLaunch,

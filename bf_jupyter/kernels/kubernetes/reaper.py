@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from bf_jupyter.contract import LABEL_COMPONENT, LABEL_KERNEL_ID, LABEL_NAME, LABEL_SERVER
-from bf_jupyter.kernels.pod_builder import label_value
+from bf_jupyter.kernels.kubernetes.pod_builder import label_value
 from bf_jupyter.kubeapi import KubeApi, KubeApiError
 
 __all__ = ["KernelReaper", "server_pod_owner"]

@@ -13,9 +13,14 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from bf_jupyter.bitfusion.run_output import failure_reason, read_run_line
-from bf_jupyter.kernels import pod_watch
-from bf_jupyter.kernels.pod_builder import CONTAINER_NAME
-from bf_jupyter.kernels.pod_status import PodReading, event_progress, one_sentence, read_pod
+from bf_jupyter.kernels.kubernetes import pod_watch
+from bf_jupyter.kernels.kubernetes.pod_builder import CONTAINER_NAME
+from bf_jupyter.kernels.kubernetes.pod_status import (
+    PodReading,
+    event_progress,
+    one_sentence,
+    read_pod,
+)
 from bf_jupyter.kernels.remote import Address, Progress, RemoteStartFailure
 from bf_jupyter.kubeapi import KubeApiError, KubeUnavailable
 

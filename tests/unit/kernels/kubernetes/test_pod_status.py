@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bf_jupyter.kernels.pod_status import event_progress, one_sentence, read_pod
+from bf_jupyter.kernels.kubernetes.pod_status import event_progress, one_sentence, read_pod
 
 
 def _pod(

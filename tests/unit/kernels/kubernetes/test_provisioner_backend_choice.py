@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from traitlets import TraitError
 
-from bf_jupyter.kernels.kubernetes import BitfusionKubernetesProvisioner
+from bf_jupyter.kernels.kubernetes.provisioner import BitfusionKubernetesProvisioner
 from bf_jupyter.kernels.launch_slice import BACKEND_ENV, KernelLaunchError
 
 

@@ -32,17 +32,17 @@ from bf_jupyter.backends import (
     UnknownBackend,
     get_backend,
 )
-from bf_jupyter.kernels import pod_watch
-from bf_jupyter.kernels.kernel_reaper import KernelReaper, server_pod_owner
-from bf_jupyter.kernels.launch_slice import BACKEND_ENV
-from bf_jupyter.kernels.pod_builder import (
+from bf_jupyter.kernels.kubernetes import pod_watch
+from bf_jupyter.kernels.kubernetes.pod_builder import (
     CONTAINER_NAME,
     KernelPodBuilder,
     KernelPodSettings,
     PodLaunch,
 )
-from bf_jupyter.kernels.pod_startup import PodStartupWatch
-from bf_jupyter.kernels.pod_status import one_sentence, read_pod
+from bf_jupyter.kernels.kubernetes.pod_startup import PodStartupWatch
+from bf_jupyter.kernels.kubernetes.pod_status import one_sentence, read_pod
+from bf_jupyter.kernels.kubernetes.reaper import KernelReaper, server_pod_owner
+from bf_jupyter.kernels.launch_slice import BACKEND_ENV
 from bf_jupyter.kernels.remote import (
     Address,
     Progress,
@@ -52,6 +52,7 @@ from bf_jupyter.kernels.remote import (
 )
 from bf_jupyter.kubeapi import KubeApi, KubeApiError, KubeUnavailable
 from bf_jupyter.slice import SliceError
+from bf_jupyter.version import __version__
 
 __all__ = ["BitfusionKubernetesProvisioner", "GpuKubernetesProvisioner"]
 
@@ -71,7 +72,7 @@ class BitfusionKubernetesProvisioner(RemoteKernelProvisioner):
         "else 'default')."
     ).tag(config=True)
     image = Unicode(
-        "bf-jupyter/kernel:0.1.0", help="Kernel image (cluster/images/kernel.Dockerfile)."
+        f"bf-jupyter/kernel:{__version__}", help="Kernel image (cluster/images/kernel.Dockerfile)."
     ).tag(config=True)
     image_pull_policy = Unicode("IfNotPresent", help="Always, IfNotPresent or Never.").tag(
         config=True
