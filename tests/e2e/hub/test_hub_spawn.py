@@ -11,10 +11,13 @@ from typing import TYPE_CHECKING
 import requests
 
 from bf_jupyter.contract import ANNOTATION_STATUS, QUOTA_RESOURCE, STATUS_INJECTED
+from tests.e2e.hub import hub_rbac
+from tests.e2e.server import notebook_rbac
 
 if TYPE_CHECKING:
     from tests.e2e.cluster_handle import ClusterHandle
     from tests.e2e.hub.conftest import StartHub
+    from tests.e2e.hub.hub_rbac import HubIdentity
     from tests.e2e.hub.hub_process import RunningHub
     from tests.e2e.stack import BitfusionStack
 
@@ -24,7 +27,11 @@ HALF_GPU = {"profile": "bitfusion-gpu", "profile-option-bitfusion-gpu--gpu": "1x
 
 
 def test_a_user_spawns_a_server_on_the_slice_chosen_in_the_form_and_stopping_releases_it(
-    hub: RunningHub, cluster: ClusterHandle, bitfusion_stack: BitfusionStack, namespace: str
+    hub: RunningHub,
+    hub_identity: HubIdentity,
+    cluster: ClusterHandle,
+    bitfusion_stack: BitfusionStack,
+    namespace: str,
 ) -> None:
     # given alice logged in, looking at the spawn form
     browser = hub.browser(USER).login()
@@ -62,6 +69,12 @@ def test_a_user_spawns_a_server_on_the_slice_chosen_in_the_form_and_stopping_rel
     hub.stop_server(USER)
     cluster.wait_for_pod_gone(namespace, POD, timeout=60)
     assert bitfusion_stack.leases(namespace) == []
+
+    # and the hub did all of it with exactly the shipped RBAC: nothing refused, nothing unused
+    assert cluster.control_plane is not None
+    calls = notebook_rbac.calls(cluster.control_plane, hub_identity.user)
+    assert [c.describe() for c in calls if not c.allowed] == []
+    assert notebook_rbac.used(calls) == hub_rbac.granted()
 
 
 def test_the_spawn_form_marks_what_the_quota_cannot_hold_and_shows_what_remains(
