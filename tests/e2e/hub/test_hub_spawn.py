@@ -17,8 +17,8 @@ from tests.e2e.server import notebook_rbac
 if TYPE_CHECKING:
     from tests.e2e.cluster_handle import ClusterHandle
     from tests.e2e.hub.conftest import StartHub
-    from tests.e2e.hub.hub_rbac import HubIdentity
     from tests.e2e.hub.hub_process import RunningHub
+    from tests.e2e.hub.hub_rbac import HubIdentity
     from tests.e2e.stack import BitfusionStack
 
 USER = "alice"
