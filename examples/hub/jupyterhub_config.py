@@ -7,6 +7,8 @@ account (``cluster/hub``) is at hand::
 tests/e2e/hub loads this file as it is and adds only its addresses, authenticator and namespace.
 """
 
+import sys
+
 from bf_jupyter.hub import gpu_slice_profile
 from bf_jupyter.hub_form import FORM_TEMPLATES, fitting_profile_list
 
@@ -27,3 +29,25 @@ c.KubeSpawner.profile_list = fitting_profile_list(
     ]
 )
 c.KubeSpawner.additional_profile_form_template_paths = [FORM_TEMPLATES]
+
+# An idle server holds its slice (the whole server runs under `bitfusion run`): cull it. The culler
+# stops servers idle for an hour; it may only list users, read their activity and stop servers.
+c.JupyterHub.services = [
+    {
+        "name": "idle-culler",
+        "command": [
+            sys.executable,
+            "-m",
+            "jupyterhub_idle_culler",
+            "--timeout=3600",
+            "--cull-every=300",
+        ],
+    }
+]
+c.JupyterHub.load_roles = [
+    {
+        "name": "idle-culler",
+        "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+        "services": ["idle-culler"],
+    }
+]

@@ -93,8 +93,8 @@ class RunningHub:
                 c.JupyterHub.authenticator_class = "dummy"
                 c.DummyAuthenticator.password = {PASSWORD!r}
                 c.Authenticator.allow_all = True
-                c.JupyterHub.services = [{{"name": "e2e", "api_token": {api_token!r}}}]
-                c.JupyterHub.load_roles = [{{"name": "admin", "services": ["e2e"]}}]
+                c.JupyterHub.services.append({{"name": "e2e", "api_token": {api_token!r}}})
+                c.JupyterHub.load_roles.append({{"name": "admin", "services": ["e2e"]}})
                 c.ConfigurableHTTPProxy.command = [{str(bin_dir / "configurable-http-proxy")!r}]
                 c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api_port}"
                 c.ConfigurableHTTPProxy.pid_file = {str(root / "proxy.pid")!r}

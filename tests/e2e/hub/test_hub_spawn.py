@@ -168,3 +168,30 @@ def with_quota(cluster: ClusterHandle, namespace: str, units: int) -> None:
         lambda _event, obj: bool((obj.get("status") or {}).get("hard")),
         describe="the quota's status",
     )
+
+
+# The example's culler, with seconds instead of an hour (one more line: the culler's command).
+CULL_FAST = """
+import sys
+c.JupyterHub.services[0]["command"] = [
+    sys.executable, "-m", "jupyterhub_idle_culler", "--timeout=10", "--cull-every=5"
+]
+"""
+
+
+def test_an_idle_server_is_culled_and_its_slice_released(
+    start_hub: StartHub, cluster: ClusterHandle, bitfusion_stack: BitfusionStack, namespace: str
+) -> None:
+    # given the example's idle culler, with a 10 s timeout
+    hub = start_hub(CULL_FAST)
+
+    # when alice starts a server on half a GPU and leaves it alone
+    outcome = hub.browser(USER).login().spawn(HALF_GPU)
+    assert outcome.ready, outcome.message
+    assert len(bitfusion_stack.leases(namespace)) == 1
+
+    # then the culler stops it, and the slice is released
+    cluster.wait_for_pod_gone(namespace, POD, timeout=120)
+    assert bitfusion_stack.leases(namespace) == []
+    hub.wait_stopped(USER)
+    assert "" not in hub.api("GET", f"users/{USER}").json()["servers"]
