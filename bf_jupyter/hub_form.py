@@ -32,10 +32,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bf_jupyter.backends import BACKEND_NAMES, Offer, get_backend
-from bf_jupyter.contract import QUOTA_RESOURCE, units_to_gpus
+from bf_jupyter.backends import GpuBackend, Offer, get_backend
 from bf_jupyter.hub import CHOICE_SLICE_KEY, SLICE_OPTION, SpawnRefused, profile_marks
-from bf_jupyter.server.gpu_backends import price_json, quotas_json
+from bf_jupyter.server.errors import ApiError
+from bf_jupyter.server.gpu_backends import price_json
+from bf_jupyter.server.quota import cluster_quota_json, price
 from bf_jupyter.slice import GpuSlice
 
 if TYPE_CHECKING:
@@ -92,7 +93,7 @@ def mark_fit(profiles: Sequence[Mapping[str, Any]], context: FitContext) -> Prof
     ``unavailable`` (the reason), says so in its name, cannot be the default, and refuses a spawn
     with the reason; GPU profiles' descriptions end with the remaining quota."""
     marked: Profiles = [copy.deepcopy(dict(p)) for p in profiles]
-    quotas = quotas_json(BACKEND_NAMES, context.quotas)
+    quota = cluster_quota_json(context.namespace, list(context.quotas))
     for profile in marked:
         marks = profile_marks(profile)
         if marks is None:
@@ -103,33 +104,61 @@ def mark_fit(profiles: Sequence[Mapping[str, Any]], context: FitContext) -> Prof
             per_gpu_memory_bytes=pool.offer().per_gpu_memory_bytes,
             mig_profiles=marks.mig_profiles or pool.offer().mig_profiles,
         )
-        entries = quotas.get(backend.name, [])
+        entries = quota["gpu_quotas"].get(backend.name, [])
         option = profile["profile_options"][SLICE_OPTION]
         for choice in option["choices"].values():
             gpu_slice = GpuSlice.parse(choice[CHOICE_SLICE_KEY])
-            reason = _why_not(backend.name, gpu_slice, entries, offer, pool.to_json())
+            reason = _why_not(
+                backend, gpu_slice, quota=quota, entries=entries, offer=offer, pool=pool.to_json()
+            )
             if reason is not None:
                 _mark_unavailable(choice, reason)
         _move_default_to_an_available_choice(option["choices"])
-        profile["description"] = f"{profile.get('description', '')} {_remaining(entries)}".strip()
+        remaining = _remaining(backend.name, quota, entries)
+        profile["description"] = f"{profile.get('description', '')} {remaining}".strip()
     return marked
 
 
 def _why_not(
-    backend_name: str, gpu_slice: GpuSlice, entries: list[Json], offer: Offer, pool: Json
+    backend: GpuBackend,
+    gpu_slice: GpuSlice,
+    *,
+    quota: Json,
+    entries: list[Json],
+    offer: Offer,
+    pool: Json,
 ) -> str | None:
-    priced = price_json(get_backend(backend_name), gpu_slice, entries, offer)
+    """Why ``gpu_slice`` does not fit, priced as the server prices it (Bitfusion: quota units)."""
+    priced = price_json(backend, gpu_slice, entries, offer)
+    if backend.name == "bitfusion":
+        try:
+            verdict = price(
+                gpu_slice,
+                quota=quota,
+                pool=None,
+                per_gpu_memory=offer.per_gpu_memory_bytes,
+                gpu_backend=backend,
+            )
+        except ApiError as error:
+            return error.message
+        if not verdict.fits:
+            return verdict.reason
     if not priced["fits"]:
         return str(priced["reason"])
-    for charge in priced["charges"]:
+    return _capacity_refusal(gpu_slice, priced["charges"], pool)
+
+
+def _capacity_refusal(gpu_slice: GpuSlice, charges: list[Json], pool: Json) -> str | None:
+    """A charge larger than what any node has (free, or allocatable when pods are not read)."""
+    for charge in charges:
         capacities = [r for r in pool["resources"] if r["resource"] == charge["resource"]]
         if not capacities:
             continue
         most = max(r["allocatable"] if r["free"] is None else r["free"] for r in capacities)
         if charge["amount"] > most:
             return (
-                f"{gpu_slice.describe()} needs {charge['amount']} {charge['unit']} of "
-                f"{charge['resource']} on one node, but no node has more than {most}"
+                f"{gpu_slice.describe()} needs {charge['amount']} of {charge['resource']} on "
+                f"one node, but no node has more than {most}"
             )
     return None
 
@@ -154,13 +183,12 @@ def _move_default_to_an_available_choice(choices: dict[str, dict[str, Any]]) -> 
         available[0]["default"] = True
 
 
-def _remaining(entries: list[Json]) -> str:
+def _remaining(backend_name: str, quota: Json, entries: list[Json]) -> str:
+    if backend_name == "bitfusion":
+        return f"Quota: {quota['message']}" if quota["has_quota"] else "No GPU quota here."
     if not entries:
-        return "No GPU quota in this namespace."
+        return "No GPU quota here."
     tightest = min(entries, key=lambda e: e["remaining"])
-    if tightest["key"].endswith(QUOTA_RESOURCE):
-        remaining, hard = units_to_gpus(tightest["remaining"]), units_to_gpus(tightest["hard"])
-        return f"Quota: {remaining:g} of {hard:g} GPUs remain ({tightest['source']})."
     return (
         f"Quota: {tightest['remaining']} of {tightest['hard']} {tightest['key']} remain "
         f"({tightest['source']})."

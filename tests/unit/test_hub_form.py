@@ -44,7 +44,7 @@ def test_a_slice_over_the_remaining_quota_is_unavailable_with_the_reason() -> No
     choices = gpu_choices(marked)
     assert "unavailable" not in choices["1x25"]
     reason = choices["1x50"]["unavailable"]
-    assert "costs 50" in reason and "only 40 of 100 remain" in reason
+    assert "costs 50 bitfusion.io/gpu units but only 40 of 100 remain" in reason
     assert "ResourceQuota gpu-quota" in reason
     assert choices["1x50"]["display_name"].endswith(f"— unavailable: {reason}")
     assert "unavailable" in choices["1x100"]
@@ -64,14 +64,16 @@ def test_a_slice_larger_than_any_node_is_unavailable() -> None:
     choices = gpu_choices(marked)
     assert "unavailable" not in choices["1x100"]
     assert "no node has more than 100" in choices["2x100"]["unavailable"]
-    assert marked[1]["description"].endswith("No GPU quota in this namespace.")
+    assert marked[1]["description"].endswith("No GPU quota here.")
 
 
 def test_choosing_an_unavailable_slice_anyway_refuses_the_spawn_with_the_reason() -> None:
     context = FitContext("team-a", [quota(100, 100)], [node("n1", 200)])
     marked = mark_fit([gpu_slice_profile(slices=["1x25%"])], context)
     override = marked[0]["profile_options"]["gpu"]["choices"]["1x25"]["kubespawner_override"]
-    with pytest.raises(SpawnRefused, match="does not fit: 1 GPU × 25 % costs 25"):
+    with pytest.raises(
+        SpawnRefused, match=r"does not fit: 1 GPU × 25 % costs 25 bitfusion\.io/gpu units"
+    ):
         override["bf_jupyter_refusal"](object())
 
 

@@ -91,7 +91,7 @@ def test_the_spawn_form_marks_what_the_quota_cannot_hold_and_shows_what_remains(
     assert re.search(r'<option value="1x25"\s+selected>', form), form
     assert re.search(r'<option value="1x50" disabled title="[^"]*costs 50', form), form
     assert re.search(r'<option value="1x100" disabled', form), form
-    assert "only 40 of 40 remain (ResourceQuota gpu-quota" in form
+    assert "only 40 of 40 remain in the quota (ResourceQuota gpu-quota)" in form
     assert "Quota: 0.4 of 0.4 GPUs remain (ResourceQuota gpu-quota)." in form
 
 
