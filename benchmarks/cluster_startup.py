@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 if TYPE_CHECKING:
     from tests.cluster.binaries import ControlPlaneBinaries
-    from tests.e2e.stack import BitfusionStack
+    from tests.support.stack import BitfusionStack
 
 PHASES = (
     "control plane",
@@ -62,7 +62,7 @@ def timed_method(stack: BitfusionStack, name: str, label: str, times: dict[str, 
 
 
 def check_node_ready(stack: BitfusionStack) -> None:
-    from tests.e2e.stack import NODE_NAME
+    from tests.support.stack import NODE_NAME
 
     assert stack.handle is not None
     node = stack.handle.api.get("Node", NODE_NAME)
@@ -112,7 +112,7 @@ def check_webhook(stack: BitfusionStack) -> None:
 def check_token_service(stack: BitfusionStack) -> None:
     """GET /readyz on the token service's cluster IP (the kube-proxy stand-in → its pod), TLS
     verified with the CA the stack deployed."""
-    from tests.e2e.stack import SYSTEM_NAMESPACE
+    from tests.support.stack import SYSTEM_NAMESPACE
 
     assert stack.handle is not None
     service = stack.handle.api.get("Service", "bf-token-service", SYSTEM_NAMESPACE)
@@ -135,7 +135,7 @@ def _https_get(address: str, host: str, context: ssl.SSLContext, path: str) -> i
 
 def time_once(binaries: ControlPlaneBinaries) -> dict[str, float]:
     from tests.cluster.control_plane import ControlPlane
-    from tests.e2e.stack import BitfusionStack
+    from tests.support.stack import BitfusionStack
 
     times: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="bf-cluster-bench-") as folder:

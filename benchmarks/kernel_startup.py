@@ -4,7 +4,7 @@ In one run, interleaved, on this machine: a plain local ipykernel (the default p
 slice), the ``bitfusion-local`` provisioner (the kernel wrapped in ``bitfusion-sim run``), and the
 ``bitfusion-kubernetes`` provisioner on the e2e test cluster: the real control plane of the pinned
 release (``tests/cluster``, from the binaries ``make cluster-binaries`` caches) with our cluster side
-applied by ``kubectl apply -k`` (``tests/e2e/stack.py``) — Secret + pod through kube-apiserver, our
+applied by ``kubectl apply -k`` (``tests/support/stack.py``) — Secret + pod through kube-apiserver, our
 webhook's pod, kube-scheduler, the process-kubelet, ``bitfusion-sim run`` in the pod, watches,
 kernel_info over TCP.
 Prints median / p90 / min per kind and the Kubernetes overhead over the plain kernel (target
@@ -35,10 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, 
 from jupyter_client.manager import AsyncKernelManager
 
 from bf_jupyter.kernels.kernelspecs import KernelspecRequest, install_kernelspec, render_kernel_json
-from bf_jupyter.kernels.launch_slice import KernelLaunchError
 from bf_jupyter.kernels.progress import PROGRESS
+from bf_jupyter.kernels.sliced_kernel import KernelLaunchError
 from tests.cluster.control_plane import ControlPlane
-from tests.e2e.stack import BitfusionStack
+from tests.support.stack import BitfusionStack
 
 PULL_FAILURE_REASONS = {"ErrImagePull", "ImagePullBackOff"}
 

@@ -38,7 +38,7 @@ from typing import Any
 
 from bf_jupyter.backends import NO_OFFER, GpuBackend, Offer, get_backend
 from bf_jupyter.contract import ENV_GPU_BACKEND, ENV_SLICE
-from bf_jupyter.slice import TEXT_FORMS, GpuSlice, SliceError
+from bf_jupyter.slice import TEXT_FORMS, TEXT_SHAPE, GpuSlice, SliceError
 
 __all__ = [
     "SLICE_OPTION",
@@ -52,8 +52,6 @@ __all__ = [
 
 SLICE_OPTION = "gpu"
 DEFAULT_COMMAND = ("jupyterhub-singleuser",)
-# A coarse shape check for the free-form field; GpuSlice.parse gives the precise error.
-_UNLISTED_PATTERN = r"^\s*(\d+\s*([x×X*]\s*\S+)?|[mM][iI][gG]-\S+|[sS]hared)(\s+\S+=\S+)*\s*$"
 
 Override = dict[str, Any]
 PodHook = Callable[[Any, Any], Any]
@@ -199,7 +197,7 @@ def gpu_slice_profile(
             "enabled": True,
             "display_name": "GPU slice",
             "display_name_in_choices": "Other slice…",
-            "validation_regex": _UNLISTED_PATTERN,
+            "validation_regex": TEXT_SHAPE,
             "validation_message": f"Use {TEXT_FORMS}",
             "kubespawner_override": {
                 "bf_jupyter_slice": _custom_slice_applier(tuple(command), gpu_backend, offer)

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+from bf_jupyter.argv import option_words
 from bf_jupyter.contract import (
     ANNOTATION_FILTER,
     RESOURCE_AMOUNT,
@@ -36,6 +37,7 @@ __all__ = [
     "FILTER_KEYS",
     "MAX_AMOUNT",
     "TEXT_FORMS",
+    "TEXT_SHAPE",
     "Filter",
     "GpuSlice",
     "SliceError",
@@ -64,6 +66,9 @@ TEXT_FORMS = (
     "N, NxP%, NxMEMORY, NxMIG-PROFILE or Nxshared, optionally cores=C, "
     "e.g. 1, 1x50%, 2x8Gi, 1x8Gi cores=30, mig-1g.10gb, 1xshared"
 )
+# The text form's coarse shape, for a form field's pattern (checked before anything is sent);
+# GpuSlice.parse gives the precise error.
+TEXT_SHAPE = r"^\s*(\d+\s*([x×X*]\s*\S+)?|[mM][iI][gG]-\S+|[sS]hared)(\s+\S+=\S+)*\s*$"
 _MIG_PROFILE = re.compile(r"^mig-(?P<slices>\d+)g\.(?P<gb>\d+)gb(?:\+me)?$")
 SHARED = "shared"
 _CLIENT_FORMS = "-n N with -p FRACTION or -m MIB, and --filter KEY=VALUE"
@@ -280,26 +285,17 @@ class GpuSlice:
             "-m": "-m",
             "--memory": "-m",
         }
-        items = list(args)
-        i = 0
-        while i < len(items):
-            flag, eq, inline = items[i].partition("=")
-            if flag not in names and flag != "--filter":
+        for word in option_words(list(args), dict.fromkeys([*names, "--filter"], True)):
+            if word.flag is None:
                 raise SliceError(
-                    "argument", items[i], "is not a slice option", f"use {_CLIENT_FORMS}"
+                    "argument", word.words[0], "is not a slice option", f"use {_CLIENT_FORMS}"
                 )
-            if eq:
-                value = inline
-            elif i + 1 < len(items):
-                i += 1
-                value = items[i]
+            if word.value is None:
+                raise SliceError(word.flag, "", "needs a value", f"use {_CLIENT_FORMS}")
+            if word.flag == "--filter":
+                filters.append(Filter.parse(word.value))
             else:
-                raise SliceError(flag, "", "needs a value", f"use {_CLIENT_FORMS}")
-            if flag == "--filter":
-                filters.append(Filter.parse(value))
-            else:
-                values[names[flag]] = value
-            i += 1
+                values[names[word.flag]] = word.value
         if "-n" not in values:
             raise SliceError("-n", "", "is missing", f"use {_CLIENT_FORMS}")
         if "-p" in values and "-m" in values:

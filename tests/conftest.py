@@ -9,7 +9,11 @@ import os
 
 from hypothesis import settings
 
-pytest_plugins = ["tests.support.control_plane_fixtures", "tests.support.cluster_fixtures"]
+pytest_plugins = [
+    "tests.support.control_plane_fixtures",
+    "tests.support.cluster_fixtures",
+    "tests.support.notebook_fixtures",
+]
 
 settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):

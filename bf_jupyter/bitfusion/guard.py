@@ -45,7 +45,7 @@ EXIT_REFUSED = 2
 _AMOUNT = ("-n", "--num_gpus")
 _PARTIAL = ("-p", "--partial")
 _MEMORY = ("-m", "--memory")
-_PACKAGE_FILES = ("__init__.py", "contract.py", "quantity.py", "slice.py")
+_PACKAGE_FILES = ("__init__.py", "argv.py", "contract.py", "quantity.py", "slice.py", "version.py")
 
 
 class GuardRefusal(ValueError):

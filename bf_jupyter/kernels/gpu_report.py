@@ -13,6 +13,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from bf_jupyter.contract import ENV_SLICE
 from bf_jupyter.gpumeter import GpuMeter, GpuReading, NvmlProbe
 from bf_jupyter.gpumeter.meter import own_process_tree
 from bf_jupyter.slice import GpuSlice, SliceError
@@ -27,7 +28,7 @@ def kernel_meter(environ: Mapping[str, str] = os.environ) -> GpuMeter:
     """The meter of this kernel process: its slice from ``$BF_SLICE``, the lease's memory per GPU
     from ``$BF_GPU_MEMORY_MIB`` where the client set it."""
     try:
-        gpu_slice: GpuSlice | None = GpuSlice.parse(environ.get("BF_SLICE", ""))
+        gpu_slice: GpuSlice | None = GpuSlice.parse(environ.get(ENV_SLICE, ""))
     except SliceError:
         gpu_slice = None
     limit = environ.get("BF_GPU_MEMORY_MIB", "")

@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from bf_jupyter.backends import DEFAULT_BACKEND, UnknownBackend, get_backend
 from bf_jupyter.kernels.encryption import ipykernel_supports_curve
+from bf_jupyter.kubenames import is_dns_label
 from bf_jupyter.slice import GpuSlice, SliceError
 
 __all__ = [
@@ -39,8 +40,6 @@ _TEMPLATE_DIR = {"kubernetes": "bitfusion-kubernetes", "local": "bitfusion-local
 NEUTRAL_PROVISIONER = "gpu-kubernetes"
 # jupyter_client accepts these kernel names (its own rule, repeated so the error is ours and clear)
 _NAME = re.compile(r"^[a-z0-9._-]+$", re.IGNORECASE)
-# Kubernetes names: a DNS-1123 label for the namespace
-_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 class KernelspecError(ValueError):
@@ -171,7 +170,7 @@ def _check(request: KernelspecRequest) -> None:
                 f"--gpu-backend {name} applies to --backend kubernetes only: a local kernel runs "
                 "under bitfusion run, on the bitfusion backend"
             )
-    if request.namespace is not None and not _NAMESPACE.match(request.namespace):
+    if request.namespace is not None and not is_dns_label(request.namespace):
         raise KernelspecError(
             f"--namespace {request.namespace!r} is not a namespace name: use lower-case letters, "
             "digits and '-', at most 63 characters"

@@ -11,7 +11,7 @@ Start-up waits for the kernel's first ``kernel_info_reply``, relaying progress (
 "Locked N GPUs" line, ready) and failing with the client's own last line (e.g. the pool cannot serve
 the slice) as soon as the client exits.
 
-Per-launch slice: ``start_kernel(env={"BF_SLICE": "1x50%"})``; see ``launch_slice``.
+Per-launch slice: ``start_kernel(env={"BF_SLICE": "1x50%"})``; see ``sliced_kernel``.
 """
 
 from __future__ import annotations
@@ -32,9 +32,10 @@ from typing_extensions import override
 
 from bf_jupyter.bitfusion.client import BitfusionClientError, resolve_client
 from bf_jupyter.bitfusion.run_output import failure_reason, read_run_line
+from bf_jupyter.contract import ENV_SLICE
 from bf_jupyter.kernels.exit_with_server import guarded_argv
 from bf_jupyter.kernels.kernel_channels import await_kernel_info
-from bf_jupyter.kernels.launch_slice import SLICE_ENV, SlicedKernelMixin
+from bf_jupyter.kernels.sliced_kernel import SlicedKernelMixin
 
 if TYPE_CHECKING:
     from jupyter_client.connect import KernelConnectionInfo
@@ -47,12 +48,6 @@ _EOF = None
 
 class BitfusionLocalProvisioner(SlicedKernelMixin, LocalProvisioner):  # type: ignore[metaclass]
     """A local kernel wrapped in ``bitfusion run`` on the launch's GPU slice."""
-
-    launch_timeout = Float(
-        120.0,
-        help="Seconds a kernel may take from launch to its first kernel_info_reply (locking the "
-        "slice included) before the launch fails and everything it started is stopped.",
-    ).tag(config=True)
 
     release_timeout = Float(
         10.0,
@@ -80,7 +75,7 @@ class BitfusionLocalProvisioner(SlicedKernelMixin, LocalProvisioner):  # type: i
         except BaseException:
             self.release_slice()
             raise
-        env[SLICE_ENV] = gpu_slice.to_text()
+        env[ENV_SLICE] = gpu_slice.to_text()
         self._client_name = client.name
         return kwargs
 
@@ -242,10 +237,6 @@ class BitfusionLocalProvisioner(SlicedKernelMixin, LocalProvisioner):  # type: i
         self.take_restart_flag(restart)
         if self.process is not None:
             self._signal_kernel(signal.SIGTERM)
-
-    @override
-    async def shutdown_requested(self, restart: bool = False) -> None:
-        self.note_shutdown_requested(restart)
 
     @override
     async def cleanup(self, restart: bool = False) -> None:

@@ -26,69 +26,42 @@ import secrets
 import signal
 from abc import abstractmethod
 from collections.abc import AsyncGenerator, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
-from traitlets import Float, Int, List, Unicode
+from traitlets import Int, List, Unicode, default
 from typing_extensions import override
 
 from bf_jupyter.kernels.environment import kernel_environment
-from bf_jupyter.kernels.kernel_channels import await_kernel_info, request_interrupt
-from bf_jupyter.kernels.kubernetes.pod_builder import kernel_ports
-from bf_jupyter.kernels.launch_slice import SlicedKernelMixin
+from bf_jupyter.kernels.kernel_channels import request_interrupt
+from bf_jupyter.kernels.remote_start import (
+    Address,
+    Progress,
+    RemoteStart,
+    RemoteStartFailure,
+    connection_info,
+    curve_keys,
+    kernel_ports,
+    until_ready,
+)
+from bf_jupyter.kernels.sliced_kernel import SlicedKernelMixin
 
 if TYPE_CHECKING:
     from jupyter_client.connect import KernelConnectionInfo
 
-    from bf_jupyter.kernels.progress import Stage
-    from bf_jupyter.slice import GpuSlice
 
-__all__ = ["Address", "Progress", "RemoteKernelProvisioner", "RemoteStart", "RemoteStartFailure"]
+__all__ = ["RemoteKernelProvisioner"]
 
 _KILL_GRACE_SECONDS = 1  # 0 would force-delete from the API before the node stopped the kernel
-
-
-class RemoteStartFailure(Exception):
-    """The backend says the kernel cannot start; the message is the one sentence to show."""
-
-
-@dataclass(frozen=True)
-class Progress:
-    stage: Stage
-    message: str
-
-
-@dataclass(frozen=True)
-class Address:
-    ip: str
-
-
-@dataclass(frozen=True)
-class RemoteStart:
-    """Everything a backend needs to start one generation of a kernel."""
-
-    kernel_id: str
-    generation: int
-    gpu_slice: GpuSlice
-    user: str
-    command: list[str]
-    ports: dict[str, int]
-    key: bytes
-    signature_scheme: str
-    environment: dict[str, str]
-    # CurveZMQ keypair when the channels are encrypted ({"curve_secretkey": ..., "curve_publickey": ...})
-    curve_keys: dict[str, bytes] | None = None
 
 
 class RemoteKernelProvisioner(SlicedKernelMixin, KernelProvisionerBase):  # type: ignore[metaclass]
     """The jupyter_client side of a remote kernel; subclasses implement the hooks above."""
 
-    launch_timeout = Float(
-        300.0,
-        help="Seconds from launch to the kernel's first kernel_info_reply before the launch fails "
-        "(image pulls count; a failure the cluster reports ends the launch at once).",
-    ).tag(config=True)
+    @default("launch_timeout")
+    def _default_launch_timeout(self) -> float:
+        return 300.0  # a pod may pull its image first
+
     port_base = Int(
         52700,
         help="First of the ten fixed ports kernels listen on in their pods (two blocks of five; "
@@ -171,29 +144,10 @@ class RemoteKernelProvisioner(SlicedKernelMixin, KernelProvisionerBase):  # type
                 allowed_patterns=self.env_allowlist,
                 extra=dict(item.partition("=")[::2] for item in self.extra_env),
             ),
-            curve_keys=self._curve_keys(),
+            curve_keys=curve_keys(self.parent),
         )
         kwargs["cmd"] = self._start.command
         return kwargs
-
-    def _curve_keys(self) -> dict[str, bytes] | None:
-        """A CurveZMQ keypair when the kernel manager's ``transport_encryption`` policy asks for one
-        (jupyter_client 8.10+: 'required', or 'auto' with ``supported_encryption: ["curve"]`` in the
-        kernelspec's metadata); the same keys across restarts. None leaves the channels plain, as
-        jupyter_client does by default."""
-        km: Any = self.parent
-        policy_of = getattr(km, "_transport_encryption_policy", None)
-        if policy_of is None:
-            return None
-        policy = policy_of()
-        supported = bool(getattr(km, "_kernel_supports_curve_encryption", lambda: False)())
-        if policy == "disabled" or (policy == "auto" and not supported):
-            return None
-        if km.curve_publickey is None or km.curve_secretkey is None:
-            import zmq
-
-            km.curve_publickey, km.curve_secretkey = zmq.curve_keypair()
-        return {"curve_secretkey": km.curve_secretkey, "curve_publickey": km.curve_publickey}
 
     @override
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
@@ -229,53 +183,18 @@ class RemoteKernelProvisioner(SlicedKernelMixin, KernelProvisionerBase):  # type
         return None
 
     def _connection_info(self, start: RemoteStart, ip: str) -> KernelConnectionInfo:
-        # The key stays bytes, as KernelManager.session.key is: a str would not compare equal.
-        info: dict[str, Any] = {
-            "ip": ip,
-            "transport": "tcp",
-            "key": start.key,
-            "signature_scheme": start.signature_scheme,
-        }
-        info.update({f"{name}_port": port for name, port in start.ports.items()})
-        # Curve keys as text, as KernelManager.get_connection_info() gives them.
-        info.update({field: value.decode() for field, value in (start.curve_keys or {}).items()})
-        kernel_name = getattr(self.parent, "kernel_name", None)
-        if kernel_name:
-            info["kernel_name"] = kernel_name
-        return cast("KernelConnectionInfo", info)
+        return connection_info(start, ip, getattr(self.parent, "kernel_name", None))
 
     async def _until_ready(self, start: RemoteStart) -> str:
-        """Relay the backend's progress; probe the kernel once its address is known."""
         signals = self.watch_start()
-        probe: asyncio.Future[Any] | None = None
-        ip = ""
-        upcoming: asyncio.Future[Any] = asyncio.ensure_future(anext(signals))
         try:
-            while True:
-                waiting = {upcoming} if probe is None else {upcoming, probe}
-                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-                if probe is not None and probe.done():
-                    probe.result()
-                    self.publish("ready", f"Kernel ready on {ip} ({start.gpu_slice.describe()})")
-                    return ip
-                try:
-                    signal_ = upcoming.result()
-                except StopAsyncIteration:
-                    raise RemoteStartFailure("The kernel stopped before it was ready.") from None
-                if isinstance(signal_, Progress):
-                    self.publish(signal_.stage, signal_.message)
-                elif probe is None:
-                    ip = signal_.ip
-                    probe = asyncio.ensure_future(
-                        await_kernel_info(self._connection_info(start, ip))
-                    )
-                upcoming = asyncio.ensure_future(anext(signals))
+            return await until_ready(
+                signals,
+                start,
+                kernel_name=getattr(self.parent, "kernel_name", None),
+                publish=self.publish,
+            )
         finally:
-            for pending in (upcoming, probe):
-                if pending is not None:
-                    pending.cancel()
-            with contextlib.suppress(BaseException):
-                await asyncio.gather(*(p for p in (upcoming, probe) if p is not None))
             await signals.aclose()
 
     async def _abandon_start(self) -> None:
@@ -347,10 +266,6 @@ class RemoteKernelProvisioner(SlicedKernelMixin, KernelProvisionerBase):  # type
         self.take_restart_flag(restart)
         if self._has_process:
             await self.stop_remote(grace_seconds=self.termination_grace())
-
-    @override
-    async def shutdown_requested(self, restart: bool = False) -> None:
-        self.note_shutdown_requested(restart)
 
     @override
     async def cleanup(self, restart: bool = False) -> None:

@@ -26,12 +26,12 @@ from bf_jupyter.backends import (
 )
 from bf_jupyter.backends.base import FORM_MIG
 from bf_jupyter.contract import ENV_GPU_BACKEND
+from bf_jupyter.identity import current_user
 from bf_jupyter.kubeapi import KubeApi, KubeApiError, KubeUnavailable
 from bf_jupyter.notebook.cluster_workload import (
     CONTAINER_NAME,
     build_workload,
     check_name,
-    current_user,
     format_rows,
     ownership_problem,
     pod_outcome,

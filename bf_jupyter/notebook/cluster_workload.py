@@ -9,8 +9,6 @@ no shell); ``restartPolicy: Never``; unbuffered Python output so logs and metric
 
 from __future__ import annotations
 
-import getpass
-import os
 import re
 import secrets
 import string
@@ -31,6 +29,7 @@ from bf_jupyter.contract import (
     slice_annotation_key,
     units_to_gpus,
 )
+from bf_jupyter.kubenames import is_dns_label, label_value
 from bf_jupyter.quantity import QuantityError, parse_quantity
 from bf_jupyter.slice import GpuSlice, SliceError
 
@@ -51,21 +50,8 @@ __all__ = [
 
 CONTAINER_NAME = "main"
 APP_NAME = "bf-jupyter"
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _PULL_FAILURES = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
 _CREATE_FAILURES = {"CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
-
-
-def current_user(env: Mapping[str, str] | None = None) -> str:
-    """Who submits: the JupyterHub user when there is one, else the login name."""
-    env = os.environ if env is None else env
-    return env.get("JUPYTERHUB_USER") or getpass.getuser()
-
-
-def label_value(text: str) -> str:
-    """``text`` made a valid label value (≤ 63 of ``[A-Za-z0-9._-]``, alphanumeric at both ends)."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", text)[:63]
-    return cleaned.strip("._-") or "unknown"
 
 
 def workload_selector(user: str | None) -> str:
@@ -94,7 +80,7 @@ def ownership_problem(obj: Mapping[str, Any], user: str) -> str | None:
 
 def check_name(name: str) -> str:
     """Raise ``ValueError`` naming the rule when ``name`` is not a valid pod/job name."""
-    if len(name) > 63 or not _DNS_LABEL.match(name):
+    if not is_dns_label(name):
         raise ValueError(
             f"--name {name!r} is not a valid name: use at most 63 lowercase letters, digits and "
             "'-', starting and ending with a letter or digit"

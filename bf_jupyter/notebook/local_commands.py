@@ -10,7 +10,6 @@ cleanly and the program goes on (to save its model, say).
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import sys
 import tempfile
@@ -18,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from bf_jupyter.bitfusion.client import BitfusionClientError, resolve_client
+from bf_jupyter.bitfusion.run_output import read_run_line
 from bf_jupyter.contract import ENV_SLICE
 from bf_jupyter.notebook.local_runner import run_streaming
 from bf_jupyter.notebook.magic_args import MagicError
@@ -33,9 +33,6 @@ __all__ = [
     "run_on_slice",
     "show_smi",
 ]
-
-SIM_SLICE_ENV = "BF_SIM_SLICE"  # what bitfusion-sim tells the command it runs
-_LOCKED = re.compile(r"\bLocked \d+ GPUs\b")
 
 
 def run_on_slice(
@@ -134,7 +131,7 @@ class _ClientWatch:
 
     def line(self, stream: str, text: str) -> None:
         if not self.locked:
-            if _LOCKED.search(text):
+            if read_run_line(text).locked:
                 self.locked = True
             elif stream == "stderr" and text.strip():
                 self.last_error = text.strip()
@@ -145,9 +142,9 @@ class _ClientWatch:
 
 
 def kernel_slice_line(env: Mapping[str, str] | None = None) -> str:
-    """This kernel's slice, from ``$BF_SLICE`` (set by our provisioners) or ``bitfusion-sim``."""
+    """This kernel's slice, from ``$BF_SLICE`` (set by our provisioners, local and Kubernetes)."""
     env = os.environ if env is None else env
-    text = env.get(ENV_SLICE) or env.get(SIM_SLICE_ENV) or ""
+    text = env.get(ENV_SLICE) or ""
     if not text:
         return "none (this kernel was not started on a GPU slice)"
     try:

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bf_jupyter.argv import option_words
 from bf_jupyter.slice import TEXT_FORMS, GpuSlice, SliceError
 
 __all__ = [
@@ -298,17 +299,8 @@ def _pick_options(words: Sequence[str], parser: _Parser) -> tuple[list[str], lis
     }
     ours: list[str] = []
     slice_words: list[str] = []
-    i = 0
-    while i < len(words):
-        flag, eq, _ = words[i].partition("=")
-        if flag in takes_value:
-            ours.append(words[i])
-            if takes_value[flag] and not eq and i + 1 < len(words):
-                i += 1
-                ours.append(words[i])
-        else:
-            slice_words.append(words[i])
-        i += 1
+    for word in option_words(list(words), takes_value):
+        (slice_words if word.flag is None else ours).extend(word.words)
     return ours, slice_words
 
 

@@ -37,7 +37,7 @@ __all__ = [
     "BeginRecord",
     "EndRecord",
     "EpochRecord",
-    "GpuRecord",
+    "GpuMemoryRecord",
     "MetricRecord",
     "RecordWriter",
     "encode_record",
@@ -78,7 +78,7 @@ class EpochRecord:
 
 
 @dataclass(frozen=True)
-class GpuRecord:
+class GpuMemoryRecord:
     time: float
     used_mib: float | None
     total_mib: float | None
@@ -90,7 +90,7 @@ class EndRecord:
     stopped: bool
 
 
-MetricRecord = BeginRecord | BatchRecord | EpochRecord | GpuRecord | EndRecord
+MetricRecord = BeginRecord | BatchRecord | EpochRecord | GpuMemoryRecord | EndRecord
 
 
 def encode_record(kind: str, fields: Mapping[str, Any], *, prefix: bool = True) -> str:
@@ -164,7 +164,7 @@ def _begin(when: float, data: dict[str, Any]) -> MetricRecord:
 
 def _gpu(when: float, data: dict[str, Any]) -> MetricRecord:
     used, total = data.get("used_mib"), data.get("total_mib")
-    return GpuRecord(
+    return GpuMemoryRecord(
         when, None if used is None else _number(used), None if total is None else _number(total)
     )
 

@@ -17,7 +17,7 @@ from bf_jupyter.notebook.metric_records import (
     BeginRecord,
     EndRecord,
     EpochRecord,
-    GpuRecord,
+    GpuMemoryRecord,
     MetricRecord,
     split_record_line,
 )
@@ -98,7 +98,7 @@ class CurveFeed:
                 batch_size=record.batch_size,
                 time=record.time,
             )
-        elif isinstance(record, GpuRecord):
+        elif isinstance(record, GpuMemoryRecord):
             widget.set_gpu_memory(record.used_mib, record.total_mib)
         elif isinstance(record, EndRecord):
             widget.end(stopped=record.stopped, time=record.time)

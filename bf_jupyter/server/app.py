@@ -14,7 +14,7 @@ from traitlets import Float, Int, List, Unicode, default, validate
 from traitlets.utils.importstring import import_item
 
 from bf_jupyter.kernels.encryption import encryption_policy
-from bf_jupyter.kernels.launch_slice import LAUNCH_GATE_ATTRIBUTE
+from bf_jupyter.kernels.sliced_kernel import LAUNCH_GATE_ATTRIBUTE
 from bf_jupyter.server.backend import BACKENDS, Backend, detect_backend, pod_namespace
 from bf_jupyter.server.gpu_idle import IDLE_ACTIONS, IdlePolicy
 from bf_jupyter.server.handlers import SERVICE_SETTING, default_handlers
@@ -55,8 +55,10 @@ class BitfusionExtension(ExtensionApp):
     launch_timeout = Float(
         300.0,
         min=1.0,
-        help="Seconds a GPU kernel may take from launch until it answers; then the launch fails "
-        "with that reason.",
+        help="Seconds the server waits for a started GPU kernel to answer before the launch fails "
+        "with that reason. The launch itself (pod or process until its first reply) is bounded "
+        "first by the provisioner's own launch_timeout (RemoteKernelProvisioner: 300 s, "
+        "BitfusionLocalProvisioner: 120 s); this one covers provisioners without one.",
     ).tag(config=True)
 
     local_quota_units = Int(

@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-from bf_jupyter.kernels.launch_slice import SLICE_ENV
+from bf_jupyter.contract import ENV_SLICE
 
 __all__ = ["reattach_kernel"]
 
@@ -38,7 +38,7 @@ async def reattach_kernel(kernel_manager: Any, provisioner_info: Mapping[str, An
     kernel_manager.write_connection_file()
     # What a restart relaunches with: the same slice.
     gpu_slice = info.get("gpu_slice")
-    kernel_manager._launch_args = {"env": {SLICE_ENV: gpu_slice}} if gpu_slice else {}
+    kernel_manager._launch_args = {"env": {ENV_SLICE: gpu_slice}} if gpu_slice else {}
     ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     ready.set_result(None)
     kernel_manager._ready = ready

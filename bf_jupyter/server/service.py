@@ -18,11 +18,11 @@ from bf_jupyter.server.cache import CoalescingCache
 from bf_jupyter.server.errors import ApiError, BackendUnavailable, from_slice_error
 from bf_jupyter.server.gpu_backends import offer_from_pool, offered, price_json
 from bf_jupyter.server.gpu_idle import IdlePolicy
+from bf_jupyter.server.gpu_kernels import GpuKernels
 from bf_jupyter.server.gpu_watch import GpuWatch, kernels_on_slices
-from bf_jupyter.server.kernels import GpuKernels
-from bf_jupyter.server.pool import PoolReader
+from bf_jupyter.server.pool_view import PoolReader
 from bf_jupyter.server.quota import Price, QuotaReader, price
-from bf_jupyter.slice import GpuSlice, SliceError
+from bf_jupyter.slice import MAX_AMOUNT, GpuSlice, SliceError
 from bf_jupyter.version import __version__
 
 if TYPE_CHECKING:
@@ -103,13 +103,15 @@ class GpuService:
         return await self._quota_cache.get("quota", self._quota.read)
 
     def info(self) -> Json:
-        """Backend, namespace and the kernelspecs a GPU kernel can be launched with."""
+        """Backend, namespace, the slice bound (``max_gpus``) and the kernelspecs a GPU kernel can be
+        launched with."""
         specs = self.gpu_kernelspecs()
         return {
             "backend": self.backend,
             "namespace": self.namespace,
             "version": __version__,
             "quota_resource": QUOTA_RESOURCE,
+            "max_gpus": MAX_AMOUNT,  # the front end takes the slice bounds from here
             "kernelspecs": [{"name": n, "display_name": d} for n, d in specs.items()],
             "default_kernelspec": next(iter(specs), None),
         }
@@ -295,7 +297,7 @@ class GpuService:
             raise ApiError(409, str(verdict["reason"]), field="slice")
         return resolved
 
-    # ----- the quota gate every local kernel start passes (kernels.launch_slice.LaunchGate) -------
+    # ----- the quota gate every local kernel start passes (kernels.sliced_kernel.LaunchGate) -------
 
     async def admit(self, kernel_id: str, gpu_slice: GpuSlice) -> None:
         """Hold ``gpu_slice``'s units for ``kernel_id`` if they fit ``local_quota_units``; called

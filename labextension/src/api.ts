@@ -8,6 +8,8 @@ export interface IInfo {
   namespace: string | null;
   version: string;
   quota_resource: string;
+  /** The most GPUs one slice may ask for (the slice contract's bound). */
+  max_gpus: number;
   kernelspecs: { name: string; display_name: string }[];
   default_kernelspec: string | null;
   /** The GPU backends offered here, the first the default (absent from older servers). */

@@ -71,9 +71,6 @@ export function fitMode(
   return modes[0] ?? state.mode;
 }
 
-/** The most GPUs one slice may ask for, whatever the pool (the contract's bound). */
-export const MAX_GPUS = 64;
-
 /**
  * The slice text for the picker's state on a backend with `forms`, e.g. `1x50%`,
  * `2x8Gi device.name=V100`, `1x8Gi cores=30`, `1xmig-1g.10gb`, `1xshared`, `2`: only the parts
@@ -102,14 +99,28 @@ export function sliceText(
   return parts.join(' ');
 }
 
-/** GPUs after a stepper press: whole, at least 1, at most `max` (the largest server, if known). */
+/**
+ * The most GPUs the picker offers: the slice contract's bound (`max_gpus` of GET info) and the
+ * largest server of the pool, whichever are known; null while neither is.
+ */
+export function gpuLimit(
+  maxGpus: number | null,
+  largest: number | null
+): number | null {
+  const known = [maxGpus, largest].filter(
+    (n): n is number => n !== null && n > 0
+  );
+  return known.length ? Math.min(...known) : null;
+}
+
+/** GPUs after a stepper press: whole, at least 1, at most `limit` (see `gpuLimit`) when known. */
 export function stepGpus(
   current: number,
   delta: number,
-  max: number | null
+  limit: number | null
 ): number {
-  const limit = Math.min(max && max > 0 ? max : MAX_GPUS, MAX_GPUS);
-  return Math.max(1, Math.min(limit, Math.round(current + delta)));
+  const stepped = Math.max(1, Math.round(current + delta));
+  return limit === null ? stepped : Math.min(limit, stepped);
 }
 
 /**
@@ -126,7 +137,7 @@ export function pickerFromSetting(value: unknown): IPickerState {
       ? v
       : fallback;
   return {
-    gpus: whole(raw.gpus, 1, MAX_GPUS, DEFAULT_PICKER.gpus),
+    gpus: whole(raw.gpus, 1, Number.MAX_SAFE_INTEGER, DEFAULT_PICKER.gpus),
     mode: raw.mode === 'memory' ? 'memory' : 'percent',
     percent: whole(raw.percent, 1, 100, DEFAULT_PICKER.percent),
     memory: whole(raw.memory, 1, 1 << 20, DEFAULT_PICKER.memory),

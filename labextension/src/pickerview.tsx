@@ -7,7 +7,7 @@ import { IPrice } from './api';
 import { backendLabel, backendsOf, chargesText } from './backends';
 import { formatGpus } from './format';
 import { GpuSlicesModel, IStartup, LaunchTarget } from './model';
-import { ShareMode, fitMode, modesFor, stepGpus } from './picker';
+import { ShareMode, fitMode, gpuLimit, modesFor, stepGpus } from './picker';
 import { Notice } from './poolview';
 
 export function PickerView(props: {
@@ -16,7 +16,10 @@ export function PickerView(props: {
 }): JSX.Element {
   const { model, trans } = props;
   const { picker, price, info } = model;
-  const largest = model.pool?.largest_server_gpus ?? null;
+  const limit = gpuLimit(
+    info?.max_gpus ?? null,
+    model.pool?.largest_server_gpus ?? null
+  );
   const blocked = model.launchBlocked;
   const launch = (target: LaunchTarget) => () => void model.launch(target);
   const forms = model.forms;
@@ -38,7 +41,7 @@ export function PickerView(props: {
             small
             aria-label={trans.__('Fewer GPUs')}
             onClick={() =>
-              model.setPicker({ gpus: stepGpus(picker.gpus, -1, largest) })
+              model.setPicker({ gpus: stepGpus(picker.gpus, -1, limit) })
             }
           >
             −
@@ -48,11 +51,11 @@ export function PickerView(props: {
             className="jp-mod-styled"
             type="number"
             min={1}
-            max={largest ?? 64}
+            max={limit ?? undefined}
             value={picker.gpus}
             onChange={e =>
               model.setPicker({
-                gpus: stepGpus(Number(e.target.value) || 1, 0, largest)
+                gpus: stepGpus(Number(e.target.value) || 1, 0, limit)
               })
             }
           />
@@ -60,7 +63,7 @@ export function PickerView(props: {
             small
             aria-label={trans.__('More GPUs')}
             onClick={() =>
-              model.setPicker({ gpus: stepGpus(picker.gpus, +1, largest) })
+              model.setPicker({ gpus: stepGpus(picker.gpus, +1, limit) })
             }
           >
             +

@@ -38,7 +38,7 @@ from typing import Any
 from bf_jupyter.cluster.certs import service_names
 from tests.cluster.binaries import ControlPlaneBinaries, find_binaries
 from tests.cluster.pki import CertificateAuthority, KeyPair, kubeconfig_text, new_signing_key
-from tests.e2e.managed_process import ManagedProcess
+from tests.support.managed_process import ManagedProcess
 
 
 def loopback_service_range() -> str:

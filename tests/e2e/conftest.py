@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from tests.e2e.cluster_handle import ClusterHandle
+    from tests.support.cluster_handle import ClusterHandle
 
 
 @pytest.fixture

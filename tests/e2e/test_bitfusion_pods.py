@@ -20,8 +20,8 @@ from bf_jupyter.contract import (
 from bf_jupyter.kubeapi import KubeApiError
 
 if TYPE_CHECKING:
-    from tests.e2e.cluster_handle import ClusterHandle
-    from tests.e2e.stack import BitfusionStack
+    from tests.support.cluster_handle import ClusterHandle
+    from tests.support.stack import BitfusionStack
 
 Obj = dict[str, Any]
 QUOTA = {f"requests.{QUOTA_RESOURCE}": 100}

@@ -11,12 +11,12 @@ import pytest
 
 from bf_jupyter.contract import QUOTA_RESOURCE
 from bf_jupyter.kubeapi import KubeApiError
-from tests.e2e.stack import NODE_NAME, SYSTEM_NAMESPACE
 from tests.e2e.test_bitfusion_pods import workload
+from tests.support.stack import NODE_NAME, SYSTEM_NAMESPACE
 
 if TYPE_CHECKING:
-    from tests.e2e.cluster_handle import ClusterHandle
-    from tests.e2e.stack import BitfusionStack
+    from tests.support.cluster_handle import ClusterHandle
+    from tests.support.stack import BitfusionStack
 
 Obj = dict[str, Any]
 WEBHOOK_SELECTOR = "app.kubernetes.io/name=bf-webhook"

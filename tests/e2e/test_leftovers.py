@@ -50,8 +50,8 @@ def _environment(pid: int) -> bytes:
 
 def test_stack_releases_leases_and_leaves_no_process_or_directory(tmp_path: Path) -> None:
     from tests.cluster.control_plane import ControlPlane
-    from tests.e2e.stack import BitfusionStack
     from tests.e2e.test_bitfusion_pods import workload
+    from tests.support.stack import BitfusionStack
 
     # a control plane of its own: stopping it is part of what is checked
     plane = ControlPlane(tmp_path / "control-plane").start()

@@ -13,7 +13,7 @@ from bf_jupyter.contract import QUOTA_RESOURCE
 from bf_jupyter.notebook.metric_records import encode_record
 
 if TYPE_CHECKING:
-    from tests.e2e.cluster_handle import ClusterHandle
+    from tests.support.cluster_handle import ClusterHandle
 
 TRAIN = "; ".join(
     [

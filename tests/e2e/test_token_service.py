@@ -27,7 +27,7 @@ from bf_jupyter.kubeapi import KubeApiError
 from tests.support.cluster_fixtures import real_kubeconfig
 
 if TYPE_CHECKING:
-    from tests.e2e.cluster_handle import ClusterHandle
+    from tests.support.cluster_handle import ClusterHandle
 
 pytestmark = pytest.mark.skipif(
     real_kubeconfig() is not None and shutil.which("kubectl") is None,

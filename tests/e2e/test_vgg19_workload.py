@@ -17,8 +17,8 @@ import yaml
 from bf_jupyter.contract import ANNOTATION_STATUS, STATUS_INJECTED
 
 if TYPE_CHECKING:
-    from tests.e2e.cluster_handle import ClusterHandle
-    from tests.e2e.stack import BitfusionStack
+    from tests.support.cluster_handle import ClusterHandle
+    from tests.support.stack import BitfusionStack
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "vgg19"
 CODE = ("train.py", "vgg19_split.py", "vgg19_input.py", "vgg19_model.py")

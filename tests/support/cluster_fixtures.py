@@ -2,7 +2,7 @@
 ``tests/conftest.py`` registers, so ``tests/e2e`` and ``tests/ui/cluster`` use the same one):
 
 - ``bitfusion_stack`` (session): the project's cluster side deployed with ``kubectl apply -k`` on the
-  session's ``control_plane`` and one process-kubelet node (``tests.e2e.stack``); None when
+  session's ``control_plane`` and one process-kubelet node (``tests.support.stack``); None when
   ``BF_E2E_KUBECONFIG`` names a real cluster's kubeconfig (nothing is started then).
 - ``cluster`` (session): a ``ClusterHandle`` on that cluster, or on ``$BF_E2E_KUBECONFIG``'s.
 """
@@ -18,8 +18,8 @@ import pytest
 
 if TYPE_CHECKING:
     from tests.cluster.control_plane import ControlPlane
-    from tests.e2e.cluster_handle import ClusterHandle
-    from tests.e2e.stack import BitfusionStack
+    from tests.support.cluster_handle import ClusterHandle
+    from tests.support.stack import BitfusionStack
 
 REAL_CLUSTER_ENV = "BF_E2E_KUBECONFIG"
 
@@ -35,7 +35,7 @@ def bitfusion_stack(request: pytest.FixtureRequest) -> Iterator[BitfusionStack |
     if real_kubeconfig() is not None:
         yield None
         return
-    from tests.e2e.stack import BitfusionStack
+    from tests.support.stack import BitfusionStack
 
     control_plane: ControlPlane = request.getfixturevalue("control_plane")
     stack = BitfusionStack(control_plane)
@@ -54,7 +54,7 @@ def cluster(bitfusion_stack: BitfusionStack | None) -> Iterator[ClusterHandle]:
         yield bitfusion_stack.handle
         return
     from bf_jupyter.kubeapi import KubeApi
-    from tests.e2e.cluster_handle import ClusterHandle
+    from tests.support.cluster_handle import ClusterHandle
 
     kubeconfig = real_kubeconfig()
     assert kubeconfig is not None

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import TextIO
 
+from bf_jupyter.argv import option_words
 from bf_jupyter.bitfusion.sim.errors import EXIT_USAGE, SimError, UsageError
 from bf_jupyter.slice import GpuSlice, SliceError
 from bf_jupyter.version import __version__
@@ -150,29 +151,19 @@ def split_wait(args: Sequence[str]) -> tuple[list[str], float | None]:
     """Take ``--wait SECONDS`` (or ``--wait=SECONDS``) out of ``args``. Raises ``UsageError``."""
     rest: list[str] = []
     wait: float | None = None
-    items = list(args)
-    i = 0
-    while i < len(items):
-        flag, eq, inline = items[i].partition("=")
-        if flag != "--wait":
-            rest.append(items[i])
-            i += 1
-            continue
-        if eq:
-            value = inline
-        elif i + 1 < len(items):
-            i += 1
-            value = items[i]
-        else:
+    for word in option_words(list(args), {"--wait": True}):
+        if word.flag is None:
+            rest.extend(word.words)
+        elif word.value is None:
             raise UsageError("--wait needs a value: use --wait SECONDS, e.g. --wait 30")
-        wait = _seconds(value)
-        i += 1
+        else:
+            wait = _seconds(word.value)
     return rest, wait
 
 
 def parse_slice(flags: Sequence[str]) -> GpuSlice:
     """The slice of ``-n N (-p F | -m MIB) --filter ...``, via the contract. Raises ``UsageError``."""
-    from bf_jupyter.bitfusion.sim.pool import check_filters
+    from bf_jupyter.bitfusion.sim.placement import check_filters
 
     try:
         gpu_slice = GpuSlice.from_client_args(flags)

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from bf_jupyter.bitfusion.sim.errors import SimError, UsageError
-from bf_jupyter.bitfusion.sim.pool import Gpu, Pool, Server
+from bf_jupyter.bitfusion.sim.placement import Gpu, Pool, Server
 from bf_jupyter.quantity import MIB, QuantityError, format_bytes, parse_quantity
 from bf_jupyter.slice import MAX_AMOUNT
 

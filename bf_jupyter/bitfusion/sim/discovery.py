@@ -13,7 +13,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from bf_jupyter.bitfusion.sim.pool import Gpu, Pool, Server
+from bf_jupyter.bitfusion.sim.placement import Gpu, Pool, Server
 from bf_jupyter.bitfusion.sim.processes import find_program
 
 __all__ = ["QUERY", "LocalGpusUnavailable", "local_pool", "parse_query"]

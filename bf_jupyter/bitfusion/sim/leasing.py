@@ -18,7 +18,7 @@ from bf_jupyter.bitfusion.sim.store import rfc3339_now
 from bf_jupyter.version import __version__
 
 if TYPE_CHECKING:
-    from bf_jupyter.bitfusion.sim.pool import Placement, Pool
+    from bf_jupyter.bitfusion.sim.placement import Placement, Pool
     from bf_jupyter.bitfusion.sim.processes import ProcessIdentity
     from bf_jupyter.bitfusion.sim.store import Lease, LeaseKind, Store
     from bf_jupyter.slice import GpuSlice

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from bf_jupyter.version import __version__
 
 if TYPE_CHECKING:
-    from bf_jupyter.bitfusion.sim.pool import Pool, Usage
+    from bf_jupyter.bitfusion.sim.placement import Pool, Usage
     from bf_jupyter.bitfusion.sim.store import Lease
 
 __all__ = ["holder_text", "render_list_gpus", "render_smi"]

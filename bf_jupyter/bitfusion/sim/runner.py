@@ -55,7 +55,7 @@ from bf_jupyter.bitfusion.sim.store import Store
 from bf_jupyter.gpucaps import cap_environment
 
 if TYPE_CHECKING:
-    from bf_jupyter.bitfusion.sim.pool import Placement, Pool
+    from bf_jupyter.bitfusion.sim.placement import Placement, Pool
     from bf_jupyter.bitfusion.sim.store import Lease
     from bf_jupyter.slice import GpuSlice
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Literal
 
 from bf_jupyter.bitfusion.sim.errors import CannotServe, SimError
 from bf_jupyter.bitfusion.sim.home import private_database, private_home
-from bf_jupyter.bitfusion.sim.pool import Placement, Pool, Usage, place
+from bf_jupyter.bitfusion.sim.placement import Placement, Pool, Usage, place
 from bf_jupyter.bitfusion.sim.processes import (
     ProcessIdentity,
     holder_marker,

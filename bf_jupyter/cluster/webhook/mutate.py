@@ -8,7 +8,9 @@ so a pod it already mutated yields an empty patch (``reinvocationPolicy: IfNeede
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from bf_jupyter.cluster.webhook import injection
@@ -63,66 +65,46 @@ def mutate_pod(pod: Mapping[str, Any], config: WebhookConfig) -> Verdict:
         return Verdict.deny([f"pod is malformed: {error}"], code=400)
 
 
+@dataclass
+class _SliceUser:
+    """A container that runs on a slice: where it is, as received, and the new value of each
+    field that changes."""
+
+    index: int
+    container: dict[str, Any]
+    gpu_slice: GpuSlice
+    changes: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
 def _mutate_managed(
     pod: Mapping[str, Any], annotations: dict[str, str], mode: ManagementMode, config: WebhookConfig
 ) -> Verdict:
-    problems: list[str] = []
-    build = _client_build(annotations, mode, config, problems)
+    build, build_problem = _client_build(annotations, mode, config)
+    problems = [build_problem] if build_problem else []
     problems += _init_container_slices(pod)
-
-    recorded: dict[str, str] = {}
-    # (index, container as received, its slice, the new value of each field that changes)
-    users: list[tuple[int, dict[str, Any], GpuSlice, dict[str, Any]]] = []
-    for index, container in enumerate(containers_of(pod)):
-        name = container_name(container, index)
-        try:
-            gpu_slice = GpuSlice.from_container(container, annotations)
-        except SliceError as error:
-            problems.append(f"container {name}: {error}")
-            continue
-        if gpu_slice is None:
-            problems += _converted_earlier(
-                container,
-                index=index,
-                name=name,
-                annotations=annotations,
-                config=config,
-                users=users,
-            )
-            continue
-        changes: dict[str, Any] = {}
-        problem = _convert(
-            container,
-            name,
-            gpu_slice=gpu_slice,
-            mode=mode,
-            build=build,
-            config=config,
-            changes=changes,
-        )
-        if problem:
-            problems.append(problem)
-            continue
-        recorded[slice_annotation_key(name)] = gpu_slice.to_text()
-        users.append((index, container, gpu_slice, changes))
-
+    users, recorded, container_problems = _slice_users(pod, annotations, mode, build, config)
+    problems += container_problems
     if not users and not problems:
         problems.append(
             f"pod asks for Bitfusion ({ANNOTATION_MANAGEMENT}: {annotations[ANNOTATION_MANAGEMENT]}) "
             f"but no container asks for a GPU slice: {_SLICE_HINT}, or remove the annotation"
         )
     if build is not None:
-        for _, container, gpu_slice, changes in users:
-            problems += _add_client(container, build, config, changes)
+        for user in users:
+            client_changes, client_problems = _add_client(user.container, build, config)
+            problems += client_problems
+            user.changes.update(client_changes)
             if mode is ManagementMode.INJECTION:
-                changes["env"] = injection.guarded_env(changes.get("env", []), gpu_slice)
+                user.changes["env"] = injection.guarded_env(
+                    user.changes.get("env", []), user.gpu_slice
+                )
     if problems or build is None:
         return Verdict.deny(problems)
 
     patch = PatchBuilder()
-    for index, container, _, changes in users:
-        for field, value in changes.items():
-            patch.set_member(f"/spec/containers/{index}", container, field, value)
+    for user in users:
+        for name, value in user.changes.items():
+            patch.set_member(f"/spec/containers/{user.index}", user.container, name, value)
     _add_pod_parts(
         patch,
         pod,
@@ -134,19 +116,54 @@ def _mutate_managed(
     return Verdict.allow(patch=patch.build())
 
 
+def _slice_users(
+    pod: Mapping[str, Any],
+    annotations: dict[str, str],
+    mode: ManagementMode,
+    build: ClientBuild | None,
+    config: WebhookConfig,
+) -> tuple[list[_SliceUser], dict[str, str], list[str]]:
+    """The containers on a slice (converted now or by an earlier invocation), the slice
+    annotations to record for those converted now, and the problems found."""
+    users: list[_SliceUser] = []
+    recorded: dict[str, str] = {}
+    problems: list[str] = []
+    for index, container in enumerate(containers_of(pod)):
+        name = container_name(container, index)
+        try:
+            gpu_slice = GpuSlice.from_container(container, annotations)
+        except SliceError as error:
+            problems.append(f"container {name}: {error}")
+            continue
+        if gpu_slice is None:
+            earlier, forged = _converted_earlier(
+                container, index=index, name=name, annotations=annotations, config=config
+            )
+            problems += forged
+            users += [earlier] if earlier else []
+            continue
+        changes = _convert(
+            container, name, gpu_slice=gpu_slice, mode=mode, build=build, config=config
+        )
+        if isinstance(changes, str):
+            problems.append(changes)
+            continue
+        recorded[slice_annotation_key(name)] = gpu_slice.to_text()
+        users.append(_SliceUser(index, container, gpu_slice, changes))
+    return users, recorded, problems
+
+
 def _client_build(
-    annotations: dict[str, str], mode: ManagementMode, config: WebhookConfig, problems: list[str]
-) -> ClientBuild | None:
-    """The client build the pod asks for, or None with the reason added to ``problems``."""
+    annotations: dict[str, str], mode: ManagementMode, config: WebhookConfig
+) -> tuple[ClientBuild | None, str | None]:
+    """The client build the pod asks for, or None and the reason."""
     try:
         build = config.client_for(annotations)
     except UnknownClient as error:
-        problems.append(str(error))
-        return None
+        return None, str(error)
     if mode is ManagementMode.INJECTION and not build.binary_in_client_dir:
-        problems.append(_UNGUARDABLE.format(build=build))
-        return None
-    return build
+        return None, _UNGUARDABLE.format(build=build)
+    return build, None
 
 
 def _converted_earlier(
@@ -156,18 +173,17 @@ def _converted_earlier(
     name: str,
     annotations: dict[str, str],
     config: WebhookConfig,
-    users: list[tuple[int, dict[str, Any], GpuSlice, dict[str, Any]]],
-) -> list[str]:
+) -> tuple[_SliceUser | None, list[str]]:
     """A container without slice keys: one an earlier invocation converted (its recorded slice,
-    units and command are exactly what this webhook writes) joins ``users``; a forged one is a
-    problem; any other is left alone."""
+    units and command are exactly what this webhook writes) is a slice user with nothing to
+    change; a forged one is a problem; any other is left alone (neither)."""
     earlier = annotations.get(slice_annotation_key(name))
     if earlier is None:
-        return []
+        return None, []
     forged = entitlement_problems(container, name, earlier, annotations, config)
-    if not forged:
-        users.append((index, container, GpuSlice.parse(earlier), {}))
-    return forged
+    if forged:
+        return None, forged
+    return _SliceUser(index, container, GpuSlice.parse(earlier)), []
 
 
 def _init_container_slices(pod: Mapping[str, Any]) -> list[str]:
@@ -187,10 +203,10 @@ def _convert(
     mode: ManagementMode,
     build: ClientBuild | None,
     config: WebhookConfig,
-    changes: dict[str, Any],
-) -> str | None:
-    """Wrap the command (mode all) and turn the slice keys into quota units, recording the new
-    field values in ``changes``; returns a problem or None."""
+) -> dict[str, Any] | str:
+    """Wrap the command (mode all) and turn the slice keys into quota units: the new value of
+    each field that changes, or the problem."""
+    changes: dict[str, Any] = {}
     try:
         units = gpu_slice.quota_units(config.per_gpu_memory_bytes)
     except SliceError as error:
@@ -212,7 +228,7 @@ def _convert(
         kept = {k: v for k, v in values.items() if k not in SLICE_RESOURCE_KEYS}
         converted[section] = kept | {QUOTA_RESOURCE: str(units)}
     changes["resources"] = converted
-    return None
+    return changes
 
 
 def _text_list(container: Mapping[str, Any], field: str, name: str) -> list[str]:
@@ -225,9 +241,10 @@ def _text_list(container: Mapping[str, Any], field: str, name: str) -> list[str]
 
 
 def _add_client(
-    container: Mapping[str, Any], build: ClientBuild, config: WebhookConfig, changes: dict[str, Any]
-) -> list[str]:
-    """Mount the client and the token into the container and prefix its library path."""
+    container: Mapping[str, Any], build: ClientBuild, config: WebhookConfig
+) -> tuple[dict[str, Any], list[str]]:
+    """Mount the client and the token into the container and prefix its library path: the fields
+    that change, or the problems."""
     name = container.get("name")
     mounts = injection.workload_mounts(build, config)
     existing = container.get("volumeMounts") or []
@@ -238,13 +255,14 @@ def _add_client(
         raise PodShapeError(f"container {name} env", env, "a list")
     conflicts = injection.mount_conflicts(container, mounts)
     if conflicts:
-        return [
+        return {}, [
             f"container {name} already mounts {', '.join(conflicts)} where the Bitfusion client "
             "goes: remove those mounts, the webhook provides the client and the token there"
         ]
-    changes["volumeMounts"] = injection.with_mounts(existing, mounts)
-    changes["env"] = injection.prefixed_env(env, build.library_path, config.fallback_library_path)
-    return []
+    return {
+        "volumeMounts": injection.with_mounts(existing, mounts),
+        "env": injection.prefixed_env(env, build.library_path, config.fallback_library_path),
+    }, []
 
 
 def _add_pod_parts(

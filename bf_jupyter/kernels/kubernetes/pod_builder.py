@@ -22,15 +22,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from bf_jupyter.backends import GpuBackend, Offer, get_backend
+from bf_jupyter.backends import GpuBackend, Offer, Rendering, get_backend
 from bf_jupyter.contract import (
+    ENV_SLICE,
     LABEL_COMPONENT,
     LABEL_KERNEL_ID,
     LABEL_NAME,
     LABEL_SERVER,
     LABEL_USER,
 )
-from bf_jupyter.kernels.launcher import CURVE_ENV, IP_ENV, KEY_ENV, PORT_NAMES, format_ports
+from bf_jupyter.kernels.launcher import CURVE_ENV, IP_ENV, KEY_ENV, format_ports
+from bf_jupyter.kubenames import MAX_LABEL_LENGTH, label_value
 
 if TYPE_CHECKING:
     from bf_jupyter.slice import GpuSlice
@@ -45,24 +47,13 @@ __all__ = [
     "KernelPodBuilder",
     "KernelPodSettings",
     "PodLaunch",
-    "kernel_ports",
-    "label_value",
     "pod_name_for",
 ]
 
 Obj = dict[str, Any]
 CONTAINER_NAME = "kernel"
 SECRET_KEY_FIELD = "key"
-_LABEL_VALUE = re.compile(r"[^A-Za-z0-9._-]+")
 _NAME_PART = re.compile(r"[^a-z0-9-]+")
-_MAX_LABEL = 63
-
-
-def label_value(text: str) -> str:
-    """``text`` as a valid label value: allowed characters only, alphanumeric at both ends, at most
-    63 characters; ``unknown`` when nothing is left."""
-    cleaned = _LABEL_VALUE.sub("-", text)[:_MAX_LABEL].strip("-_.")
-    return cleaned or "unknown"
 
 
 def pod_name_for(kernel_id: str, generation: int) -> str:
@@ -70,15 +61,7 @@ def pod_name_for(kernel_id: str, generation: int) -> str:
     start of the kernel, so a restart's pod never waits for the old one's name."""
     suffix = f"-{generation}"
     stem = _NAME_PART.sub("-", f"bf-kernel-{kernel_id.lower()}").strip("-")
-    return stem[: _MAX_LABEL - len(suffix)].rstrip("-") + suffix
-
-
-def kernel_ports(base: int, generation: int) -> dict[str, int]:
-    """The five channel ports of a kernel start. Starts alternate between two blocks so that a
-    restarted kernel's ports differ: jupyter_server rebuilds its channels and activity watcher only
-    when ports change, and a restarted pod has a new address."""
-    first = base + (len(PORT_NAMES) if generation % 2 == 0 else 0)
-    return {name: first + i for i, name in enumerate(PORT_NAMES)}
+    return stem[: MAX_LABEL_LENGTH - len(suffix)].rstrip("-") + suffix
 
 
 @dataclass(frozen=True)
@@ -164,10 +147,21 @@ class KernelPodBuilder:
             "data": data,
         }
 
+    def rendering(self, launch: PodLaunch) -> Rendering:
+        """The slice as the GPU backend renders it for this pod (its extra objects named as the
+        pod and labelled as kernel objects). Raises ``SliceRefused``."""
+        settings = self.settings
+        rendering = settings.gpu_backend.render(launch.gpu_slice, settings.gpu_offer)
+        return rendering.named(launch.pod_name, settings.namespace, self.labels(launch))
+
+    def slice_objects(self, launch: PodLaunch) -> list[Obj]:
+        """Objects created beside the pod and owned by it, e.g. a DRA ResourceClaimTemplate."""
+        return [dict(obj) for obj in self.rendering(launch).objects]
+
     def pod(self, launch: PodLaunch) -> Obj:
         """The kernel pod; it references the Secret by name and never contains the key."""
         settings = self.settings
-        rendering = settings.gpu_backend.render(launch.gpu_slice, settings.gpu_offer)
+        rendering = self.rendering(launch)
         annotations = dict(settings.extra_annotations)
         metadata: Obj = {
             "name": launch.pod_name,
@@ -224,7 +218,7 @@ class KernelPodBuilder:
         return container
 
     def _env(self, launch: PodLaunch) -> list[Obj]:
-        fixed = {KEY_ENV, IP_ENV, "KERNEL_ID", "BF_SLICE", *CURVE_ENV.values()}
+        fixed = {KEY_ENV, IP_ENV, "KERNEL_ID", ENV_SLICE, *CURVE_ENV.values()}
         env: list[Obj] = [
             {
                 "name": KEY_ENV,
@@ -239,7 +233,7 @@ class KernelPodBuilder:
                 for field, variable in (CURVE_ENV.items() if launch.encrypted else ())
             ),
             {"name": "KERNEL_ID", "value": launch.kernel_id},
-            {"name": "BF_SLICE", "value": launch.gpu_slice.to_text()},
+            {"name": ENV_SLICE, "value": launch.gpu_slice.to_text()},
         ]
         env += [
             {"name": name, "value": value}

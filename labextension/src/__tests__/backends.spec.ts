@@ -37,6 +37,7 @@ const info = (extra: Partial<IInfo>): IInfo => ({
   namespace: 'team',
   version: '0.1.0',
   quota_resource: 'bitfusion.io/gpu',
+  max_gpus: 64,
   kernelspecs: [],
   default_kernelspec: null,
   ...extra

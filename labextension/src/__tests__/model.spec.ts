@@ -40,6 +40,7 @@ const INFO = {
   namespace: 'team',
   version: '0.1.0',
   quota_resource: 'bitfusion.io/gpu',
+  max_gpus: 64,
   kernelspecs: [{ name: 'k', display_name: 'K' }],
   default_kernelspec: 'k',
   gpu_backends: [HAMI, NVIDIA],

@@ -5,6 +5,7 @@ import {
   modesFor,
   pickerFromSetting,
   sliceText,
+  gpuLimit,
   stepGpus
 } from '../picker';
 
@@ -71,11 +72,24 @@ describe('stepGpus', () => {
   it('stops at the largest server', () => {
     expect(stepGpus(2, +1, 2)).toBe(2);
   });
-  it('stops at the contract bound when the pool is unknown', () => {
-    expect(stepGpus(64, +1, null)).toBe(64);
+  it('has no upper bound while no limit is known', () => {
+    expect(stepGpus(64, +1, null)).toBe(65);
   });
   it('steps by one', () => {
     expect(stepGpus(1, +1, 4)).toBe(2);
+  });
+});
+
+describe('gpuLimit', () => {
+  it('is the smaller of the contract bound and the largest server', () => {
+    expect(gpuLimit(64, 4)).toBe(4);
+    expect(gpuLimit(8, 16)).toBe(8);
+  });
+  it('is the contract bound from GET info while the pool is unknown', () => {
+    expect(gpuLimit(64, null)).toBe(64);
+  });
+  it('is unknown before GET info and the pool answer', () => {
+    expect(gpuLimit(null, null)).toBeNull();
   });
 });
 

@@ -19,7 +19,7 @@ from tests.support.fake_bitfusion import FakeBitfusionClient
 if TYPE_CHECKING:
     from tests.cluster.control_plane import ControlPlane
     from tests.cluster.kubelet import ProcessKubelet
-    from tests.e2e.cluster_handle import ClusterHandle
+    from tests.support.cluster_handle import ClusterHandle
 
 RESOURCE = "bitfusion.io/gpu"
 

@@ -13,7 +13,7 @@ from tests.cluster.kubelet.pod_specs import NODE, pod, python
 
 if TYPE_CHECKING:
     from tests.cluster.kubelet import ProcessKubelet
-    from tests.e2e.cluster_handle import ClusterHandle
+    from tests.support.cluster_handle import ClusterHandle
 
 
 def reasons(cluster: ClusterHandle, namespace: str, name: str) -> list[str]:

@@ -14,7 +14,7 @@ from tests.cluster.service_proxy import ServiceProxy
 
 if TYPE_CHECKING:
     from tests.cluster.control_plane import ControlPlane
-    from tests.e2e.cluster_handle import ClusterHandle
+    from tests.support.cluster_handle import ClusterHandle
 
 ECHO = (
     "import os,socket\n"

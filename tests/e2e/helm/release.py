@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tests.e2e.stack import SYSTEM_NAMESPACE, BitfusionStack
 from tests.support.helm_chart import CHART, RELEASE, Helm
+from tests.support.stack import SYSTEM_NAMESPACE, BitfusionStack
 
 if TYPE_CHECKING:
     from tests.cluster.control_plane import ControlPlane

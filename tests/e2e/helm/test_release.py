@@ -25,13 +25,13 @@ from bf_jupyter.contract import (
     STATUS_INJECTED,
 )
 from bf_jupyter.kubeapi import KubeApiError
-from tests.e2e.stack import SYSTEM_NAMESPACE
 from tests.e2e.test_bitfusion_pods import PROBE, workload
 from tests.support.cluster_fixtures import real_kubeconfig
+from tests.support.stack import SYSTEM_NAMESPACE
 
 if TYPE_CHECKING:
-    from tests.e2e.cluster_handle import ClusterHandle
     from tests.e2e.helm.release import HelmStack
+    from tests.support.cluster_handle import ClusterHandle
 
 pytestmark = pytest.mark.skipif(
     real_kubeconfig() is not None, reason="installs the chart on a test cluster of its own"

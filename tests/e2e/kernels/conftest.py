@@ -21,7 +21,7 @@ from bf_jupyter.contract import LABEL_COMPONENT, LABEL_NAME
 from bf_jupyter.kernels.kernelspecs import KernelspecRequest, render_kernel_json
 
 if TYPE_CHECKING:
-    from tests.e2e.cluster_handle import ClusterHandle
+    from tests.support.cluster_handle import ClusterHandle
 
 KERNEL_IMAGE_ENV = "BF_E2E_KERNEL_IMAGE"
 KERNEL_SELECTOR = f"{LABEL_NAME}=bf-jupyter,{LABEL_COMPONENT}=kernel"

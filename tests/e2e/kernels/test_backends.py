@@ -25,17 +25,17 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from bf_jupyter.kernels.launch_slice import KernelLaunchError
+from bf_jupyter.kernels.sliced_kernel import KernelLaunchError
 from tests.e2e.kernels.conftest import KernelspecFactory, kernel_objects, pod_of
-from tests.e2e.managed_process import ManagedProcess
-from tests.integration.kernels.session import execute
+from tests.support.kernel_session import execute
+from tests.support.managed_process import ManagedProcess
 
 if TYPE_CHECKING:
     from jupyter_client.manager import AsyncKernelManager
 
     from tests.cluster.control_plane import ControlPlane
-    from tests.e2e.cluster_handle import ClusterHandle
-    from tests.e2e.stack import BitfusionStack
+    from tests.support.cluster_handle import ClusterHandle
+    from tests.support.stack import BitfusionStack
 
 GPU_NODE = "gpu-node"
 HAMI_SCHEDULER = "hami-scheduler"

@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from bf_jupyter.kernels.kubernetes.pod_builder import pod_name_for
-from bf_jupyter.kernels.launch_slice import KernelLaunchError
 from bf_jupyter.kernels.progress import PROGRESS
+from bf_jupyter.kernels.sliced_kernel import KernelLaunchError
 from tests.e2e.kernels.conftest import KernelspecFactory, kernel_objects, lease_slices
 
 if TYPE_CHECKING:
     from jupyter_client.manager import AsyncKernelManager
 
-    from tests.e2e.cluster_handle import ClusterHandle
+    from tests.support.cluster_handle import ClusterHandle
 
 # A launch timeout no test waits for: a failure must come from the event, never from the clock.
 NEVER = 3600

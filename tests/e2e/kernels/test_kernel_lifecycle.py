@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Any
 from jupyter_client.manager import AsyncKernelManager
 
 from bf_jupyter.kernels.kubernetes.reaper import KernelReaper
-from bf_jupyter.kernels.launch_slice import KernelLaunchError
+from bf_jupyter.kernels.sliced_kernel import KernelLaunchError
 from bf_jupyter.server.reattach import reattach_kernel
 from tests.e2e.kernels.conftest import KernelspecFactory, kernel_objects, lease_slices, pod_of
-from tests.integration.kernels.session import execute
+from tests.support.kernel_session import execute
 
 if TYPE_CHECKING:
-    from tests.e2e.cluster_handle import ClusterHandle
+    from tests.support.cluster_handle import ClusterHandle
 
 
 async def _run(manager: AsyncKernelManager, code: str) -> str:

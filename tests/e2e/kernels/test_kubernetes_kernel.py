@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 from bf_jupyter.kernels.progress import PROGRESS
 from tests.e2e.kernels.conftest import KernelspecFactory, kernel_objects, lease_slices, pod_of
-from tests.integration.kernels.session import collect_reply, execute, wait_for_output
+from tests.support.kernel_session import collect_reply, execute, wait_for_output
 
 if TYPE_CHECKING:
     from jupyter_client.manager import AsyncKernelManager
 
-    from tests.e2e.cluster_handle import ClusterHandle
+    from tests.support.cluster_handle import ClusterHandle
 
 PROVE_SLICE = (
     "import os; print(os.environ.get('BF_SIM_SLICE') or os.environ['BF_SLICE'], "

@@ -25,11 +25,10 @@ from pytest_jupyter.jupyter_server import *  # noqa: F403
 
 from bf_jupyter.kernels.kernelspecs import KernelspecRequest, render_kernel_json
 from tests.e2e.kernels.conftest import KERNEL_IMAGE_ENV
-from tests.e2e.server import notebook_rbac
-from tests.support import server_api
+from tests.support import notebook_rbac, server_api
 
 if TYPE_CHECKING:
-    from tests.e2e.cluster_handle import ClusterHandle
+    from tests.support.cluster_handle import ClusterHandle
 
 # fixtures for this directory (after pytest-jupyter's, to override its jp_server_config)
 run = server_api.run

@@ -13,17 +13,17 @@ import pytest
 
 from bf_jupyter.contract import QUOTA_RESOURCE
 from tests.e2e.kernels.conftest import kernel_objects, lease_slices
-from tests.e2e.server import notebook_rbac
 from tests.e2e.server.conftest import (
     KERNELSPEC,
     MISSING_IMAGE,
     MISSING_IMAGE_KERNELSPEC,
 )
+from tests.support import notebook_rbac
 from tests.support.server_api import Api, kernel_output
 
 if TYPE_CHECKING:
-    from tests.e2e.cluster_handle import ClusterHandle
     from tests.e2e.server.conftest import Server
+    from tests.support.cluster_handle import ClusterHandle
 
 Follow = Callable[[str], list[dict[str, Any]]]
 STARTUP = ["requested", "created", "scheduled", "started", "locked", "ready"]

@@ -17,7 +17,7 @@ from jupyter_client.asynchronous.client import AsyncKernelClient
 
 from bf_jupyter.kernels.kernel_channels import await_kernel_info, request_gpu_reading
 from bf_jupyter.kernels.launcher import format_ports
-from tests.integration.kernels.session import execute, wait_for_output
+from tests.support.kernel_session import execute, wait_for_output
 
 ADDRESS = "127.0.0.61"
 PORTS = {"shell": 53100, "iopub": 53101, "stdin": 53102, "control": 53103, "hb": 53104}

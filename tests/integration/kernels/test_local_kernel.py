@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from bf_jupyter.kernels.launch_slice import KernelLaunchError
 from bf_jupyter.kernels.progress import PROGRESS
+from bf_jupyter.kernels.sliced_kernel import KernelLaunchError
 from tests.integration.kernels.conftest import leases
-from tests.integration.kernels.session import collect_reply, execute, wait_for_output
+from tests.support.kernel_session import collect_reply, execute, wait_for_output
 
 if TYPE_CHECKING:
     from jupyter_client.manager import AsyncKernelManager

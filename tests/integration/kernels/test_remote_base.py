@@ -17,17 +17,12 @@ from typing import Any
 import pytest
 from jupyter_client.manager import AsyncKernelManager
 
-from bf_jupyter.kernels.launch_slice import KernelLaunchError
 from bf_jupyter.kernels.launcher import format_ports
 from bf_jupyter.kernels.progress import PROGRESS
-from bf_jupyter.kernels.remote import (
-    Address,
-    Progress,
-    RemoteKernelProvisioner,
-    RemoteStart,
-    RemoteStartFailure,
-)
-from tests.integration.kernels.session import collect_reply, execute, wait_for_output
+from bf_jupyter.kernels.remote import RemoteKernelProvisioner
+from bf_jupyter.kernels.remote_start import Address, Progress, RemoteStart, RemoteStartFailure
+from bf_jupyter.kernels.sliced_kernel import KernelLaunchError
+from tests.support.kernel_session import collect_reply, execute, wait_for_output
 
 # The launcher binds the kernel's fixed ports on this address, as a pod does on its own IP; a random
 # loopback address keeps test runs that happen at the same time on one machine apart.

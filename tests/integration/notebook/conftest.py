@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import sys
 import textwrap
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,18 +40,6 @@ def pool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pool:
     monkeypatch.setenv("BF_SIM_POOL", "virtual")
     monkeypatch.setenv("BF_BITFUSION_BIN", str(SIM_SCRIPT))
     return Pool(resolve_client(), home)
-
-
-@pytest.fixture
-def shell() -> Iterator[Any]:
-    """An IPython shell (no kernel, so curves print as epoch lines) with the extension loaded."""
-    from IPython.core.interactiveshell import InteractiveShell
-
-    ipython = InteractiveShell.instance()
-    ipython.run_line_magic("load_ext", "bf_jupyter")
-    yield ipython
-    ipython.run_line_magic("unload_ext", "bf_jupyter")
-    InteractiveShell.clear_instance()
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from tests.e2e.kernels.conftest import kernel_objects
 from tests.ui.conftest import ARTIFACTS
 
 if TYPE_CHECKING:
-    from tests.e2e.cluster_handle import ClusterHandle
+    from tests.support.cluster_handle import ClusterHandle
     from tests.ui.cluster.conftest import ClusterLab
 
 pytestmark = pytest.mark.ui

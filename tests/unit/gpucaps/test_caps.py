@@ -135,7 +135,7 @@ def test_the_users_own_sitecustomize_still_runs(frameworks: Path, tmp_path: Path
 def test_bitfusion_sim_caps_a_share_of_a_real_gpu_only(
     simulated: bool, percent: int, capped: bool
 ) -> None:
-    from bf_jupyter.bitfusion.sim.pool import Gpu, Placement, Pool, Server
+    from bf_jupyter.bitfusion.sim.placement import Gpu, Placement, Pool, Server
     from bf_jupyter.bitfusion.sim.runner import lease_environment
     from bf_jupyter.bitfusion.sim.store import Lease
     from bf_jupyter.slice import GpuSlice

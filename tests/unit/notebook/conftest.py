@@ -67,15 +67,3 @@ class FakeClock:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
-
-
-@pytest.fixture
-def shell() -> Iterator[Any]:
-    """An IPython shell (no kernel) with the extension loaded."""
-    from IPython.core.interactiveshell import InteractiveShell
-
-    ipython = InteractiveShell.instance()
-    ipython.run_line_magic("load_ext", "bf_jupyter")
-    yield ipython
-    ipython.run_line_magic("unload_ext", "bf_jupyter")
-    InteractiveShell.clear_instance()

@@ -15,7 +15,7 @@ from bf_jupyter.notebook.metric_records import (
     BeginRecord,
     EndRecord,
     EpochRecord,
-    GpuRecord,
+    GpuMemoryRecord,
     RecordWriter,
     encode_record,
     parse_record,
@@ -54,7 +54,7 @@ def test_every_kind_reads_back_as_written() -> None:
         BeginRecord(1.0, 3, 10, 32),
         BatchRecord(2.0, 0, 1, {"loss": (0.5, 0.4)}),
         EpochRecord(3.0, 0, {"val_loss": 0.3}),
-        GpuRecord(4.0, 100.0, None),
+        GpuMemoryRecord(4.0, 100.0, None),
         EndRecord(5.0, True),
     ]
 

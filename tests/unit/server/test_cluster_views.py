@@ -8,7 +8,7 @@ import pytest
 
 from bf_jupyter.kubeapi import KubeApiError, KubeUnavailable
 from bf_jupyter.server.errors import ApiError, BackendUnavailable
-from bf_jupyter.server.pool import PoolReader
+from bf_jupyter.server.pool_view import PoolReader
 from bf_jupyter.server.quota import QuotaReader, price
 from bf_jupyter.slice import GpuSlice
 

@@ -8,8 +8,8 @@ from bf_jupyter.kernels.kubernetes.pod_builder import (
     KernelPodBuilder,
     KernelPodSettings,
     PodLaunch,
-    kernel_ports,
 )
+from bf_jupyter.kernels.remote_start import kernel_ports
 from bf_jupyter.slice import GpuSlice
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from traitlets import TraitError
 
+from bf_jupyter.contract import ENV_GPU_BACKEND
 from bf_jupyter.kernels.kubernetes.provisioner import BitfusionKubernetesProvisioner
-from bf_jupyter.kernels.launch_slice import BACKEND_ENV, KernelLaunchError
+from bf_jupyter.kernels.sliced_kernel import KernelLaunchError
 
 
 def provisioner(gpu_backend: str = "") -> BitfusionKubernetesProvisioner:
@@ -17,9 +18,9 @@ def provisioner(gpu_backend: str = "") -> BitfusionKubernetesProvisioner:
     ("configured", "env", "chosen"),
     [
         ("", {}, "bitfusion"),  # today's behaviour for kernelspecs that name no backend
-        ("", {BACKEND_ENV: "hami"}, "hami"),  # the server's choice from the picker
+        ("", {ENV_GPU_BACKEND: "hami"}, "hami"),  # the server's choice from the picker
         ("nvidia", {}, "nvidia"),  # the kernelspec's own
-        ("nvidia", {BACKEND_ENV: "nvidia"}, "nvidia"),
+        ("nvidia", {ENV_GPU_BACKEND: "nvidia"}, "nvidia"),
     ],
 )
 def test_the_launch_backend_is_the_kernelspecs_else_the_launchs_else_bitfusion(
@@ -36,14 +37,14 @@ def test_a_launch_contradicting_the_kernelspecs_backend_fails_naming_both() -> N
         KernelLaunchError,
         match="BF_GPU_BACKEND hami was refused: this kernelspec runs on the nvidia backend only",
     ):
-        provisioner("nvidia").choose_backend({BACKEND_ENV: "hami"})
+        provisioner("nvidia").choose_backend({ENV_GPU_BACKEND: "hami"})
 
 
 def test_an_unknown_launch_backend_fails_with_the_known_ones() -> None:
     with pytest.raises(
         KernelLaunchError, match=r"backend .cuda. is not known: use one of bitfusion"
     ):
-        provisioner().choose_backend({BACKEND_ENV: "cuda"})
+        provisioner().choose_backend({ENV_GPU_BACKEND: "cuda"})
 
 
 def test_an_unknown_configured_backend_is_a_trait_error() -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from traitlets import TraitError
 
-from bf_jupyter.kernels.launch_slice import KernelLaunchError
 from bf_jupyter.kernels.local import BitfusionLocalProvisioner
 from bf_jupyter.kernels.progress import PROGRESS
+from bf_jupyter.kernels.sliced_kernel import KernelLaunchError
 from bf_jupyter.slice import GpuSlice
 
 
@@ -44,3 +44,16 @@ def test_restart_flag_is_remembered_from_shutdown_requested() -> None:
     assert provisioner.take_restart_flag(False) is True
     provisioner.clear_restart_flag()
     assert provisioner.take_restart_flag(False) is False
+
+
+def test_one_launch_timeout_trait_with_a_default_per_kind_of_kernel() -> None:
+    from traitlets.config import Config
+
+    from bf_jupyter.kernels.kubernetes.provisioner import BitfusionKubernetesProvisioner
+    from bf_jupyter.kernels.local import BitfusionLocalProvisioner
+
+    assert BitfusionLocalProvisioner().launch_timeout == 120.0
+    assert BitfusionKubernetesProvisioner().launch_timeout == 300.0  # a pod may pull its image
+    config = Config()
+    config.BitfusionKubernetesProvisioner.launch_timeout = 7.0
+    assert BitfusionKubernetesProvisioner(config=config).launch_timeout == 7.0

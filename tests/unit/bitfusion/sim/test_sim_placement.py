@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bf_jupyter.bitfusion.sim.errors import CannotServe
-from bf_jupyter.bitfusion.sim.pool import Gpu, Pool, Server, memory_needed, place
+from bf_jupyter.bitfusion.sim.placement import Gpu, Pool, Server, memory_needed, place
 from bf_jupyter.slice import Filter, GpuSlice
 
 

@@ -11,31 +11,25 @@ jupyter_client does not always pass ``restart=True`` down to ``terminate``/``kil
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from traitlets import TraitError, Unicode, validate
+from traitlets import Float, TraitError, Unicode, validate
 from traitlets.config import LoggingConfigurable
 
-from bf_jupyter.contract import ENV_GPU_BACKEND
+from bf_jupyter.contract import ENV_SLICE
+from bf_jupyter.identity import current_user
 from bf_jupyter.kernels.progress import PROGRESS, Stage
 from bf_jupyter.slice import GpuSlice, SliceError
 
 __all__ = [
-    "BACKEND_ENV",
     "LAUNCH_GATE_ATTRIBUTE",
-    "SLICE_ENV",
     "USER_ENV",
     "KernelLaunchError",
     "LaunchGate",
     "SlicedKernelMixin",
 ]
 
-SLICE_ENV = "BF_SLICE"
-BACKEND_ENV = (
-    ENV_GPU_BACKEND  # the launch's GPU backend; the Kubernetes provisioner renders with it
-)
 USER_ENV = "KERNEL_USERNAME"
 DEFAULT_SLICE = "1x50%"
 # The attribute of the server's kernel manager (a provisioner's parent's parent) that holds the
@@ -69,6 +63,15 @@ class SlicedKernelMixin(LoggingConfigurable):
         "Bitfusion filters (device.name=V100).",
     ).tag(config=True)
 
+    launch_timeout = Float(
+        120.0,
+        help="Seconds a kernel may take from launch to its first kernel_info_reply (locking the "
+        "slice and, for a pod, pulling its image included) before the launch fails and everything "
+        "it started is stopped; a failure the backend reports ends it at once. Default 120 for "
+        "local kernels, 300 for kernels in pods. It bounds the launch; "
+        "BitfusionExtension.launch_timeout only bounds the server's wait after it.",
+    ).tag(config=True)
+
     @validate("default_slice")
     def _check_default_slice(self, proposal: dict[str, Any]) -> str:
         try:
@@ -90,8 +93,8 @@ class SlicedKernelMixin(LoggingConfigurable):
         """
         if self.kernel_id:
             PROGRESS.begin(str(self.kernel_id))
-        text = (env or {}).get(SLICE_ENV, "").strip()
-        source = SLICE_ENV if text else "default_slice"
+        text = (env or {}).get(ENV_SLICE, "").strip()
+        source = ENV_SLICE if text else "default_slice"
         try:
             chosen = GpuSlice.parse(text or self.default_slice)
         except SliceError as error:
@@ -125,20 +128,10 @@ class SlicedKernelMixin(LoggingConfigurable):
         return gate if callable(getattr(gate, "admit", None)) else None
 
     def kernel_user(self, env: Mapping[str, str] | None) -> str:
-        """Who the kernel belongs to: ``KERNEL_USERNAME`` of the launch, else the hub user, else
-        the server's login name."""
+        """Who the kernel belongs to: ``KERNEL_USERNAME`` of the launch, else the server's user
+        (``identity.current_user``: the hub user, else the login name)."""
         launch = (env or {}).get(USER_ENV, "").strip()
-        if launch:
-            return launch
-        hub_user = os.environ.get("JUPYTERHUB_USER", "").strip()
-        if hub_user:
-            return hub_user
-        import getpass
-
-        try:
-            return getpass.getuser()
-        except (KeyError, OSError):
-            return "unknown"
+        return launch or current_user()
 
     def publish(self, stage: Stage, message: str) -> None:
         """One start-up progress event for this kernel (relayed to the browser by the server)."""
@@ -154,6 +147,10 @@ class SlicedKernelMixin(LoggingConfigurable):
 
     def note_shutdown_requested(self, restart: bool) -> None:
         self._restart_requested = restart
+
+    async def shutdown_requested(self, restart: bool = False) -> None:
+        """jupyter_client says a shutdown (or, with ``restart``, a restart) is coming."""
+        self.note_shutdown_requested(restart)
 
     def take_restart_flag(self, restart: bool) -> bool:
         """``restart`` as the caller said it, or as ``shutdown_requested`` said it earlier."""

@@ -12,7 +12,7 @@ import pytest
 from bf_jupyter.cluster.webhook import injection
 from bf_jupyter.cluster.webhook.config import TokenSource, WebhookConfig
 from bf_jupyter.cluster.webhook.validate import validate_pod
-from tests.unit.webhook.conftest import MemoryFacts
+from tests.unit.cluster.webhook.conftest import MemoryFacts
 
 GIB = 1 << 30
 CA = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from bf_jupyter.cluster.tokenservice.issuer import AuthorityUnavailable, TokenIssuer
-from tests.unit.tokenservice.conftest import review
+from tests.unit.cluster.tokenservice.conftest import review
 
 if TYPE_CHECKING:
     from bf_jupyter.cluster.webhook.config import WebhookConfig

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from bf_jupyter.contract import ANNOTATION_MANAGEMENT, RESOURCE_AMOUNT, STATUS_INJECTED
 from bf_jupyter.kubeapi import KubeApi
-from tests.e2e.cluster_handle import ClusterHandle
+from tests.support.cluster_handle import ClusterHandle
 
 if TYPE_CHECKING:
     from tests.cluster.control_plane import ControlPlane

@@ -7,7 +7,7 @@ import json
 from bf_jupyter.bitfusion.client import BitfusionClient, pool_report
 from bf_jupyter.bitfusion.pool_command import render_pool
 from bf_jupyter.bitfusion.records import parse_list_gpus
-from tests.unit.test_bitfusion_records import REAL_STYLE, SIM_STYLE
+from tests.unit.bitfusion.test_records import REAL_STYLE, SIM_STYLE
 
 SIM = BitfusionClient(("/venv/bin/bitfusion-sim",), "embedded", True)
 REAL = BitfusionClient(("/usr/bin/bitfusion",), "path", False)

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from tests.cluster.control_plane import ControlPlane
 
 Obj = dict[str, Any]
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 SERVICE_ACCOUNT = "bf-jupyter-notebook"
 NODES_ROLE = "bf-jupyter-notebook-nodes"
 PODS_ROLE = "bf-jupyter-notebook-pods"

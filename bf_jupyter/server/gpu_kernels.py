@@ -18,14 +18,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from bf_jupyter.kernels.launch_slice import BACKEND_ENV
+from bf_jupyter.contract import ENV_GPU_BACKEND, ENV_SLICE
 from bf_jupyter.kernels.progress import PROGRESS
 from bf_jupyter.server.errors import ApiError
 from bf_jupyter.slice import GpuSlice
 
-__all__ = ["SLICE_ENV", "GpuKernels", "KernelRecord"]
+__all__ = ["GpuKernels", "KernelRecord"]
 
-SLICE_ENV = "BF_SLICE"
 Json = dict[str, Any]
 State = Literal["starting", "running", "failed", "stopping"]
 _log = logging.getLogger(__name__)
@@ -101,8 +100,8 @@ class GpuKernels:
         kernel_id = record.kernel_id
         env = {
             **os.environ,
-            SLICE_ENV: record.gpu_slice.to_text(),
-            BACKEND_ENV: record.gpu_backend,
+            ENV_SLICE: record.gpu_slice.to_text(),
+            ENV_GPU_BACKEND: record.gpu_backend,
         }
         if record.path:
             env["JPY_SESSION_NAME"] = record.path

@@ -17,7 +17,7 @@ from bf_jupyter.cluster.tokenservice.decision import (
     check_pod,
 )
 from bf_jupyter.cluster.webhook import injection
-from tests.unit.tokenservice.conftest import AUDIENCE, gpu_container, review
+from tests.unit.cluster.tokenservice.conftest import AUDIENCE, gpu_container, review
 
 if TYPE_CHECKING:
     from bf_jupyter.cluster.webhook.config import WebhookConfig
