@@ -1,5 +1,5 @@
-"""A real JupyterHub with KubeSpawner on the e2e cluster (``hub_process``), spawning into the test's
-namespace as the hub's service account with the shipped RBAC (``hub_rbac``).
+"""A real JupyterHub with KubeSpawner on the e2e cluster (``tests.support.hub_process``), spawning into the test's
+namespace as the hub's service account with the shipped RBAC (``tests.support.hub_rbac``).
 
 - ``hub_identity``: ``cluster/hub`` applied in the test's namespace; a kubeconfig for the account.
 - ``start_hub(extra_config="")``: a started hub (stopped, with every server it runs, at the end).
@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.e2e.hub import hub_rbac
-from tests.e2e.hub.hub_process import RunningHub
+from tests.support import hub_rbac
+from tests.support.hub_process import RunningHub
 
 if TYPE_CHECKING:
-    from tests.e2e.cluster_handle import ClusterHandle
+    from tests.support.cluster_handle import ClusterHandle
 
 pytest.importorskip("jupyterhub")
 pytest.importorskip("kubespawner")

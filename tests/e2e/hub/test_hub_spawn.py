@@ -11,15 +11,14 @@ from typing import TYPE_CHECKING
 import requests
 
 from bf_jupyter.contract import ANNOTATION_STATUS, QUOTA_RESOURCE, STATUS_INJECTED
-from tests.e2e.hub import hub_rbac
-from tests.e2e.server import notebook_rbac
+from tests.support import hub_rbac, notebook_rbac
 
 if TYPE_CHECKING:
-    from tests.e2e.cluster_handle import ClusterHandle
     from tests.e2e.hub.conftest import StartHub
-    from tests.e2e.hub.hub_process import RunningHub
-    from tests.e2e.hub.hub_rbac import HubIdentity
-    from tests.e2e.stack import BitfusionStack
+    from tests.support.cluster_handle import ClusterHandle
+    from tests.support.hub_process import RunningHub
+    from tests.support.hub_rbac import HubIdentity
+    from tests.support.stack import BitfusionStack
 
 USER = "alice"
 POD = f"jupyter-{USER}"

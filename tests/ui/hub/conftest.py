@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING
 import pytest
 
 from bf_jupyter.contract import QUOTA_RESOURCE
-from tests.e2e.hub import hub_rbac
-from tests.e2e.hub.hub_process import RunningHub
+from tests.support import hub_rbac
+from tests.support.hub_process import RunningHub
 
 if TYPE_CHECKING:
-    from tests.e2e.cluster_handle import ClusterHandle
+    from tests.support.cluster_handle import ClusterHandle
 
 pytest.importorskip("jupyterhub")
 pytest.importorskip("kubespawner")

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.e2e.hub.hub_process import PASSWORD
+from tests.support.hub_process import PASSWORD
 from tests.ui.conftest import ARTIFACTS
 
 if TYPE_CHECKING:
-    from tests.e2e.hub.hub_process import RunningHub
+    from tests.support.hub_process import RunningHub
 
 pytestmark = pytest.mark.ui
 SELECT = "#profile-option-bitfusion-gpu--gpu"

@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from tests.e2e.server.notebook_rbac import Permission, kustomize
+from tests.support.notebook_rbac import Permission, kustomize
 
 if TYPE_CHECKING:
     from tests.cluster.control_plane import ControlPlane
 
 Obj = dict[str, Any]
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 SERVICE_ACCOUNT = "bf-jupyter-hub"
 NODES_ROLE = "bf-jupyter-hub-nodes"
 

@@ -30,10 +30,10 @@ from typing import Any
 
 import requests
 
-from tests.e2e.managed_process import ManagedProcess
 from tests.support.jupyter_process import free_port
+from tests.support.managed_process import ManagedProcess
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_CONFIG = REPO / "examples" / "hub" / "jupyterhub_config.py"
 PASSWORD = "e2e-hub-password"
 START_TIMEOUT = 90.0
