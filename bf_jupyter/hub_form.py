@@ -37,7 +37,7 @@ from bf_jupyter.hub import CHOICE_SLICE_KEY, SLICE_OPTION, SpawnRefused, profile
 from bf_jupyter.server.errors import ApiError
 from bf_jupyter.server.gpu_backends import price_json
 from bf_jupyter.server.quota import cluster_quota_json, price
-from bf_jupyter.slice import GpuSlice
+from bf_jupyter.slice import GpuSlice, SliceError
 
 if TYPE_CHECKING:
     from bf_jupyter.kubeapi import KubeApi
@@ -129,7 +129,10 @@ def _why_not(
     pool: Json,
 ) -> str | None:
     """Why ``gpu_slice`` does not fit, priced as the server prices it (Bitfusion: quota units)."""
-    priced = price_json(backend, gpu_slice, entries, offer)
+    try:
+        priced = price_json(backend, gpu_slice, entries, offer)
+    except SliceError as error:  # e.g. a memory slice with no known per-GPU memory
+        return str(error)
     if backend.name == "bitfusion":
         try:
             verdict = price(

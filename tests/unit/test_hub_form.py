@@ -79,3 +79,12 @@ def test_choosing_an_unavailable_slice_anyway_refuses_the_spawn_with_the_reason(
 
 def test_other_profiles_pass_through_unchanged() -> None:
     assert mark_fit([CPU], FitContext("team-a", [quota(1, 1)], [])) == [CPU]
+
+
+def test_a_slice_that_cannot_be_priced_is_unavailable_with_the_slice_error() -> None:
+    # no node says how much memory its GPUs have, so 8Gi cannot be turned into quota units
+    context = FitContext("team-a", [quota(100, 0)], [node("n1", 200)])
+    marked = mark_fit([gpu_slice_profile(slices=["1x50%", "1x8Gi"])], context)
+    choices = marked[0]["profile_options"]["gpu"]["choices"]
+    assert "unavailable" not in choices["1x50"]
+    assert "without the per-GPU memory" in choices["1x8gi"]["unavailable"]
