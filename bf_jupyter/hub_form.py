@@ -69,7 +69,8 @@ def fitting_profile_list(
     """A callable for ``KubeSpawner.profile_list``: ``profiles`` (``gpu_slice_profile`` entries
     and any others) marked for the spawner's namespace. ``kube`` gives the API connection (default:
     one per hub process, from ``$KUBECONFIG`` or the in-cluster account). When the cluster cannot be
-    read the form is still shown, unmarked, with the reason in the GPU profiles' descriptions."""
+    read the form is still shown, unmarked, with the reason in the GPU profiles' descriptions.
+    The callable's ``profiles`` attribute holds ``profiles`` as configured."""
     offered = [dict(p) for p in profiles]
     connect = kube or _hub_api
 
@@ -80,6 +81,7 @@ def fitting_profile_list(
             return _note_unreadable(offered, error)
         return mark_fit(offered, context)
 
+    profile_list.profiles = offered  # type: ignore[attr-defined]  # as configured, for inspection
     return profile_list
 
 
