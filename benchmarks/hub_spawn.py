@@ -28,6 +28,19 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 NODES = 50
+# The process-kubelet knows no image entrypoint: give every pod (the CPU profile's too) its argv as
+# command, as the GPU profile's hook does, so both spawns run the same server.
+ENTRYPOINT_HOOK = """
+from bf_jupyter.hub import move_args_to_command
+
+
+def _entrypoint(spawner, pod):
+    move_args_to_command(pod)
+    return pod
+
+
+c.KubeSpawner.modify_pod_hook = _entrypoint
+"""
 UNREACHABLE_KUBECONFIG = """\
 apiVersion: v1
 kind: Config
@@ -109,7 +122,10 @@ def time_spawns(runs: int) -> dict[str, list[float]]:
             namespace = handle.create_namespace("bench")
             identity = hub_rbac.deploy(plane, namespace, root)
             hub = RunningHub.start(
-                root / "hub", namespace=namespace, kubeconfig=identity.kubeconfig
+                root / "hub",
+                namespace=namespace,
+                kubeconfig=identity.kubeconfig,
+                extra_config=ENTRYPOINT_HOOK,
             )
             try:
                 browser = hub.browser("bench").login()
