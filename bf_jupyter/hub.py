@@ -22,26 +22,90 @@ container's limits, and the pod asks our webhook to manage it; ``hami``, ``nvidi
 keys, annotations and scheduler name on the pod). KubeSpawner
 puts the server command in ``args`` (``command`` empty), and the webhook only wraps ``command``, so the
 profile also installs a ``modify_pod_hook`` that moves the argv into ``command`` (composed with any
-hook you configured yourself).
+hook you configured yourself) and asks the API server for a dry run of the pod: a slice the
+quota, the webhooks or the nodes refuse fails the spawn with the API server's own message, before
+anything is created. Its ``after_pod_created_hook`` then follows the pod until it runs, failing the
+spawn at once with the reason when it cannot (an image that cannot be pulled, a container that
+cannot be created or exits), instead of after ``start_timeout``.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from bf_jupyter.backends import NO_OFFER, GpuBackend, Offer, get_backend
 from bf_jupyter.contract import ENV_GPU_BACKEND, ENV_SLICE
 from bf_jupyter.slice import TEXT_FORMS, TEXT_SHAPE, GpuSlice, SliceError
 
-__all__ = ["SLICE_OPTION", "gpu_slice_profile", "gpu_slice_profiles", "slice_overrides"]
+__all__ = [
+    "SLICE_OPTION",
+    "ProfileMarks",
+    "SpawnRefused",
+    "gpu_slice_profile",
+    "gpu_slice_profiles",
+    "profile_marks",
+    "slice_overrides",
+]
 
 SLICE_OPTION = "gpu"
 DEFAULT_COMMAND = ("jupyterhub-singleuser",)
 
 Override = dict[str, Any]
 PodHook = Callable[[Any, Any], Any]
+# Where gpu_slice_profile records what it offers, for the spawn form's fit check (bf_jupyter.hub_form).
+MARKS_KEY = "bf_jupyter"
+CHOICE_SLICE_KEY = "bf_jupyter_slice"
+# Container states that no waiting cures: the spawn fails at once with the kubelet's message.
+_HOPELESS_WAITING = frozenset(
+    {
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "InvalidImageName",
+        "ErrImageNeverPull",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "CrashLoopBackOff",
+    }
+)
+_START_POLL_SECONDS = 0.25
+
+
+def _http_error_base() -> type[Exception]:
+    # tornado is JupyterHub's web framework: an HTTPError raised while a spawn is being started is
+    # shown on the spawn form itself; later, on the spawn-pending page.
+    from tornado.web import HTTPError
+
+    return HTTPError
+
+
+class SpawnRefused(_http_error_base()):  # type: ignore[misc]
+    """A spawn that cannot succeed; ``jupyterhub_message`` is what the spawn page shows."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(status, log_message=message.replace("%", "%%"))
+        self.jupyterhub_message = message
+
+    def __str__(self) -> str:
+        return str(self.jupyterhub_message)
+
+
+@dataclass(frozen=True)
+class ProfileMarks:
+    """What a ``gpu_slice_profile`` entry offers: its backend and configured MIG profiles."""
+
+    backend: str
+    mig_profiles: tuple[str, ...]
+
+
+def profile_marks(profile: Mapping[str, Any]) -> ProfileMarks | None:
+    """The marks of a ``gpu_slice_profile`` entry; None for any other profile."""
+    marks = profile.get(MARKS_KEY)
+    if not isinstance(marks, Mapping):
+        return None
+    return ProfileMarks(str(marks["backend"]), tuple(marks.get("mig_profiles") or ()))
 
 
 def slice_overrides(
@@ -64,6 +128,7 @@ def slice_overrides(
             ENV_GPU_BACKEND: gpu_backend.name,  # %bitfusion submit's default backend
         },
         "modify_pod_hook": _command_hook_factory(tuple(command)),
+        "after_pod_created_hook": _start_hook_factory,
     }
     if rendering.scheduler_name:
         overrides["scheduler_name"] = rendering.scheduler_name
@@ -119,6 +184,7 @@ def gpu_slice_profile(
         _choice_key(s): {
             "display_name": f"{s.describe()} · {gpu_backend.isolation_of(s, offer).label}",
             "default": s == chosen,
+            CHOICE_SLICE_KEY: s.to_text(),
             "kubespawner_override": slice_overrides(
                 s, command=command, backend=gpu_backend, offer=offer
             ),
@@ -146,6 +212,7 @@ def gpu_slice_profile(
         "slug": slug,
         "kubespawner_override": profile_override,
         "profile_options": {SLICE_OPTION: option},
+        MARKS_KEY: {"backend": gpu_backend.name, "mig_profiles": list(mig_profiles)},
     }
 
 
@@ -199,9 +266,12 @@ def _custom_slice_applier(
 
     def apply(spawner: Any) -> None:
         typed = str(spawner.user_options.get(f"{SLICE_OPTION}--unlisted-choice", ""))
-        overrides = slice_overrides(
-            GpuSlice.parse(typed), command=command, backend=backend, offer=offer
-        )
+        try:
+            overrides = slice_overrides(
+                GpuSlice.parse(typed), command=command, backend=backend, offer=offer
+            )
+        except SliceError as error:
+            raise SpawnRefused(400, str(error)) from None
         spawner._apply_overrides(overrides)
 
     return apply
@@ -219,6 +289,7 @@ def _command_hook_factory(command: tuple[str, ...]) -> Callable[[Any], PodHook]:
                 result = configured(hook_spawner, pod)
                 pod = await result if hasattr(result, "__await__") else result
             move_args_to_command(pod, default_command=command)
+            await _dry_run(hook_spawner, pod)
             return pod
 
         hook.__bf_jupyter__ = True  # type: ignore[attr-defined]
@@ -234,3 +305,95 @@ def move_args_to_command(pod: Any, *, default_command: Sequence[str] = DEFAULT_C
     argv = list(container.command or []) + list(container.args or [])
     container.command = argv or list(default_command)
     container.args = None
+
+
+async def _dry_run(spawner: Any, pod: Any) -> None:
+    """Ask the API server to admit ``pod`` without creating it (quota, our webhooks, every other
+    admission check); raise ``SpawnRefused`` with its message when it refuses."""
+    from kubernetes_asyncio.client.exceptions import ApiException
+
+    try:
+        await spawner.api.create_namespaced_pod(spawner.namespace, pod, dry_run="All")
+    except ApiException as error:
+        if error.status == 409:  # an old pod of this server: KubeSpawner replaces it
+            return
+        raise SpawnRefused(error.status or 500, _api_message(error)) from None
+    except Exception as error:  # the API unreachable: the real create reports it
+        spawner.log.warning(
+            "The dry run of %s failed (%s); creating it anyway", pod.metadata.name, error
+        )
+
+
+def _api_message(error: Any) -> str:
+    """The ``message`` of the API server's Status body (what kubectl prints), else the reason."""
+    import json
+
+    try:
+        body = json.loads(error.body or "{}")
+    except ValueError:
+        body = {}
+    message = body.get("message") if isinstance(body, dict) else None
+    return str(message or error.reason or error)
+
+
+def _start_hook_factory(spawner: Any) -> PodHook:
+    """KubeSpawner evaluates override callables with the spawner: return the after-create hook,
+    composed with the one configured on that spawner."""
+    configured: PodHook | None = getattr(spawner, "after_pod_created_hook", None)
+
+    async def hook(hook_spawner: Any, pod: Any) -> None:
+        if configured is not None and getattr(configured, "__bf_jupyter__", False) is False:
+            result = configured(hook_spawner, pod)
+            if hasattr(result, "__await__"):
+                await result
+        await wait_until_running(hook_spawner)
+
+    hook.__bf_jupyter__ = True  # type: ignore[attr-defined]
+    return hook
+
+
+async def wait_until_running(spawner: Any) -> None:
+    """Follow the spawner's pod (KubeSpawner's pod reflector, a watch) until it runs; raise
+    ``SpawnRefused`` with the kubelet's reason as soon as a container cannot start or the pod
+    ends. KubeSpawner's ``start_timeout`` still bounds the whole spawn."""
+    import asyncio
+
+    key = f"{spawner.namespace}/{spawner.pod_name}"
+    while True:
+        pod = spawner.pod_reflector.pods.get(key)
+        if pod is not None:
+            if spawner.is_pod_running(pod):
+                return
+            reason = pod_failure(pod)
+            if reason is not None:
+                raise SpawnRefused(500, f"The server's pod {key} cannot start: {reason}")
+        await asyncio.sleep(_START_POLL_SECONDS)  # the reflector's in-memory copy, not the API
+
+
+def pod_failure(pod: Mapping[str, Any]) -> str | None:
+    """Why ``pod`` (a Pod dict) will never run, or None while it still may."""
+    status = pod.get("status") or {}
+    statuses = [
+        *(status.get("initContainerStatuses") or []),
+        *(status.get("containerStatuses") or []),
+    ]
+    for container in statuses:
+        state = container.get("state") or {}
+        waiting = state.get("waiting") or {}
+        if waiting.get("reason") in _HOPELESS_WAITING:
+            detail = waiting.get("message") or waiting["reason"]
+            return f"container {container.get('name')}: {waiting['reason']}: {detail}"
+    if status.get("phase") in ("Failed", "Succeeded"):
+        for container in statuses:
+            ended = (container.get("state") or {}).get("terminated") or {}
+            if ended and ended.get("exitCode") != 0:
+                return (
+                    f"container {container.get('name')} exited with {ended.get('exitCode')}"
+                    f" ({ended.get('reason') or 'Error'}): {ended.get('message') or ''}".rstrip(
+                        ": "
+                    )
+                )
+        return f"the pod ended ({status.get('phase')}): {status.get('message') or status.get('reason') or ''}".rstrip(
+            ": "
+        )
+    return None

@@ -77,26 +77,31 @@ class QuotaReader:
             quotas = self._kube().list("ResourceQuota", self.namespace)
         except (KubeApiError, KubeUnavailable) as error:
             raise BackendUnavailable(f"The namespace quota could not be read: {error}") from None
-        per_backend = {"gpu_quotas": quotas_json(BACKEND_NAMES, quotas)}
-        tightest: tuple[int, str, int, int] | None = None
-        for item in quotas:
-            status = item.get("status") or {}
-            hard_map, used_map = status.get("hard") or {}, status.get("used") or {}
-            for key in QUOTA_KEYS:
-                if key in hard_map:
-                    hard, used = _units(hard_map[key]), _units(used_map.get(key, 0))
-                    if tightest is None or hard - used < tightest[0]:
-                        tightest = (hard - used, item["metadata"]["name"], hard, used)
-        if tightest is None:
-            others = gpu_quotas_text(per_backend["gpu_quotas"])
-            message = f"No GPU quota: namespace {self.namespace} does not limit {QUOTA_RESOURCE}."
-            if others:
-                message = f"Namespace {self.namespace} does not limit {QUOTA_RESOURCE}; {others}"
-            return per_backend | _no_quota(self.backend, self.namespace, message)
-        _, name, hard, used = tightest
-        return per_backend | _quota(
-            self.backend, self.namespace, f"ResourceQuota {name}", hard, used
-        )
+        return cluster_quota_json(self.namespace, quotas)
+
+
+def cluster_quota_json(namespace: str, quotas: list[Json]) -> Json:
+    """The quota (``openapi.yaml``, ``Quota``) of ``namespace`` from its ResourceQuota objects: the
+    tightest limit on ``bitfusion.io/gpu`` and every GPU backend's entries."""
+    backend: Backend = "kubernetes"
+    per_backend = {"gpu_quotas": quotas_json(BACKEND_NAMES, quotas)}
+    tightest: tuple[int, str, int, int] | None = None
+    for item in quotas:
+        status = item.get("status") or {}
+        hard_map, used_map = status.get("hard") or {}, status.get("used") or {}
+        for key in QUOTA_KEYS:
+            if key in hard_map:
+                hard, used = _units(hard_map[key]), _units(used_map.get(key, 0))
+                if tightest is None or hard - used < tightest[0]:
+                    tightest = (hard - used, item["metadata"]["name"], hard, used)
+    if tightest is None:
+        others = gpu_quotas_text(per_backend["gpu_quotas"])
+        message = f"No GPU quota: namespace {namespace} does not limit {QUOTA_RESOURCE}."
+        if others:
+            message = f"Namespace {namespace} does not limit {QUOTA_RESOURCE}; {others}"
+        return per_backend | _no_quota(backend, namespace, message)
+    _, name, hard, used = tightest
+    return per_backend | _quota(backend, namespace, f"ResourceQuota {name}", hard, used)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,13 @@ class ProcessFailed(RuntimeError):
 
 class ManagedProcess:
     def __init__(
-        self, name: str, argv: Sequence[str], *, env: Mapping[str, str], log_path: Path
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str],
+        log_path: Path,
+        cwd: Path | None = None,
     ) -> None:
         self.name = name
         self.argv = list(argv)
@@ -31,6 +37,7 @@ class ManagedProcess:
         self._process = subprocess.Popen(
             self.argv,
             env=dict(env),
+            cwd=cwd,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

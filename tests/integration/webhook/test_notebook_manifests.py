@@ -87,7 +87,9 @@ def test_the_readme_binds_what_the_manifests_define(
 ) -> None:
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert "kubectl apply -k cluster/notebook -n team-a" in readme
-    command = re.search(r"kubectl create clusterrolebinding (?:[^\n]*\\\n)*[^\n]*", readme)
+    command = re.search(
+        r"kubectl create clusterrolebinding bf-jupyter-notebook(?:[^\n]*\\\n)*[^\n]*", readme
+    )
     assert command is not None
     words = shlex.split(command.group(0).replace("\\\n", " "))
     options = dict(w.removeprefix("--").split("=", 1) for w in words if w.startswith("--"))
