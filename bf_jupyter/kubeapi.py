@@ -44,6 +44,14 @@ _KINDS: dict[str, tuple[str, str]] = {
     # create only: the token service asks whether a service-account token is valid
     "TokenReview": ("AuthenticationV1Api", "token_review"),
 }
+# Kinds reached through the generic (custom objects) client, so they work with any client release:
+# kind → (group, version, plural, namespaced). DRA (resource.k8s.io/v1, GA in Kubernetes 1.34).
+_GROUP_KINDS: dict[str, tuple[str, str, str, bool]] = {
+    "ResourceClaim": ("resource.k8s.io", "v1", "resourceclaims", True),
+    "ResourceClaimTemplate": ("resource.k8s.io", "v1", "resourceclaimtemplates", True),
+    "ResourceSlice": ("resource.k8s.io", "v1", "resourceslices", False),
+    "DeviceClass": ("resource.k8s.io", "v1", "deviceclasses", False),
+}
 
 
 class KubeUnavailable(RuntimeError):
@@ -309,14 +317,44 @@ class KubeApi:
     def _method(self, kind: str, verb: str, namespace: str | None, *, status: bool = False) -> Any:
         from kubernetes import client
 
+        if kind in _GROUP_KINDS:
+            return self._group_method(kind, verb, namespace, status=status)
         if kind not in _KINDS:
-            raise ValueError(f"kind {kind} is not supported: use one of {', '.join(_KINDS)}")
+            known = ", ".join([*_KINDS, *_GROUP_KINDS])
+            raise ValueError(f"kind {kind} is not supported: use one of {known}")
         api_name, resource = _KINDS[kind]
         api = getattr(client, api_name)(self._client)
         scope = "namespaced_" if namespace is not None else ""
         if verb == "list" and namespace is None and kind not in {"Namespace", "Node"}:
             return getattr(api, f"list_{resource}_for_all_namespaces")
         return getattr(api, f"{verb}_{scope}{resource}{'_status' if status else ''}")
+
+    def _group_method(self, kind: str, verb: str, namespace: str | None, *, status: bool) -> Any:
+        """A method of the generic client with the same call shape as the typed ones:
+        ``(name?, namespace?, **options)``."""
+        from kubernetes import client
+
+        group, version, plural, namespaced = _GROUP_KINDS[kind]
+        api = client.CustomObjectsApi(self._client)
+        scope = "namespaced" if namespaced and namespace is not None else "cluster"
+        suffix = "_status" if status else ""
+        if verb == "list":
+            function = getattr(api, f"list_{scope}_custom_object")
+        else:
+            action = "get" if verb == "read" else verb
+            function = getattr(api, f"{action}_{scope}_custom_object{suffix}")
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            # The typed methods take (name?, namespace?); the generic ones name the group first.
+            positional = list(args)
+            if namespace is not None:
+                positional.pop()
+            where = [namespace] if scope == "namespaced" else []
+            if verb == "patch":  # a JSON merge patch: the client would send a strategic one
+                kwargs["_content_type"] = "application/merge-patch+json"
+            return function(group, version, *where, plural, *positional, **kwargs)
+
+        return call
 
     def _call(
         self,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bf_jupyter.quantity import QuantityError, parse_quantity
@@ -119,6 +119,37 @@ class Rendering:
             pod_spec.setdefault("nodeSelector", {}).update(self.node_selector)
         if self.pod_claims:
             pod_spec.setdefault("resourceClaims", []).extend(dict(c) for c in self.pod_claims)
+
+    def named(self, name: str, namespace: str, labels: Mapping[str, str]) -> Rendering:
+        """The rendering for one pod: each extra object called ``name`` (``name-2``, … after the
+        first) in ``namespace`` with ``labels`` (claims made from a template get them too), and
+        the pod's claims renamed to match."""
+        renames: dict[str, str] = {}
+        objects = []
+        for index, obj in enumerate(self.objects):
+            new = dict(obj)
+            metadata = dict(new.get("metadata") or {})
+            fresh = name if index == 0 else f"{name}-{index + 1}"
+            renames[str(metadata.get("name") or "")] = fresh
+            metadata.update(name=fresh, namespace=namespace, labels=dict(labels))
+            new["metadata"] = metadata
+            if new.get("kind") == "ResourceClaimTemplate":
+                spec = dict(new.get("spec") or {})
+                spec["metadata"] = {"labels": dict(labels)}
+                new["spec"] = spec
+            objects.append(new)
+        pod_claims = tuple(
+            {
+                **claim,
+                "resourceClaimTemplateName": renames.get(
+                    str(claim["resourceClaimTemplateName"]), claim["resourceClaimTemplateName"]
+                ),
+            }
+            if "resourceClaimTemplateName" in claim
+            else dict(claim)
+            for claim in self.pod_claims
+        )
+        return replace(self, objects=tuple(objects), pod_claims=pod_claims)
 
     def to_json(self) -> Json:
         return {

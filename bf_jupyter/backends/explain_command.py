@@ -14,6 +14,7 @@ import sys
 from typing import Any, TextIO
 
 from bf_jupyter.backends.base import NO_OFFER, Offer
+from bf_jupyter.backends.dra import DraBackend
 from bf_jupyter.backends.registry import BACKEND_NAMES, DEFAULT_BACKEND, get_backend
 from bf_jupyter.quantity import QuantityError, parse_quantity
 from bf_jupyter.slice import TEXT_FORMS, GpuSlice, SliceError
@@ -30,6 +31,9 @@ backends: {", ".join(BACKEND_NAMES)}.
   hami        nvidia.com/gpu + gpumem | gpumem-percentage + gpucores, hami-scheduler
   nvidia      whole GPUs (nvidia.com/gpu) and MIG profiles (nvidia.com/mig-<g>g.<mem>gb)
   nvidia-time-slicing, nvidia-mps (and -renamed for renameByDefault): one shared replica
+  dra         a ResourceClaimTemplate (resource.k8s.io/v1) the kube-scheduler allocates;
+              fractions carry the driver's MPS settings (--device-class for your own class)
+  dra-consumable-capacity   the same, a fraction is capacity.requests.memory on a shared device
 
 exit status: 0 the slice renders; 2 it is malformed or the backend cannot honour it
 (one line on stderr naming the field, the value and what to ask for instead).
@@ -38,6 +42,7 @@ examples:
   bf-jupyter slice explain 1x8Gi cores=30 --backend hami
   bf-jupyter slice explain 1x10Gi --backend nvidia --mig-profiles mig-1g.10gb,mig-2g.20gb
   bf-jupyter slice explain 1x50% --backend nvidia-time-slicing   # refused, exit 2
+  bf-jupyter slice explain 2x8Gi device.name=NVIDIA-A100 --backend dra
 """
 
 
@@ -78,6 +83,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="comma-separated MIG profiles the cluster offers (nvidia: a memory slice takes the "
         "smallest that holds it; default: the A100/H100 profiles)",
     )
+    explain_parser.add_argument(
+        "--device-class",
+        default="",
+        metavar="NAME",
+        help="dra backends: the DeviceClass whole and fractional slices ask for "
+        "(default: gpu.nvidia.com)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -89,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     profiles = tuple(p.strip().lower() for p in args.mig_profiles.split(",") if p.strip())
     offer = Offer(per_gpu_memory_bytes=memory, mig_profiles=profiles)
     try:
-        report = explain(" ".join(args.slice), args.backend, offer)
+        report = explain(" ".join(args.slice), args.backend, offer, args.device_class)
     except SliceError as error:
         if args.json:
             print(json.dumps({"backend": args.backend, "refused": _refusal(error)}, indent=2))
@@ -102,9 +114,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def explain(text: str, backend_name: str, offer: Offer = NO_OFFER) -> dict[str, Any]:
-    """The explanation as JSON-ready data. Raises ``SliceError`` (or ``SliceRefused``)."""
+def explain(
+    text: str, backend_name: str, offer: Offer = NO_OFFER, device_class: str = ""
+) -> dict[str, Any]:
+    """The explanation as JSON-ready data (``device_class``: a dra backend's DeviceClass).
+    Raises ``SliceError`` (or ``SliceRefused``)."""
     backend = get_backend(backend_name)
+    if device_class and isinstance(backend, DraBackend):
+        backend = backend.with_device_class(device_class)
     gpu_slice = GpuSlice.parse(text)
     rendering = backend.render(gpu_slice, offer)
     charges = backend.price(gpu_slice, offer)
@@ -159,9 +176,15 @@ def _print_text(report: dict[str, Any], out: TextIO) -> None:
             lines += [f"    {key}: {value}" for key, value in values.items()]
     if pod["scheduler_name"]:
         lines.append(f"  spec.schedulerName: {pod['scheduler_name']}")
-    for title in ("pod_claims", "container_claims", "objects"):
-        if pod[title]:
-            lines.append(f"  {title}: {json.dumps(pod[title])}")
+    for title, key in (
+        ("spec.resourceClaims", "pod_claims"),
+        ("container resources.claims", "container_claims"),
+    ):
+        if pod[key]:
+            lines.append(f"  {title}: {json.dumps(pod[key])}")
+    for obj in pod["objects"]:
+        lines.append(f"  object {obj['kind']} (created with the pod, owned by it):")
+        lines += ["    " + line for line in json.dumps(obj, indent=2).splitlines()]
     lines.append("quota:")
     for charge in report["quota"]:
         keys = " or ".join(charge["quota_keys"])

@@ -7,6 +7,7 @@ from typing import Any
 
 from bf_jupyter.backends.base import GpuBackend, quantity_int
 from bf_jupyter.backends.bitfusion import BitfusionBackend
+from bf_jupyter.backends.dra import DEFAULT_DRIVER, DraBackend
 from bf_jupyter.backends.hami import REGISTER_ANNOTATION, HamiBackend
 from bf_jupyter.backends.nvidia import (
     LABEL_SHARING,
@@ -17,7 +18,14 @@ from bf_jupyter.backends.nvidia import (
 )
 from bf_jupyter.contract import QUOTA_RESOURCE
 
-__all__ = ["BACKEND_NAMES", "DEFAULT_BACKEND", "UnknownBackend", "discover", "get_backend"]
+__all__ = [
+    "BACKEND_NAMES",
+    "DEFAULT_BACKEND",
+    "UnknownBackend",
+    "discover",
+    "discover_dra",
+    "get_backend",
+]
 
 DEFAULT_BACKEND = "bitfusion"
 _FACTORIES: dict[str, Callable[[], GpuBackend]] = {
@@ -28,6 +36,8 @@ _FACTORIES: dict[str, Callable[[], GpuBackend]] = {
     "nvidia-time-slicing-renamed": lambda: NvidiaBackend("time-slicing", rename_shared=True),
     "nvidia-mps": lambda: NvidiaBackend("mps"),
     "nvidia-mps-renamed": lambda: NvidiaBackend("mps", rename_shared=True),
+    "dra": DraBackend,
+    "dra-consumable-capacity": lambda: DraBackend(consumable_capacity=True),
 }
 BACKEND_NAMES = tuple(_FACTORIES)
 
@@ -82,3 +92,19 @@ def discover(nodes: Iterable[Mapping[str, Any]]) -> list[str]:
         found += [n for n in names if n not in found]
     order = {name: i for i, name in enumerate(BACKEND_NAMES)}
     return sorted(found, key=order.__getitem__)
+
+
+def discover_dra(slices: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The DRA backends the ResourceSlices offer (pure): ``dra`` where NVIDIA's driver publishes
+    devices, and ``dra-consumable-capacity`` where some of them allow multiple allocations (the
+    scheduler then accounts their memory per claim)."""
+    found: set[str] = set()
+    for item in slices:
+        spec = item.get("spec") or {}
+        if spec.get("driver") != DEFAULT_DRIVER:
+            continue
+        for device in spec.get("devices") or []:
+            found.add(
+                "dra-consumable-capacity" if device.get("allowMultipleAllocations") else "dra"
+            )
+    return [name for name in BACKEND_NAMES if name in found]

@@ -13,30 +13,60 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from bf_jupyter.backends import GpuBackend, Offer, SliceRefused, discover, get_backend
+from bf_jupyter.backends.dra import QUOTA_SUFFIX, DraBackend
+from bf_jupyter.backends.registry import discover_dra
 from bf_jupyter.quantity import QuantityError, parse_quantity
 
 if TYPE_CHECKING:
     from bf_jupyter.slice import GpuSlice
 
-__all__ = ["offer_from_pool", "offered", "pools_json", "price_json", "quotas_json"]
+__all__ = [
+    "gpu_quotas_text",
+    "offer_from_pool",
+    "offered",
+    "pools_json",
+    "price_json",
+    "quotas_json",
+]
 
 Json = dict[str, Any]
+DRA_QUOTA_NOTE = (
+    "DRA quota counts devices, not memory: a 1x8Gi claim costs one whole device of its class"
+)
 
 
-def offered(configured: Sequence[str], nodes: Iterable[Mapping[str, Any]] | None) -> list[str]:
-    """The configured backends; else those the nodes offer; else ``bitfusion`` (today's default,
-    and the local backend's only one)."""
+def offered(
+    configured: Sequence[str],
+    nodes: Iterable[Mapping[str, Any]] | None,
+    slices: Iterable[Mapping[str, Any]] = (),
+) -> list[str]:
+    """The configured backends; else those the nodes (and DRA ResourceSlices) offer; else
+    ``bitfusion`` (today's default, and the local backend's only one)."""
     if configured:
         return [get_backend(name).name for name in configured]
     found = discover(nodes) if nodes is not None else []
+    found += [name for name in discover_dra(slices) if name not in found]
     return found or ["bitfusion"]
 
 
 def pools_json(
-    names: Sequence[str], nodes: Sequence[Json], pods: Sequence[Json] | None
+    names: Sequence[str],
+    nodes: Sequence[Json],
+    pods: Sequence[Json] | None,
+    *,
+    slices: Sequence[Json] = (),
+    claims: Sequence[Json] | None = None,
 ) -> dict[str, Json]:
-    """Each backend's pool (``Pool.to_json``) from one listing of nodes and unfinished pods."""
-    return {name: get_backend(name).read_pool(nodes, pods).to_json() for name in names}
+    """Each backend's pool (``Pool.to_json``) from one listing of nodes and unfinished pods; a
+    DRA backend's from the ResourceSlices and ResourceClaims (None: claims unreadable)."""
+    pools = {}
+    for name in names:
+        backend = get_backend(name)
+        if isinstance(backend, DraBackend):
+            pools[name] = backend.read_devices(slices, claims).to_json()
+        else:
+            pools[name] = backend.read_pool(nodes, pods).to_json()
+    return pools
 
 
 def quotas_json(names: Sequence[str], quotas: Iterable[Mapping[str, Any]]) -> dict[str, list[Json]]:
@@ -53,15 +83,46 @@ def quotas_json(names: Sequence[str], quotas: Iterable[Mapping[str, Any]]) -> di
                 continue
             spent = spent or 0
             remaining = max(0, limit - spent)
-            entries.append(
-                {"key": key, "hard": limit, "used": spent, "remaining": remaining, "source": source}
-            )
+            entry = {
+                "key": key,
+                "hard": limit,
+                "used": spent,
+                "remaining": remaining,
+                "source": source,
+            }
+            if key.endswith(QUOTA_SUFFIX):
+                entry["note"] = DRA_QUOTA_NOTE
+            entries.append(entry)
     result: dict[str, list[Json]] = {}
     for name in names:
         keys = set(get_backend(name).quota_keys())
-        mine = [e for e in entries if e["key"] in keys or _is_mig_key(e["key"], keys)]
+        dra = isinstance(get_backend(name), DraBackend)  # any DeviceClass may be configured
+        mine = [
+            e
+            for e in entries
+            if e["key"] in keys
+            or _is_mig_key(e["key"], keys)
+            or (dra and e["key"].endswith(QUOTA_SUFFIX))
+        ]
         result[name] = sorted(mine, key=lambda e: (e["key"], e["remaining"]))
     return result
+
+
+def gpu_quotas_text(gpu_quotas: Mapping[str, Sequence[Json]]) -> str | None:
+    """The other backends' quota entries in one sentence (None when there are none), e.g.
+    ``gpu.nvidia.com.deviceclass.resource.k8s.io/devices: 0 of 1 remain (ResourceQuota q);
+    DRA quota counts devices, not memory: ….``"""
+    seen: dict[str, Json] = {}
+    for entries in gpu_quotas.values():
+        for entry in entries:
+            seen.setdefault(f"{entry['key']} {entry['source']}", entry)
+    if not seen:
+        return None
+    parts = [
+        f"{e['key']}: {e['remaining']} of {e['hard']} remain ({e['source']})" for e in seen.values()
+    ]
+    notes = sorted({str(e["note"]) for e in seen.values() if e.get("note")})
+    return "; ".join(parts + notes) + "."
 
 
 def price_json(
@@ -94,6 +155,8 @@ def price_json(
                     f"{charge.resource} but only {entry['remaining']} of {entry['hard']} remain "
                     f"({entry['source']} on {entry['key']})"
                 )
+                if entry.get("note"):
+                    reason += f"; {entry['note']}"
                 return base | {
                     "charges": [c.to_json() for c in charges],
                     "isolation": isolation.to_json(),

@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from bf_jupyter.backends import get_backend
+from bf_jupyter.backends.dra import DraBackend
 from bf_jupyter.bitfusion.client import BitfusionClientError, resolve_client
 from bf_jupyter.contract import QUOTA_RESOURCE, units_to_gpus
 from bf_jupyter.server.errors import BackendUnavailable
@@ -67,8 +69,11 @@ class PoolReader:
             raw_nodes, raw_pods = self._cluster_objects()
         except (KubeApiError, KubeUnavailable) as error:
             warnings.append(f"Cluster nodes could not be read: {error}")
-        names = offered(self.gpu_backends, raw_nodes or None)
-        pools = pools_json(sorted({*names, "bitfusion"}), raw_nodes, raw_pods)
+        slices, claims = self._dra_objects()
+        names = offered(self.gpu_backends, raw_nodes or None, slices)
+        pools = pools_json(
+            sorted({*names, "bitfusion"}), raw_nodes, raw_pods, slices=slices, claims=claims
+        )
         nodes = [
             {
                 "name": r["node"],
@@ -107,6 +112,27 @@ class PoolReader:
                 raise
             # allowed to see nodes but not every namespace's pods: say less, not wrong
         return nodes, pods
+
+    def _dra_objects(self) -> tuple[list[Json], list[Json] | None]:
+        """DRA's ResourceSlices and every namespace's ResourceClaims (None when they may not be
+        listed: the DRA pool then says so); none unless a dra backend is configured
+        (``gpu_backends``), or where the API is not served."""
+        from bf_jupyter.kubeapi import KubeApiError, KubeUnavailable
+
+        # Only where configured: listing cluster-wide needs a ClusterRole most servers lack.
+        wanted = [get_backend(name) for name in self.gpu_backends]
+        if self._kube is None or not any(isinstance(b, DraBackend) for b in wanted):
+            return [], None
+        api = self._kube()
+        try:
+            slices = api.list("ResourceSlice")
+        except (KubeApiError, KubeUnavailable):
+            return [], None
+        try:
+            claims: list[Json] | None = api.list("ResourceClaim")
+        except (KubeApiError, KubeUnavailable):
+            claims = None  # devices without their use: say less, not wrong
+        return slices, claims
 
 
 def _local_listing() -> PoolListing:

@@ -17,7 +17,7 @@ from bf_jupyter.backends import BACKEND_NAMES, GpuBackend, Offer, get_backend
 from bf_jupyter.contract import QUOTA_RESOURCE, UNITS_PER_GPU, units_to_gpus
 from bf_jupyter.quantity import MIB, QuantityError, format_bytes, parse_quantity
 from bf_jupyter.server.errors import ApiError, BackendUnavailable
-from bf_jupyter.server.gpu_backends import quotas_json
+from bf_jupyter.server.gpu_backends import gpu_quotas_text, quotas_json
 from bf_jupyter.slice import GpuSlice, SliceError
 
 if TYPE_CHECKING:
@@ -88,11 +88,11 @@ class QuotaReader:
                     if tightest is None or hard - used < tightest[0]:
                         tightest = (hard - used, item["metadata"]["name"], hard, used)
         if tightest is None:
-            return per_backend | _no_quota(
-                self.backend,
-                self.namespace,
-                f"No GPU quota: namespace {self.namespace} does not limit {QUOTA_RESOURCE}.",
-            )
+            others = gpu_quotas_text(per_backend["gpu_quotas"])
+            message = f"No GPU quota: namespace {self.namespace} does not limit {QUOTA_RESOURCE}."
+            if others:
+                message = f"Namespace {self.namespace} does not limit {QUOTA_RESOURCE}; {others}"
+            return per_backend | _no_quota(self.backend, self.namespace, message)
         _, name, hard, used = tightest
         return per_backend | _quota(
             self.backend, self.namespace, f"ResourceQuota {name}", hard, used

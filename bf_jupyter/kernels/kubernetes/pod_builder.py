@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from bf_jupyter.backends import GpuBackend, Offer, get_backend
+from bf_jupyter.backends import GpuBackend, Offer, Rendering, get_backend
 from bf_jupyter.contract import (
     ENV_SLICE,
     LABEL_COMPONENT,
@@ -147,10 +147,21 @@ class KernelPodBuilder:
             "data": data,
         }
 
+    def rendering(self, launch: PodLaunch) -> Rendering:
+        """The slice as the GPU backend renders it for this pod (its extra objects named as the
+        pod and labelled as kernel objects). Raises ``SliceRefused``."""
+        settings = self.settings
+        rendering = settings.gpu_backend.render(launch.gpu_slice, settings.gpu_offer)
+        return rendering.named(launch.pod_name, settings.namespace, self.labels(launch))
+
+    def slice_objects(self, launch: PodLaunch) -> list[Obj]:
+        """Objects created beside the pod and owned by it, e.g. a DRA ResourceClaimTemplate."""
+        return [dict(obj) for obj in self.rendering(launch).objects]
+
     def pod(self, launch: PodLaunch) -> Obj:
         """The kernel pod; it references the Secret by name and never contains the key."""
         settings = self.settings
-        rendering = settings.gpu_backend.render(launch.gpu_slice, settings.gpu_offer)
+        rendering = self.rendering(launch)
         annotations = dict(settings.extra_annotations)
         metadata: Obj = {
             "name": launch.pod_name,

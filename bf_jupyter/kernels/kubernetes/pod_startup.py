@@ -17,6 +17,7 @@ from bf_jupyter.kernels.kubernetes import pod_watch
 from bf_jupyter.kernels.kubernetes.pod_builder import CONTAINER_NAME
 from bf_jupyter.kernels.kubernetes.pod_status import (
     PodReading,
+    event_failure,
     event_progress,
     one_sentence,
     read_pod,
@@ -81,6 +82,9 @@ class PodStartupWatch:
 
     async def _interpret(self, kind: str, payload: Any) -> list[Signal]:
         if kind == "event":
+            failure = event_failure(payload)
+            if failure:
+                raise RemoteStartFailure(failure)
             progress = event_progress(payload)
             return self._once([progress] if progress else [])
         if kind == "log":

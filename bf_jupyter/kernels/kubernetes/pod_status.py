@@ -17,7 +17,7 @@ from bf_jupyter.bitfusion.run_output import failure_reason
 if TYPE_CHECKING:
     from bf_jupyter.kernels.progress import Stage
 
-__all__ = ["PodReading", "event_progress", "one_sentence", "read_pod"]
+__all__ = ["PodReading", "event_failure", "event_progress", "one_sentence", "read_pod"]
 
 _PULL_FAILURES = frozenset(
     {
@@ -177,4 +177,15 @@ def event_progress(event: Mapping[str, Any]) -> tuple[Stage, str] | None:
         return "pulling", message or "Pulling the kernel image"
     if reason == "Pulled":
         return "info", message or "Kernel image pulled"
+    return None
+
+
+def event_failure(event: Mapping[str, Any]) -> str | None:
+    """Why the kernel pod will never start, from an Event about it, else None: the API server
+    refused the ResourceClaim the resourceclaim controller makes from the pod's template (e.g.
+    ``exceeded quota`` on ``<class>.deviceclass.resource.k8s.io/devices``), which it would only
+    retry for ever."""
+    message = str(event.get("message") or "").strip()
+    if event.get("reason") == "FailedResourceClaimCreation" and "forbidden" in message:
+        return one_sentence(f"Kubernetes refused the kernel's ResourceClaim: {message}")
     return None

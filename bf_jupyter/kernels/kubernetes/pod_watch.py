@@ -24,6 +24,7 @@ __all__ = [
     "follow_pod",
     "log_tail",
     "read_pod_or_none",
+    "wait_all_gone",
     "wait_pod_gone",
 ]
 
@@ -159,3 +160,35 @@ async def wait_pod_gone(api: KubeApi, namespace: str, name: str) -> None:
     ):
         if event.type == "DELETED":
             return
+
+
+async def wait_all_gone(api: KubeApi, kind: str, namespace: str, label_selector: str) -> None:
+    """Return once no ``kind`` matching ``label_selector`` exists (e.g. the ResourceClaims the
+    resourceclaim controller deletes after their pod): a list, then a watch until each is gone."""
+    while True:
+        items = await asyncio.to_thread(api.list, kind, namespace, label_selector=label_selector)
+        left = {str((i.get("metadata") or {}).get("name")) for i in items}
+        if not left:
+            return
+        since = max((_version(i) or "0" for i in items), key=lambda v: int(v) if v.isdigit() else 0)
+
+        def open_watch(version: str = since) -> LineStream:
+            return api.open_watch(
+                kind,
+                namespace,
+                label_selector=label_selector,
+                resource_version=version,
+                timeout_seconds=_WATCH_SECONDS,
+            )
+
+        try:
+            async with AsyncLineStream(open_watch) as lines:
+                async for line in lines:
+                    event = parse_watch_line(line)
+                    if event is not None and event.type == "DELETED":
+                        left.discard(str((event.object.get("metadata") or {}).get("name")))
+                        if not left:
+                            return
+        except KubeApiError as error:
+            if error.status != 410:
+                raise

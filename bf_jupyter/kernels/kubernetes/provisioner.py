@@ -28,11 +28,13 @@ from typing_extensions import override
 from bf_jupyter.backends import (
     BACKEND_NAMES,
     DEFAULT_BACKEND,
+    GpuBackend,
     Offer,
     UnknownBackend,
     get_backend,
 )
-from bf_jupyter.contract import ENV_GPU_BACKEND
+from bf_jupyter.backends.dra import DraBackend
+from bf_jupyter.contract import ENV_GPU_BACKEND, LABEL_KERNEL_ID
 from bf_jupyter.kernels.kubernetes import pod_watch
 from bf_jupyter.kernels.kubernetes.pod_builder import (
     CONTAINER_NAME,
@@ -46,6 +48,7 @@ from bf_jupyter.kernels.kubernetes.reaper import KernelReaper, server_pod_owner
 from bf_jupyter.kernels.remote import RemoteKernelProvisioner
 from bf_jupyter.kernels.remote_start import Address, Progress, RemoteStart, RemoteStartFailure
 from bf_jupyter.kubeapi import KubeApi, KubeApiError, KubeUnavailable
+from bf_jupyter.kubenames import label_value
 from bf_jupyter.slice import SliceError
 from bf_jupyter.version import __version__
 
@@ -128,6 +131,11 @@ class BitfusionKubernetesProvisioner(RemoteKernelProvisioner):
         f"the launch's choice ({ENV_GPU_BACKEND} in its environment, set by the server from the "
         "picker), else bitfusion. A launch asking for another backend than a set one fails.",
     ).tag(config=True)
+    dra_device_class = Unicode(
+        "",
+        help="dra backends: the DeviceClass whole and fractional slices ask for (empty: "
+        "gpu.nvidia.com, or the class the backend's default names).",
+    ).tag(config=True)
     mig_profiles = List(
         Unicode(),
         help="nvidia backends: the MIG profiles the cluster offers (e.g. mig-1g.10gb), so that a "
@@ -165,6 +173,8 @@ class BitfusionKubernetesProvisioner(RemoteKernelProvisioner):
 
     _pod_name: str | None = None
     _pod_version: str | None = None
+    # Kinds of the objects named as the pod and owned by it (Secret, a ResourceClaimTemplate).
+    _owned_kinds: tuple[str, ...] = ("Secret",)
     _api: KubeApi | None = None
     # The GPU backend of the running launch (``gpu_backend``, else the launch's BF_GPU_BACKEND).
     launch_backend: str | None = None
@@ -201,9 +211,15 @@ class BitfusionKubernetesProvisioner(RemoteKernelProvisioner):
             extra_annotations=dict(self.extra_annotations),
             termination_grace_seconds=self.termination_grace_seconds,
             working_dir=self.working_dir,
-            gpu_backend=get_backend(self.launch_backend or self.gpu_backend or DEFAULT_BACKEND),
+            gpu_backend=self._gpu_backend(),
             gpu_offer=Offer(mig_profiles=tuple(self.mig_profiles)),
         )
+
+    def _gpu_backend(self) -> GpuBackend:
+        backend = get_backend(self.launch_backend or self.gpu_backend or DEFAULT_BACKEND)
+        if isinstance(backend, DraBackend) and self.dra_device_class:
+            backend = backend.with_device_class(self.dra_device_class)
+        return backend
 
     @override
     def termination_grace(self) -> int:
@@ -273,23 +289,31 @@ class BitfusionKubernetesProvisioner(RemoteKernelProvisioner):
     def _create_objects(
         self, api: KubeApi, builder: KernelPodBuilder, launch: PodLaunch, secret: dict[str, Any]
     ) -> None:
-        """Secret first (so the container never waits for it), then the pod, then the pod becomes
-        the Secret's owner; a refusal at any step deletes what exists. Raises RemoteStartFailure."""
+        """Secret first (so the container never waits for it), then the pod, then the slice's
+        objects (a DRA ResourceClaimTemplate the pod claims) created owned by the pod, and the pod
+        made the Secret's owner; a refusal at any step deletes what exists. Raises
+        RemoteStartFailure.
+
+        The template is created after the pod, with its owner, rather than patched: the API
+        server refuses any later update of a template whose opaque parameters it stored as sent
+        ("spec: field is immutable"). The resourceclaim controller retries the pod's claim until
+        its template exists."""
         namespace = self.namespace
-        try:
-            api.create("Secret", secret, namespace)
-        except (KubeApiError, KubeUnavailable) as error:
-            raise RemoteStartFailure(
-                one_sentence(f"The kernel's Secret was refused: {error}")
-            ) from None
-        try:
-            pod = api.create("Pod", builder.pod(launch), namespace)
-        except (KubeApiError, KubeUnavailable) as error:
-            with contextlib.suppress(KubeApiError, KubeUnavailable):
-                api.delete("Secret", launch.pod_name, namespace)
-            raise RemoteStartFailure(
-                one_sentence(f"Kubernetes refused the kernel pod: {error}")
-            ) from None
+        created: list[tuple[str, str]] = []
+
+        def create(kind: str, body: dict[str, Any], refusal: str) -> dict[str, Any]:
+            try:
+                made = api.create(kind, body, namespace)
+            except (KubeApiError, KubeUnavailable) as error:
+                for done_kind, name in reversed(created):
+                    with contextlib.suppress(KubeApiError, KubeUnavailable):
+                        api.delete(done_kind, name, namespace)
+                raise RemoteStartFailure(one_sentence(f"{refusal}: {error}")) from None
+            created.append((kind, str(body["metadata"]["name"])))
+            return made
+
+        create("Secret", secret, "The kernel's Secret was refused")
+        pod = create("Pod", builder.pod(launch), "Kubernetes refused the kernel pod")
         metadata = pod.get("metadata") or {}
         self._pod_version = metadata.get("resourceVersion")
         owner = {
@@ -299,6 +323,10 @@ class BitfusionKubernetesProvisioner(RemoteKernelProvisioner):
             "uid": metadata.get("uid"),
             "blockOwnerDeletion": False,
         }
+        for obj in builder.slice_objects(launch):
+            obj["metadata"] = {**obj["metadata"], "ownerReferences": [owner]}
+            create(str(obj["kind"]), obj, f"The kernel's {obj['kind']} was refused")
+        self._owned_kinds = tuple(kind for kind, _ in created if kind != "Pod")
         try:
             api.patch(
                 "Secret", launch.pod_name, {"metadata": {"ownerReferences": [owner]}}, namespace
@@ -308,7 +336,10 @@ class BitfusionKubernetesProvisioner(RemoteKernelProvisioner):
             self.log.warning("kernel %s: Secret not owned by its pod: %s", self.kernel_id, error)
 
     async def _reap_once(self, api: KubeApi, own_kernel_id: str) -> None:
-        reaper = KernelReaper(api, namespace=self.namespace, server_id=self.server_id)
+        kinds: tuple[str, ...] = ("Pod", "Secret")
+        if isinstance(self._gpu_backend(), DraBackend):  # claims are owned by pods, templates too
+            kinds += ("ResourceClaimTemplate", "ResourceClaim")
+        reaper = KernelReaper(api, namespace=self.namespace, server_id=self.server_id, kinds=kinds)
         if not self.reap_orphans or not reaper.first_time():
             return
         known = set(KernelReaper.known_kernel_ids(self.parent)) | {own_kernel_id}
@@ -329,8 +360,25 @@ class BitfusionKubernetesProvisioner(RemoteKernelProvisioner):
         try:
             async for signal_ in startup.signals():
                 yield signal_
+        except RemoteStartFailure as failure:
+            raise self._explained(failure) from None
         finally:
             self._pod_version = startup.resource_version
+
+    def _explained(self, failure: RemoteStartFailure) -> RemoteStartFailure:
+        """A scheduler's "cannot allocate all claims", with what the kernel's claim asked for."""
+        backend = self._gpu_backend()
+        if not isinstance(backend, DraBackend) or self.gpu_slice is None:
+            return failure
+        if "claim" not in str(failure):
+            return failure
+        try:
+            asked = backend.describe_request(self.gpu_slice, self.pod_settings().gpu_offer)
+        except SliceError:
+            return failure
+        return RemoteStartFailure(
+            f"{str(failure).rstrip('.')}; the kernel's claim asked for {asked}."
+        )
 
     @override
     async def follow_remote(self) -> int:
@@ -385,20 +433,27 @@ class BitfusionKubernetesProvisioner(RemoteKernelProvisioner):
             return
         api = await self.kube()
 
-        def delete_both() -> None:
-            for kind in ("Pod", "Secret"):
+        def delete_all() -> None:
+            for kind in ("Pod", *self._owned_kinds):
                 with contextlib.suppress(KubeApiError):
                     api.delete(kind, name, self.namespace)
 
         try:
-            await asyncio.to_thread(delete_both)
+            await asyncio.to_thread(delete_all)
             await asyncio.wait_for(
-                pod_watch.wait_pod_gone(api, self.namespace, name),
-                self.termination_grace_seconds + 30,
+                self._wait_released(api, name), self.termination_grace_seconds + 30
             )
         except (KubeUnavailable, asyncio.TimeoutError) as error:
             self.log.warning("kernel %s: pod %s may still exist: %s", self.kernel_id, name, error)
         self.pod_name = self._pod_name = None
+
+    async def _wait_released(self, api: KubeApi, name: str) -> None:
+        """Until the pod is gone, and on DRA the claims made for it (the resourceclaim controller
+        deletes them after the pod), so the devices are free when shutdown returns."""
+        await pod_watch.wait_pod_gone(api, self.namespace, name)
+        if "ResourceClaimTemplate" in self._owned_kinds and self.kernel_id:
+            selector = f"{LABEL_KERNEL_ID}={label_value(str(self.kernel_id))}"
+            await pod_watch.wait_all_gone(api, "ResourceClaim", self.namespace, selector)
 
     @override
     async def cleanup(self, restart: bool = False) -> None:
@@ -414,6 +469,7 @@ class BitfusionKubernetesProvisioner(RemoteKernelProvisioner):
             "pod_name": self._pod_name,
             "server_id": self.server_id,
             "gpu_backend": self.launch_backend,
+            "owned_kinds": list(self._owned_kinds),
         }
 
     @override
@@ -426,6 +482,8 @@ class BitfusionKubernetesProvisioner(RemoteKernelProvisioner):
             self.server_id = str(info["server_id"])
         if info.get("gpu_backend"):
             self.launch_backend = str(info["gpu_backend"])
+        if isinstance(info.get("owned_kinds"), list):
+            self._owned_kinds = tuple(str(kind) for kind in info["owned_kinds"])
 
 
 # The backend-neutral name (entry point ``gpu-kubernetes``); ``bitfusion-kubernetes`` stays the same

@@ -31,9 +31,17 @@ class KernelReaper:
     # (namespace, server id) pairs this process has reaped: once per server process is enough.
     _reaped: ClassVar[set[tuple[str, str]]] = set()
 
-    def __init__(self, api: KubeApi, *, namespace: str, server_id: str) -> None:
+    def __init__(
+        self,
+        api: KubeApi,
+        *,
+        namespace: str,
+        server_id: str,
+        kinds: tuple[str, ...] = ("Pod", "Secret"),
+    ) -> None:
         self.api = api
         self.namespace = namespace
+        self.kinds = kinds
         self.selector = ",".join(
             [
                 f"{LABEL_NAME}=bf-jupyter",
@@ -80,7 +88,7 @@ class KernelReaper:
         reaping must never stop a launch."""
         known = {label_value(k) for k in known_kernel_ids}
         removed: list[str] = []
-        for kind in ("Pod", "Secret"):
+        for kind in self.kinds:
             try:
                 objects = self.api.list(kind, self.namespace, label_selector=self.selector)
             except KubeApiError as error:

@@ -14,7 +14,7 @@ import pytest
 
 from bf_jupyter.kubeapi import KubeApi
 from tests.cluster.kubelet import ProcessKubelet
-from tests.cluster.kubelet.pod_specs import NODE, TAINT
+from tests.cluster.kubelet.pod_specs import DRA_GPUS, NODE, TAINT
 from tests.support.cluster_handle import ClusterHandle
 
 if TYPE_CHECKING:
@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 
 @pytest.fixture(scope="package")
 def kubelet(control_plane: ControlPlane) -> Iterator[ProcessKubelet]:
-    node = ProcessKubelet(control_plane, NODE, device_plugins=True, taints=[TAINT]).start()
+    node = ProcessKubelet(
+        control_plane, NODE, device_plugins=True, taints=[TAINT], dra_gpus=DRA_GPUS
+    ).start()
     try:
         yield node
     finally:

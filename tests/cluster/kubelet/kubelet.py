@@ -21,11 +21,12 @@ import random
 import shutil
 import tempfile
 import threading
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from tests.cluster.kubelet.device_plugins import Allocation, DeviceManager
+from tests.cluster.kubelet.device_plugins import Allocation, DeviceAllocationError, DeviceManager
+from tests.cluster.kubelet.dra_driver import ClaimNotPrepared, DraDriver, FakeGpu
 from tests.cluster.kubelet.events import EventRecorder
 from tests.cluster.kubelet.kubelet_server import KubeletServer, LogUnavailable
 from tests.cluster.kubelet.node_api import NodeApi
@@ -116,6 +117,7 @@ class ProcessKubelet:
         image_files: Mapping[str, Mapping[str, Path]] | None = None,
         cluster_dns: Path | None = None,
         taints: list[Obj] | None = None,
+        dra_gpus: Sequence[FakeGpu] = (),
     ) -> None:
         self.control_plane = control_plane
         self.node_name = node_name
@@ -134,6 +136,8 @@ class ProcessKubelet:
         self.runtime = NodeRuntime(image_files=dict(image_files or {}), cluster_dns=cluster_dns)
         self.host_paths = self.runtime.host_paths  # hostPath → folder here, e.g. device plugins
         self.taints = list(taints or [])
+        self.dra_gpus = tuple(dra_gpus)  # published as a DRA driver's ResourceSlice
+        self._dra: DraDriver | None = None
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name=f"kubelet-{node_name}", daemon=True
@@ -234,6 +238,9 @@ class ProcessKubelet:
         if self.plugin_dir is not None:
             self._devices = DeviceManager(self.plugin_dir, self._publish_devices)
             await self._devices.start()
+        if self.dra_gpus:
+            self._dra = DraDriver(self._api, self.node_name, self.dra_gpus)
+            await self._dra.publish(self._node_uid)
         self._spawn(self._renew_lease_forever())
         self._spawn(self._watch_pods())
 
@@ -315,6 +322,8 @@ class ProcessKubelet:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._devices is not None:
             await self._devices.stop()
+        if self._dra is not None:
+            await self._dra.withdraw()
         if self._server is not None:
             await self._server.stop()
         if self._events is not None:
@@ -369,7 +378,7 @@ class ProcessKubelet:
             pod_ip=self.addresses.take(),
             events=self._events,
             write_status=self._write_status,
-            allocate=self._allocate if self._devices is not None else None,
+            allocate=self._allocate if self._devices or self._dra else None,
             backoff=self.backoff,
             node_env={**self.env, **self.namespace_env.get(pod["metadata"]["namespace"], {})},
         )
@@ -377,7 +386,14 @@ class ProcessKubelet:
         worker.start()
 
     async def _allocate(self, pod: Obj, container: Obj) -> Allocation:
-        return await self._devices.allocate(pod, container) if self._devices else Allocation()
+        """Device plugins' allocation, then the DRA claims prepared (their env added)."""
+        allocation = await self._devices.allocate(pod, container) if self._devices else Allocation()
+        if self._dra is not None:
+            try:
+                allocation.env.update(await self._dra.prepare(pod, container))
+            except ClaimNotPrepared as error:
+                raise DeviceAllocationError(str(error)) from None
+        return allocation
 
     async def _write_status(self, pod: Obj, status: Obj) -> None:
         assert self._api is not None

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.cluster.kubelet.dra_driver import FakeGpu
+
 Obj = dict[str, Any]
 NODE = "kubelet-test"
 # Keeps every other test's pods off the test node (the e2e stack's node shares the control plane).
 TAINT = {"key": "bf-jupyter.test/kubelet-tests", "value": "only", "effect": "NoSchedule"}
+# The node's DRA devices: two whole 40Gi GPUs and one 16Gi GPU whose memory claims share.
+DRA_GPUS = (FakeGpu(0), FakeGpu(1), FakeGpu(2, memory="16Gi", shared=True))
 TOLERATION = {"key": TAINT["key"], "operator": "Equal", "value": "only", "effect": "NoSchedule"}
 
 

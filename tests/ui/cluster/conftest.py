@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -53,7 +53,7 @@ def cluster_lab(
             kubeconfig = notebook_rbac.deploy(cluster.control_plane, namespace, folder).kubeconfig
         else:
             kubeconfig = cluster.kubeconfig
-        with _running_lab(tmp_path_factory.mktemp("lab"), namespace, kubeconfig) as lab:
+        with running_lab(tmp_path_factory.mktemp("lab"), namespace, kubeconfig) as lab:
             yield ClusterLab(lab, namespace)
     finally:
         if cluster.control_plane is not None:
@@ -61,7 +61,7 @@ def cluster_lab(
         cluster.delete_namespace(namespace)
 
 
-def _kernelspec(data: Path, namespace: str) -> None:
+def _kernelspec(data: Path, namespace: str, config: Mapping[str, Any]) -> None:
     spec = render_kernel_json(KernelspecRequest(backend="kubernetes", namespace=namespace))
     spec["metadata"]["kernel_provisioner"]["config"].update(
         image=os.environ.get(KERNEL_IMAGE_ENV, "bf-jupyter/kernel:e2e"),
@@ -69,19 +69,28 @@ def _kernelspec(data: Path, namespace: str) -> None:
         cpu_request="",
         memory_request="",
         launch_timeout=120,
+        **config,
     )
     (data / "kernels" / KERNELSPEC).mkdir(parents=True)
     (data / "kernels" / KERNELSPEC / "kernel.json").write_text(json.dumps(spec))
 
 
 @contextmanager
-def _running_lab(home: Path, namespace: str, kubeconfig: Path) -> Iterator[Lab]:
-    """``bf-jupyter lab --backend kubernetes`` in ``home``, stopped with SIGTERM at the end (it
-    shuts its kernels down, so their pods go)."""
+def running_lab(
+    home: Path,
+    namespace: str,
+    kubeconfig: Path,
+    *,
+    kernelspec_config: Mapping[str, Any] | None = None,
+    extra_options: Sequence[str] = (),
+) -> Iterator[Lab]:
+    """``bf-jupyter lab --backend kubernetes`` in ``home`` (its kernelspec's provisioner config
+    extended by ``kernelspec_config``, its command line by ``extra_options``), stopped with
+    SIGTERM at the end (it shuts its kernels down, so their pods go)."""
     config, data = home / "config", home / "data"
     data.mkdir(parents=True)
     disable_announcements(config)
-    _kernelspec(data, namespace)
+    _kernelspec(data, namespace, kernelspec_config or {})
     env = {k: v for k, v in os.environ.items() if k != "KUBERNETES_SERVICE_HOST"}
     env |= {
         "JUPYTER_CONFIG_DIR": str(config),
@@ -97,6 +106,7 @@ def _running_lab(home: Path, namespace: str, kubeconfig: Path) -> Iterator[Lab]:
         f"--LabApp.workspaces_dir={home / 'workspaces'}",
         "--LabApp.expose_app_in_browser=True",
         "--ServerApp.log_level=INFO",
+        *extra_options,
     ]
     with running_server(command, home=home, env=env, options=options) as lab:
         yield lab

@@ -64,3 +64,15 @@ def test_help_explains_forms_backends_and_exit_status(capsys: pytest.CaptureFixt
         main(["slice", "explain", "--help"])
     out = capsys.readouterr().out
     assert "1x8Gi cores=30" in out and "nvidia-time-slicing" in out and "exit status" in out
+
+
+def test_explain_dra_prints_the_claim_template(capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        main(["slice", "explain", "2", "--backend", "dra", "--device-class", "a100.example"]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "object ResourceClaimTemplate (created with the pod, owned by it):" in out
+    assert '"deviceClassName": "a100.example"' in out
+    assert "spec.resourceClaims:" in out
+    assert "against a100.example.deviceclass.resource.k8s.io/devices" in out
+    assert "counts devices, not memory" in out

@@ -53,3 +53,10 @@ def test_nvidia_resolves_a_memory_slice_to_the_smallest_mig_profile_that_holds_i
 def test_hami_keeps_the_slice_it_is_given() -> None:
     gpu_slice = GpuSlice.parse("1x8Gi cores=30")
     assert get_backend("hami").resolve(gpu_slice) is gpu_slice
+
+
+def test_dra_consumable_capacity_resolves_a_percent_to_the_memory_it_takes() -> None:
+    backend = get_backend("dra-consumable-capacity")
+    resolved = backend.resolve(GpuSlice.parse("1x25%"), OFFER)
+    assert resolved.to_text() == "1x20Gi cores=25"
+    assert backend.render(resolved, NO_OFFER) == backend.render(GpuSlice.parse("1x25%"), OFFER)

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from bf_jupyter.backends import get_backend
+from bf_jupyter.backends import Offer, get_backend
 from bf_jupyter.backends.hami import ALLOCATED_ANNOTATION, REGISTER_ANNOTATION
+from bf_jupyter.kubeapi import KubeApiError
 from bf_jupyter.server.gpu_backends import offer_from_pool, offered, price_json, quotas_json
 from bf_jupyter.server.pool_view import PoolReader
 from bf_jupyter.server.quota import QuotaReader
@@ -99,3 +100,103 @@ def test_price_on_mig_uses_the_profiles_the_pool_offers() -> None:
     )
     assert verdict["charges"][0]["resource"] == "nvidia.com/mig-2g.20gb"
     assert verdict["isolation"]["label"] == "hardware partition"
+
+
+DRA_KEY = "gpu.nvidia.com.deviceclass.resource.k8s.io/devices"
+DRA_SLICE = {
+    "spec": {
+        "driver": "gpu.nvidia.com",
+        "nodeName": "d1",
+        "pool": {"name": "d1", "generation": 1, "resourceSliceCount": 1},
+        "devices": [
+            {
+                "name": f"gpu-{i}",
+                "attributes": {"productName": {"string": "NVIDIA A100-SXM4-40GB"}},
+                "capacity": {"memory": {"value": "40Gi"}},
+            }
+            for i in range(2)
+        ]
+        + [
+            {
+                "name": "gpu-2",
+                "attributes": {"productName": {"string": "NVIDIA L4"}},
+                "capacity": {"memory": {"value": "16Gi"}},
+                "allowMultipleAllocations": True,
+            }
+        ],
+    }
+}
+
+
+def _claim(device: str, memory: str | None = None) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "request": "gpu",
+        "driver": "gpu.nvidia.com",
+        "pool": "d1",
+        "device": device,
+    }
+    if memory:
+        result["consumedCapacity"] = {"memory": memory}
+    return {"status": {"allocation": {"devices": {"results": [result]}}}}
+
+
+async def test_the_dra_pool_is_read_from_resource_slices_and_allocated_claims() -> None:
+    claims = [_claim("gpu-0"), _claim("gpu-2", "12Gi"), _claim("gpu-2", "2Gi")]
+    kube = FakeKube({"Node": [node("d1")], "ResourceSlice": [DRA_SLICE], "ResourceClaim": claims})
+    both = ["dra", "dra-consumable-capacity"]
+    reader = PoolReader("kubernetes", kube=lambda: kube, gpu_backends=both)  # type: ignore[arg-type,return-value]
+    pool = await reader.read()
+    assert pool["gpu_backends"] == both
+    assert offered([], [], [DRA_SLICE]) == both  # what the slices offer
+    gpus = {g["id"]: g for g in pool["gpu_pools"]["dra"]["gpus"]}
+    assert (gpus["d1/gpu-0"]["used_memory_mib"], gpus["d1/gpu-0"]["tasks"]) == (40960, 1)
+    assert (gpus["d1/gpu-1"]["used_memory_mib"], gpus["d1/gpu-1"]["tasks"]) == (0, 0)
+    assert (gpus["d1/gpu-2"]["used_memory_mib"], gpus["d1/gpu-2"]["tasks"]) == (14336, 2)
+    assert gpus["d1/gpu-2"]["model"] == "NVIDIA L4"
+    (resource,) = pool["gpu_pools"]["dra"]["resources"]
+    assert (resource["node"], resource["allocatable"], resource["used"]) == ("d1", 3, 2)
+    assert offer_from_pool(pool, "dra", None).per_gpu_memory_bytes == 16 << 30
+
+
+async def test_a_dra_pool_without_readable_claims_shows_devices_not_use() -> None:
+    forbidden = KubeApiError("forbidden", status=403, reason="Forbidden")
+    kube = FakeKube({"ResourceSlice": [DRA_SLICE], "ResourceClaim": forbidden})
+    reader = PoolReader("kubernetes", kube=lambda: kube, gpu_backends=["dra"])  # type: ignore[arg-type,return-value]
+    pool = await reader.read()
+    assert {g["used_memory_mib"] for g in pool["gpu_pools"]["dra"]["gpus"]} == {None}
+    assert pool["gpu_pools"]["dra"]["warnings"] == [
+        "ResourceClaims could not be read: devices are shown without their use"
+    ]
+
+
+def test_dra_quota_counts_devices_and_says_so() -> None:
+    entries = quotas_json(["dra"], [_quota({DRA_KEY: "1"}, {DRA_KEY: "1"})])["dra"]
+    (entry,) = entries
+    assert entry["note"].startswith("DRA quota counts devices, not memory")
+    verdict = price_json(get_backend("dra"), GpuSlice.parse("1x8Gi"), entries, Offer())
+    assert verdict["fits"] is False
+    assert verdict["reason"] == (
+        f"1 GPU × 8Gi each costs 1 devices of gpu.nvidia.com but only 0 of 1 remain "
+        f"(ResourceQuota gpu on {DRA_KEY}); DRA quota counts devices, not memory: a 1x8Gi claim "
+        "costs one whole device of its class"
+    )
+    # a key of another DeviceClass (an operator's own) belongs to the dra backends too
+    other = quotas_json(["dra"], [_quota({"a100.deviceclass.resource.k8s.io/devices": "4"}, {})])
+    assert other["dra"][0]["key"] == "a100.deviceclass.resource.k8s.io/devices"
+
+
+async def test_the_quota_message_names_dra_quota_when_bitfusion_has_none() -> None:
+    kube = FakeKube({"ResourceQuota": [_quota({DRA_KEY: "1"}, {DRA_KEY: "1"})]})
+    read = await QuotaReader("kubernetes", namespace="ns", kube=lambda: kube).read()  # type: ignore[arg-type,return-value]
+    assert read["has_quota"] is False
+    assert read["message"] == (
+        f"Namespace ns does not limit bitfusion.io/gpu; {DRA_KEY}: 0 of 1 remain (ResourceQuota "
+        "gpu); DRA quota counts devices, not memory: a 1x8Gi claim costs one whole device of its "
+        "class."
+    )
+
+
+async def test_without_a_configured_dra_backend_no_dra_object_is_listed() -> None:
+    kube = FakeKube({"Node": [HAMI_NODE]})
+    await PoolReader("kubernetes", kube=lambda: kube).read()  # type: ignore[arg-type,return-value]
+    assert {kind for kind, _ in kube.calls} == {"Node", "Pod"}  # no ResourceSlice: no 403 to log

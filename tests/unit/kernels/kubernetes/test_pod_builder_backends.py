@@ -52,3 +52,32 @@ def test_a_slice_the_backend_cannot_honour_builds_no_pod(
     shared = dataclasses.replace(settings, gpu_backend=get_backend("nvidia-time-slicing"))
     with pytest.raises(SliceRefused, match="ask for"):
         KernelPodBuilder(shared).pod(dataclasses.replace(launch, gpu_slice=GpuSlice.parse("1x50%")))
+
+
+def test_dra_kernel_pod_claims_a_template_named_and_labelled_as_the_pod(
+    settings: KernelPodSettings, launch: PodLaunch
+) -> None:
+    # Given a kernel on a DRA slice
+    dra = dataclasses.replace(settings, gpu_backend=get_backend("dra"))
+    builder = KernelPodBuilder(dra)
+    # When
+    pod = builder.pod(launch)
+    (template,) = builder.slice_objects(launch)
+    # Then the pod claims the template, which is called and labelled as the pod
+    name = pod["metadata"]["name"]
+    assert pod["spec"]["resourceClaims"] == [{"name": "gpu", "resourceClaimTemplateName": name}]
+    container = pod["spec"]["containers"][0]
+    assert container["resources"]["claims"] == [{"name": "gpu"}]
+    assert not any("/" in k for k in container["resources"]["limits"])
+    assert template["kind"] == "ResourceClaimTemplate"
+    assert template["metadata"]["name"] == name
+    assert template["metadata"]["namespace"] == "notebooks"
+    assert template["metadata"]["labels"] == pod["metadata"]["labels"]
+    assert template["spec"]["metadata"]["labels"] == pod["metadata"]["labels"]
+    assert "auto-management/bitfusion" not in pod["metadata"]["annotations"]
+
+
+def test_bitfusion_kernel_pod_has_no_extra_objects(
+    builder: KernelPodBuilder, launch: PodLaunch
+) -> None:
+    assert builder.slice_objects(launch) == []

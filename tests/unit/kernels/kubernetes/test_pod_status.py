@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from bf_jupyter.kernels.kubernetes.pod_status import event_progress, one_sentence, read_pod
+from bf_jupyter.kernels.kubernetes.pod_status import (
+    event_failure,
+    event_progress,
+    one_sentence,
+    read_pod,
+)
 
 
 def _pod(
@@ -156,3 +161,18 @@ def test_one_sentence_flattens_and_bounds_text() -> None:
     assert one_sentence("a\n  b") == "a b."
     assert one_sentence("done.") == "done."
     assert len(one_sentence("x" * 1000)) <= 400
+
+
+def test_a_refused_resource_claim_fails_the_start_with_the_api_servers_words() -> None:
+    message = (
+        'PodResourceClaim gpu: resourceclaims.resource.k8s.io "bf-kernel-k-1-gpu-x2" is forbidden: '
+        "exceeded quota: gpu-quota, requested: gpu.nvidia.com.deviceclass.resource.k8s.io/devices=1"
+    )
+    failure = event_failure({"reason": "FailedResourceClaimCreation", "message": message})
+    assert failure == f"Kubernetes refused the kernel's ResourceClaim: {message}."
+
+
+def test_other_events_are_no_failure() -> None:
+    assert event_failure({"reason": "Pulling", "message": "Pulling image"}) is None
+    transient = {"reason": "FailedResourceClaimCreation", "message": "template not found"}
+    assert event_failure(transient) is None
