@@ -5,7 +5,8 @@
   news/update checks and their first-run toast switched off (no network). Stopped at the end.
 * ``browser`` (per module) — ``/usr/bin/chromium`` driven by Playwright's sync API, headless,
   sandbox off, no background networking. Playwright never downloads a browser here.
-* ``page`` — a fresh page; ``open_notebook(page, lab, name, cells)`` writes a notebook into the
+* ``page`` — a fresh page of ``viewport`` size; a failed test keeps its screenshot (and, with a
+  ``lab``, the server's log) under ``artifacts/ui/``; ``open_notebook(page, lab, name, cells)`` writes a notebook into the
   Lab's root directory and opens it once its kernel is idle; ``run_all(page)`` runs its cells.
 * ``ARTIFACTS`` — ``artifacts/ui/`` at the repository root, where screenshots go.
 """
@@ -76,18 +77,35 @@ def browser() -> Iterator[Any]:
             chromium.close()
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    setattr(item, f"report_{report.when}", report)  # the page fixture reads it to keep evidence
+    return report
+
+
 @pytest.fixture
-def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
-    """A fresh page; when the test fails, its screenshot lands in artifacts/ui/failed-<test>.png."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+def viewport() -> dict[str, int]:
+    """The browser page's size (a suite may override it)."""
+    return {"width": 1400, "height": 1000}
+
+
+@pytest.fixture
+def page(browser: Any, viewport: dict[str, int], request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A fresh page; when the test fails, its screenshot and, where the test runs a ``lab``, the
+    server's log land in artifacts/ui/failed-<test>.png/.log, to show what the user saw."""
+    context = browser.new_context(viewport=viewport)
     tab = context.new_page()
-    failures_before = request.session.testsfailed
     try:
         yield tab
     finally:
-        if request.session.testsfailed > failures_before:
+        report = getattr(request.node, "report_call", None)
+        if report is not None and report.failed:
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             tab.screenshot(path=str(ARTIFACTS / f"failed-{request.node.name}.png"))
+            if "lab" in request.fixturenames:
+                lab: Lab = request.getfixturevalue("lab")
+                (ARTIFACTS / f"failed-{request.node.name}.log").write_text(lab.log.read_text())
         context.close()
 
 

@@ -27,6 +27,7 @@ from referencing.jsonschema import DRAFT202012
 
 from bf_jupyter.kernels.progress import PROGRESS
 from tests.support import server_api
+from tests.support.kernelspec_files import write_kernelspec
 
 # fixtures for this directory (after pytest-jupyter's, to override its jp_server_config)
 run = server_api.run
@@ -89,14 +90,7 @@ def extension_config() -> dict[str, Any]:
 @pytest.fixture(autouse=True)
 def _ipykernel_kernelspec(jp_environ: None, jp_data_dir: Path) -> Iterator[None]:
     """The ``python3`` kernelspec runs this interpreter (pytest-jupyter isolates Jupyter paths)."""
-    spec_dir = jp_data_dir / "kernels" / "python3"
-    spec_dir.mkdir(parents=True, exist_ok=True)
-    spec = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Python 3 (test)",
-        "language": "python",
-    }
-    (spec_dir / "kernel.json").write_text(json.dumps(spec))
+    write_kernelspec(jp_data_dir, "python3", display_name="Python 3 (test)")
     os.environ.pop("BF_SLICE", None)
     yield
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support.kernelspec_files import write_kernelspec
 from tests.support.server_api import Api, kernel_output
 
 Conforms = Callable[[Any, str, str], Any]
@@ -29,16 +29,13 @@ def extension_config() -> dict[str, Any]:
 @pytest.fixture(autouse=True)
 def _tied_kernelspec(jp_environ: None, jp_data_dir: Path) -> Iterator[None]:
     """A kernelspec whose provisioner config ties it to the nvidia backend (never started here)."""
-    spec_dir = jp_data_dir / "kernels" / "tied-to-nvidia"
-    spec_dir.mkdir(parents=True, exist_ok=True)
-    provisioner = {"provisioner_name": "local-provisioner", "config": {"gpu_backend": "nvidia"}}
-    spec = {
-        "argv": ["python", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Tied to NVIDIA",
-        "language": "python",
-        "metadata": {"kernel_provisioner": provisioner},
-    }
-    (spec_dir / "kernel.json").write_text(json.dumps(spec))
+    write_kernelspec(
+        jp_data_dir,
+        "tied-to-nvidia",
+        display_name="Tied to NVIDIA",
+        provisioner="local-provisioner",
+        config={"gpu_backend": "nvidia"},
+    )
     yield
 
 

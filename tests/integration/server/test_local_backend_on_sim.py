@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import sys
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from tests.support.kernelspec_files import write_kernelspec
 
 if TYPE_CHECKING:
     from tests.support.server_api import Api
@@ -37,15 +38,12 @@ def extension_config() -> dict[str, Any]:
 
 @pytest.fixture(autouse=True)
 def _bitfusion_local_kernelspec(jp_data_dir: Path) -> None:
-    spec_dir = jp_data_dir / "kernels" / "bitfusion-local"
-    spec_dir.mkdir(parents=True)
-    spec = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Python 3 (Bitfusion GPU, local)",
-        "language": "python",
-        "metadata": {"kernel_provisioner": {"provisioner_name": "bitfusion-local"}},
-    }
-    (spec_dir / "kernel.json").write_text(json.dumps(spec))
+    write_kernelspec(
+        jp_data_dir,
+        "bitfusion-local",
+        display_name="Python 3 (Bitfusion GPU, local)",
+        provisioner="bitfusion-local",
+    )
 
 
 def test_a_half_gpu_kernel_holds_a_sim_lease_while_it_runs(

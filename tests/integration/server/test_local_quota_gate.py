@@ -5,13 +5,14 @@ are priced like the rest (1x8Gi of a 16 GiB GPU costs 50 units)."""
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Awaitable, Callable
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from tests.support.kernelspec_files import write_kernelspec
 
 if TYPE_CHECKING:
     from tests.support.server_api import Api
@@ -31,19 +32,13 @@ def extension_config() -> dict[str, Any]:
 
 
 def _kernelspec(jp_data_dir: Path, name: str, default_slice: str) -> None:
-    spec_dir = jp_data_dir / "kernels" / name
-    spec_dir.mkdir(parents=True)
-    provisioner = {
-        "provisioner_name": "bitfusion-local",
-        "config": {"default_slice": default_slice},
-    }
-    spec = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": f"GPU {default_slice}",
-        "language": "python",
-        "metadata": {"kernel_provisioner": provisioner},
-    }
-    (spec_dir / "kernel.json").write_text(json.dumps(spec))
+    write_kernelspec(
+        jp_data_dir,
+        name,
+        display_name=f"GPU {default_slice}",
+        provisioner="bitfusion-local",
+        config={"default_slice": default_slice},
+    )
 
 
 @pytest.fixture(autouse=True)

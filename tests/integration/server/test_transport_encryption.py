@@ -3,8 +3,6 @@ own ``KernelManager.transport_encryption`` choice is kept."""
 
 from __future__ import annotations
 
-import json
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -13,6 +11,7 @@ import pytest
 from jupyter_client.manager import KernelManager
 
 from bf_jupyter.kernels.encryption import encryption_policy
+from tests.support.kernelspec_files import write_kernelspec
 from tests.support.server_api import kernel_output
 
 pytestmark = pytest.mark.skipif(
@@ -23,15 +22,12 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(autouse=True)
 def _curve_kernelspec(jp_data_dir: Path) -> None:
-    spec_dir = jp_data_dir / "kernels" / "python3-curve"
-    spec_dir.mkdir(parents=True)
-    spec = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Python 3 (curve)",
-        "language": "python",
-        "metadata": {"supported_encryption": ["curve"]},
-    }
-    (spec_dir / "kernel.json").write_text(json.dumps(spec))
+    write_kernelspec(
+        jp_data_dir,
+        "python3-curve",
+        display_name="Python 3 (curve)",
+        metadata={"supported_encryption": ["curve"]},
+    )
 
 
 def test_a_kernel_that_declares_curve_runs_encrypted_by_default(

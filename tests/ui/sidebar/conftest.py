@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from importlib.metadata import entry_points
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
 
 import pytest
 
@@ -86,28 +85,9 @@ def running_lab(
         yield lab
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    report = yield
-    setattr(item, f"report_{report.when}", report)  # the page fixture reads it to keep evidence
-    return report
-
-
 @pytest.fixture
-def page(browser: Any, lab: Lab, request: pytest.FixtureRequest) -> Iterator[Any]:
-    """A fresh browser page; when the test fails, its screenshot and the server log are kept
-    under artifacts/ui/ to show what the user would have seen."""
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    try:
-        yield page
-    finally:
-        report = getattr(request.node, "report_call", None)
-        if report is not None and report.failed:
-            ARTIFACTS.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / f"failed-{request.node.name}.png"))
-            (ARTIFACTS / f"failed-{request.node.name}.log").write_text(lab.log.read_text())
-        context.close()
+def viewport() -> dict[str, int]:
+    return {"width": 1400, "height": 900}
 
 
 @pytest.fixture(scope="session")
