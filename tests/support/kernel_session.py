@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from jupyter_client.asynchronous.client import AsyncKernelClient
+    from jupyter_client.manager import AsyncKernelManager
 
 
 @dataclass
@@ -84,3 +85,16 @@ async def collect_reply(
         if reply["parent_header"].get("msg_id") == msg_id:
             result.reply = reply["content"]
             return result
+
+
+async def run_in_kernel(manager: AsyncKernelManager, code: str) -> str:
+    """Wait for ``manager``'s kernel to answer ``kernel_info``, run ``code`` and return its stdout."""
+    client = manager.client()
+    client.start_channels()
+    try:
+        await client.wait_for_ready(timeout=60)
+        reply = await client.kernel_info(reply=True, timeout=30)
+        assert reply["content"]["status"] == "ok"
+        return (await execute(client, code)).stdout
+    finally:
+        client.stop_channels()

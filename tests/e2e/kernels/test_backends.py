@@ -27,7 +27,7 @@ import pytest
 
 from bf_jupyter.kernels.sliced_kernel import KernelLaunchError
 from tests.e2e.kernels.conftest import KernelspecFactory, kernel_objects, pod_of
-from tests.support.kernel_session import execute
+from tests.support.kernel_session import run_in_kernel
 from tests.support.managed_process import ManagedProcess
 
 if TYPE_CHECKING:
@@ -186,18 +186,6 @@ def gpu_node(
         cluster.delete_quietly("Node", GPU_NODE)
 
 
-async def _run(manager: AsyncKernelManager, code: str) -> str:
-    client = manager.client()
-    client.start_channels()
-    try:
-        await client.wait_for_ready(timeout=60)
-        reply = await client.kernel_info(reply=True, timeout=30)
-        assert reply["content"]["status"] == "ok"
-        return (await execute(client, code)).stdout
-    finally:
-        client.stop_channels()
-
-
 @pytest.mark.parametrize("case", CASES, ids=[case.backend for case in CASES])
 async def test_kernel_on_a_slice_of_each_backend(
     case: Case,
@@ -243,7 +231,7 @@ async def test_kernel_on_a_slice_of_each_backend(
         assert quota["status"]["used"][case.exceeded] == "1"
 
         # and the kernel answers kernel_info and runs code under the slice
-        out = await _run(manager, "import os; print(6 * 7, os.environ['BF_SLICE'])")
+        out = await run_in_kernel(manager, "import os; print(6 * 7, os.environ['BF_SLICE'])")
         assert out.strip().split(maxsplit=1) == ["42", case.slice_text]
 
         # when a second kernel asks for more than the quota leaves, the API server refuses it

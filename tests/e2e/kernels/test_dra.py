@@ -20,7 +20,7 @@ import pytest
 
 from bf_jupyter.kernels.sliced_kernel import KernelLaunchError
 from tests.e2e.kernels.conftest import KERNEL_SELECTOR, KernelspecFactory, pod_of
-from tests.support.kernel_session import execute
+from tests.support.kernel_session import run_in_kernel
 
 if TYPE_CHECKING:
     from jupyter_client.manager import AsyncKernelManager
@@ -75,18 +75,6 @@ def dra_objects(cluster: ClusterHandle, namespace: str) -> list[str]:
     )
 
 
-async def _run(manager: AsyncKernelManager, code: str) -> str:
-    client = manager.client()
-    client.start_channels()
-    try:
-        await client.wait_for_ready(timeout=60)
-        reply = await client.kernel_info(reply=True, timeout=30)
-        assert reply["content"]["status"] == "ok"
-        return (await execute(client, code)).stdout
-    finally:
-        client.stop_channels()
-
-
 @pytest.mark.parametrize("case", CASES)
 async def test_kernel_on_a_dra_slice(
     case: Case,
@@ -127,7 +115,7 @@ async def test_kernel_on_a_dra_slice(
         ] == str(case.devices)
 
         # and the kernel runs code on the devices the driver prepared, with their sharing
-        out = (await _run(manager, SHOW_ENV)).split()
+        out = (await run_in_kernel(manager, SHOW_ENV)).split()
         assert len(out[0].split(",")) == case.devices
         assert " ".join(out[1:]) == case.sharing
 
@@ -171,7 +159,7 @@ async def test_two_slices_exceeding_a_shared_gpu_are_refused_by_the_scheduler(
         # given a kernel on 12Gi of the 16Gi GPU
         first = kernel_managers(spec)
         await first.start_kernel(env=env)
-        assert (await _run(first, SHOW_ENV)).split() == ["2", "MPS", "0=12288M"]
+        assert (await run_in_kernel(first, SHOW_ENV)).split() == ["2", "MPS", "0=12288M"]
 
         # when a second kernel asks for 8Gi of it, the scheduler cannot allocate its claim
         second = kernel_managers(spec)
